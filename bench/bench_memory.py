@@ -1,0 +1,202 @@
+"""The memory provider through the public API vs kombu's memory transport and a bare deque.
+
+Run: ``python bench/bench_memory.py [--messages N] [--flow N]``. Everything runs
+in one process, one after the other, so the ratios compare like with like.
+Bars (issue 2): batched >= 5x kombu; one-at-a-time >= 1.5x kombu; async within
+2x of sync; a million messages flowing (backlog < 10,000, consumer capped at
+1,000 in flight) grow peak memory by less than 50 MB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import gc
+import itertools
+import threading
+import time
+import tracemalloc
+
+from _workloads import BODY, batched_round_trips, best, rates, single_round_trips
+
+import cloudqueue
+
+_names = itertools.count()
+
+
+def fresh_url() -> str:
+    return f"memory://bench-{next(_names)}"
+
+
+def cq_batched(count: int) -> None:
+    batched_round_trips(fresh_url(), count)
+
+
+def cq_single(count: int) -> None:
+    single_round_trips(fresh_url(), count)
+
+
+# -- cloudqueue, asyncio -----------------------------------------------------------
+
+
+def cq_async_batched(count: int) -> None:
+    async def main() -> None:
+        url = fresh_url()
+        async with cloudqueue.aio.open_producer(url) as producer, \
+                cloudqueue.aio.open_consumer(url) as consumer:
+            for _ in range(count // 100):
+                await producer.send_batch([cloudqueue.Message(BODY) for _ in range(100)])
+                received = 0
+                while received < 100:
+                    batch = await consumer.receive(max_messages=100 - received, wait=1.0)
+                    for message in batch:
+                        await message.ack()
+                    received += len(batch)
+
+    asyncio.run(main())
+
+
+def cq_async_single(count: int) -> None:
+    async def main() -> None:
+        url = fresh_url()
+        async with cloudqueue.aio.open_producer(url) as producer, \
+                cloudqueue.aio.open_consumer(url) as consumer:
+            for _ in range(count):
+                await producer.send(BODY)
+                (message,) = await consumer.receive(max_messages=1, wait=1.0)
+                await message.ack()
+
+    asyncio.run(main())
+
+
+# -- baselines ---------------------------------------------------------------------
+
+
+def kombu_batched(count: int) -> None:
+    from kombu import Connection
+
+    with Connection("memory://") as connection:
+        queue = connection.SimpleQueue(f"bench-{next(_names)}")
+        for _ in range(count // 100):
+            for _ in range(100):
+                queue.put(BODY)
+            for _ in range(100):
+                queue.get(block=True, timeout=1).ack()
+        queue.close()
+
+
+def kombu_single(count: int) -> None:
+    from kombu import Connection
+
+    with Connection("memory://") as connection:
+        queue = connection.SimpleQueue(f"bench-{next(_names)}")
+        for _ in range(count):
+            queue.put(BODY)
+            queue.get(block=True, timeout=1).ack()
+        queue.close()
+
+
+def deque_loop(count: int) -> None:
+    """The floor: a deque plus a dict of unacked messages, no API at all."""
+    ready: collections.deque[tuple[int, bytes]] = collections.deque()
+    unacked: dict[int, bytes] = {}
+    for index in range(count):
+        ready.append((index, BODY))
+        tag, body = ready.popleft()
+        unacked[tag] = body
+        del unacked[tag]
+
+
+# -- a million messages flowing --------------------------------------------------
+
+
+def flow(total: int) -> tuple[float, float]:
+    """Producer and consumer threads together; returns (msg/s, peak MB growth)."""
+    url = fresh_url()
+    backlog_cap = 10_000
+    sent = 0
+    received = 0
+    lock = threading.Condition()
+    gc.collect()
+    tracemalloc.start()
+    baseline = tracemalloc.get_traced_memory()[0]
+
+    def produce() -> None:
+        nonlocal sent
+        with cloudqueue.open_producer(url) as producer:
+            while sent < total:
+                with lock:
+                    while sent - received >= backlog_cap:
+                        lock.wait()
+                batch = [cloudqueue.Message(BODY) for _ in range(min(100, total - sent))]
+                producer.send_batch(batch)
+                with lock:
+                    sent += len(batch)
+
+    def consume() -> None:
+        nonlocal received
+        with cloudqueue.open_consumer(url, max_in_flight=1000) as consumer:
+            while received < total:
+                batch = consumer.receive(max_messages=100, wait=1.0)
+                for message in batch:
+                    message.ack()
+                with lock:
+                    received += len(batch)
+                    lock.notify_all()
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=produce), threading.Thread(target=consume)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return total / elapsed, (peak - baseline) / 1e6
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=20_000)
+    parser.add_argument("--flow", type=int, default=1_000_000)
+    args = parser.parse_args()
+    n = args.messages
+
+    # The runs take turns, best of three each: a noisy neighbour slows all alike.
+    results = best(rates({
+        "cloudqueue batched (sync)": (n, cq_batched),
+        "cloudqueue batched (async)": (n, cq_async_batched),
+        "kombu batched": (n, kombu_batched),
+        "cloudqueue one-at-a-time (sync)": (n, cq_single),
+        "cloudqueue one-at-a-time (async)": (n, cq_async_single),
+        "kombu one-at-a-time": (n, kombu_single),
+        "bare deque loop": (n, deque_loop),
+    }, repeats=3))
+    print(f"{'workload':40} {'msg/s':>12}")
+    for name, value in results.items():
+        print(f"{name:40} {value:12,.0f}")
+    ratios = [
+        ("batched: cloudqueue / kombu", results["cloudqueue batched (sync)"]
+         / results["kombu batched"], 5.0),
+        ("one-at-a-time: cloudqueue / kombu", results["cloudqueue one-at-a-time (sync)"]
+         / results["kombu one-at-a-time"], 1.5),
+        ("batched: async / sync", results["cloudqueue batched (async)"]
+         / results["cloudqueue batched (sync)"], 0.5),
+        ("one-at-a-time: async / sync", results["cloudqueue one-at-a-time (async)"]
+         / results["cloudqueue one-at-a-time (sync)"], 0.5),
+    ]
+    print()
+    for label, value, bar in ratios:
+        verdict = "meets" if value >= bar else "MISSES"
+        print(f"{label:40} {value:8.2f}x  (bar {bar:g}x: {verdict})")
+    if args.flow:
+        throughput, growth = flow(args.flow)
+        verdict = "meets" if growth < 50 else "MISSES"
+        print(f"\n{args.flow:,} messages flowing: {throughput:,.0f} msg/s, "
+              f"peak memory growth {growth:.1f} MB (bar < 50 MB: {verdict})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,91 @@
+"""cloudqueue: one Producer/Consumer API, sync and asyncio, over many queue services.
+
+Switch backends by changing one URL::
+
+    import cloudqueue
+
+    with cloudqueue.open_producer("memory://orders") as producer:
+        producer.send(b"payload", attributes={"kind": "created"})
+
+    with cloudqueue.open_consumer("memory://orders") as consumer:
+        for message in consumer.receive(max_messages=10, wait=5.0):
+            message.ack()
+"""
+
+from . import aio
+from ._api import (
+    capabilities,
+    dead_letter_url,
+    declare,
+    delete,
+    open_consumer,
+    open_producer,
+    purge,
+)
+from ._engine.retry import RetryPolicy
+from ._message import Message
+from ._received import AsyncReceivedMessage, ReceivedMessage
+from ._registry import plugin_manager
+from ._sync import Consumer, Producer
+from .aio import AsyncConsumer, AsyncProducer
+from .driver import Capabilities, Limits
+from .errors import (
+    AlreadyExists,
+    Closed,
+    DeadlineExceeded,
+    ErrorCode,
+    FailedPrecondition,
+    Internal,
+    InvalidArgument,
+    MessageTooLarge,
+    NotFound,
+    PermissionDenied,
+    QueueError,
+    ResourceExhausted,
+    SendBatchError,
+    Unavailable,
+    Unknown,
+    Unsupported,
+)
+from .hookspecs import hookimpl
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AlreadyExists",
+    "AsyncConsumer",
+    "AsyncProducer",
+    "AsyncReceivedMessage",
+    "Capabilities",
+    "Closed",
+    "Consumer",
+    "DeadlineExceeded",
+    "ErrorCode",
+    "FailedPrecondition",
+    "Internal",
+    "InvalidArgument",
+    "Limits",
+    "Message",
+    "MessageTooLarge",
+    "NotFound",
+    "PermissionDenied",
+    "Producer",
+    "QueueError",
+    "ReceivedMessage",
+    "ResourceExhausted",
+    "RetryPolicy",
+    "SendBatchError",
+    "Unavailable",
+    "Unknown",
+    "Unsupported",
+    "aio",
+    "capabilities",
+    "dead_letter_url",
+    "declare",
+    "delete",
+    "hookimpl",
+    "open_consumer",
+    "open_producer",
+    "plugin_manager",
+    "purge",
+]

@@ -1,0 +1,116 @@
+"""Opening producers and consumers, and managing destinations, by URL."""
+
+from __future__ import annotations
+
+from ._engine.retry import RetryPolicy
+from ._registry import resolve
+from ._sync import Consumer, Producer
+from .driver import Capabilities, Declaration
+from .errors import InvalidArgument
+
+__all__ = [
+    "capabilities",
+    "dead_letter_url",
+    "declare",
+    "delete",
+    "open_consumer",
+    "open_producer",
+    "purge",
+]
+
+
+def open_producer(
+    url: str,
+    *,
+    retry: RetryPolicy | None = None,
+    max_concurrent_batches: int = 8,
+) -> Producer:
+    """A :class:`Producer` sending to the queue or topic named by ``url``.
+
+    ``retry`` governs retries of transient errors; ``max_concurrent_batches``
+    bounds the send requests under way at once.
+    """
+    return Producer.open(url, retry, max_concurrent_batches)
+
+
+def open_consumer(
+    url: str,
+    *,
+    max_in_flight: int = 1000,
+    settle_delay: float = 0.05,
+    max_lease_extension: float = 1800.0,
+    retry: RetryPolicy | None = None,
+) -> Consumer:
+    """A :class:`Consumer` of the queue, or topic subscription, named by ``url``.
+
+    At most ``max_in_flight`` messages are held (prefetched or handed out and
+    not settled). Settlements wait up to ``settle_delay`` seconds to share a
+    request. Leases of held messages are extended automatically for up to
+    ``max_lease_extension`` seconds after receipt (0 disables it).
+    """
+    return Consumer.open(url, max_in_flight, settle_delay, max_lease_extension, retry)
+
+
+def declare(
+    url: str,
+    *,
+    dead_letter_after: int | None = None,
+    ordered: bool = False,
+    deduplicated: bool = False,
+    lease: float = 30.0,
+) -> None:
+    """Create the destination named by ``url`` (and its subscription, when the
+    URL names one), or bring an existing one to these settings.
+
+    ``dead_letter_after``: after this many deliveries a message moves to the
+    dead-letter destination (see :func:`dead_letter_url`). ``ordered``: deliver
+    each ordering key's messages in order. ``deduplicated``: drop messages whose
+    deduplication id was seen within the provider's window. ``lease``: seconds
+    a received message stays invisible to other consumers.
+    """
+    if dead_letter_after is not None and (
+        type(dead_letter_after) is not int or dead_letter_after < 1
+    ):
+        raise InvalidArgument(
+            f"dead_letter_after must be a positive int, not {dead_letter_after!r}"
+        )
+    if isinstance(lease, bool) or not isinstance(lease, int | float) or not 0 < lease < 10**6:
+        raise InvalidArgument(f"lease must be a positive number of seconds, not {lease!r}")
+    provider, parsed = resolve(url)
+    provider.declare(
+        parsed,
+        Declaration(
+            dead_letter_after=dead_letter_after,
+            ordered=bool(ordered),
+            deduplicated=bool(deduplicated),
+            lease=float(lease),
+        ),
+    )
+
+
+def dead_letter_url(url: str) -> str:
+    """The URL to consume the dead letters of ``url`` from.
+
+    Secrets in ``url`` are carried over, so the result can be opened directly;
+    do not log it.
+    """
+    provider, parsed = resolve(url)
+    return provider.dead_letter_url(parsed).unsafe_str()
+
+
+def purge(url: str) -> None:
+    """Remove every message waiting in the queue or subscription named by ``url``."""
+    provider, parsed = resolve(url)
+    provider.purge(parsed)
+
+
+def delete(url: str) -> None:
+    """Delete the destination (or only the subscription, when ``url`` names one)."""
+    provider, parsed = resolve(url)
+    provider.delete(parsed)
+
+
+def capabilities(url: str) -> Capabilities:
+    """What the provider can do for the destination named by ``url``, and its limits."""
+    provider, parsed = resolve(url)
+    return provider.capabilities(parsed)

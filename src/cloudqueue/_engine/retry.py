@@ -1,0 +1,129 @@
+"""Bounded exponential backoff with jitter, and batch calls that retry per entry."""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import Internal, QueueError, Unknown
+from .effects import Sleep, Step
+
+__all__ = ["RetryPolicy", "batch_call", "single_call"]
+
+log = logging.getLogger("cloudqueue")
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How the portable layer retries errors whose ``retryable`` flag is set.
+
+    Delays grow from ``initial`` by ``multiplier`` up to ``maximum`` seconds,
+    each shortened by a random fraction up to ``jitter`` so that many clients do
+    not retry in step. Retrying stops once ``deadline`` seconds have passed
+    since the first failure; the last error is then raised or reported.
+    """
+
+    initial: float = 0.1
+    maximum: float = 5.0
+    multiplier: float = 2.0
+    jitter: float = 0.5
+    deadline: float = 60.0
+
+    def delays(self) -> Iterator[float]:
+        give_up_at = time.monotonic() + self.deadline
+        delay = self.initial
+        while True:
+            wait = delay * (1.0 - self.jitter * random.random())
+            if time.monotonic() + wait > give_up_at:
+                return
+            yield wait
+            delay = min(delay * self.multiplier, self.maximum)
+
+
+
+def single_call(policy: RetryPolicy, method: str, *args: Any) -> Step[Any]:
+    """``driver.<method>(*args)``, retried while its error is retryable."""
+    delays: Iterator[float] | None = None
+    while True:
+        try:
+            return (yield (method, args))
+        except QueueError as error:
+            if not error.retryable:
+                raise
+            if delays is None:
+                delays = policy.delays()
+            delay = next(delays, None)
+            if delay is None:
+                raise
+            log.debug("retrying %s in %.2fs after %r", method, delay, error)
+        except Exception as error:
+            raise _foreign(method, error) from error
+        yield Sleep(delay)
+
+
+def batch_call(policy: RetryPolicy, method: str, entries: Sequence[Any]) -> Step[list[Any]]:
+    """``driver.<method>(entries)`` for a batch method with per-entry outcomes.
+
+    Returns one outcome per entry: the driver's value, or a ``QueueError``.
+    Entries that failed with a retryable error are sent again (alone) with
+    backoff; a failure of the whole call counts as a failure of every entry.
+    """
+    # The common case first: one call, every entry done.
+    first = yield from _attempt(method, entries)
+    if first is None:
+        return [None] * len(entries)
+    if len(first) == len(entries):
+        for outcome in first:
+            if isinstance(outcome, QueueError) and outcome.retryable:
+                break
+        else:
+            return list(first)
+    # Some entries failed retryably (or the answer was malformed): retry those.
+    outcomes: list[Any] = [None] * len(entries)
+    todo = list(range(len(entries)))
+    delays: Iterator[float] | None = None
+    answer: Any = first
+    while True:
+        if answer is None:
+            answer = [None] * len(todo)
+        elif len(answer) != len(todo):
+            answer = [
+                Internal(f"driver {method} answered {len(answer)} outcomes for {len(todo)}")
+            ] * len(todo)
+        again = []
+        for index, outcome in zip(todo, answer, strict=True):
+            outcomes[index] = outcome
+            if isinstance(outcome, QueueError) and outcome.retryable:
+                again.append(index)
+        if not again:
+            return outcomes
+        if delays is None:
+            delays = policy.delays()
+        delay = next(delays, None)
+        if delay is None:
+            return outcomes
+        log.debug("retrying %d of %d %s entries in %.2fs", len(again), len(entries), method, delay)
+        todo = again
+        yield Sleep(delay)
+        answer = yield from _attempt(method, [entries[i] for i in todo])
+
+
+def _attempt(method: str, entries: Sequence[Any]) -> Step[Any]:
+    """One batch call; a failure of the whole call becomes every entry's outcome."""
+    try:
+        return (yield (method, (entries,)))
+    except QueueError as error:
+        return [error] * len(entries)
+    except Exception as error:
+        return [_foreign(method, error)] * len(entries)
+
+
+def _foreign(method: str, error: Exception) -> QueueError:
+    """A driver raised something that is not a QueueError: a driver bug, wrapped."""
+    wrapped = Unknown(f"driver {method} raised {type(error).__name__}: {error}")
+    wrapped.__cause__ = error
+    return wrapped

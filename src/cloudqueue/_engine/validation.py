@@ -1,0 +1,145 @@
+"""Checking messages against a destination's limits before anything is sent."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Sequence
+from functools import lru_cache
+
+from .._message import Message
+from ..driver import Capabilities, Limits
+from ..errors import InvalidArgument, MessageTooLarge, Unsupported
+
+__all__ = ["check_batch", "check_nack_delay", "check_seconds"]
+
+
+def check_batch(
+    messages: Sequence[Message], capabilities: Capabilities, measure: Callable[[Message], int],
+    where: str,
+) -> list[int]:
+    """Validate every message; return their sizes. Raises on the first bad one,
+    naming its index and the limit, so nothing of the batch is sent."""
+    if isinstance(messages, Message | str | bytes):
+        raise InvalidArgument("send_batch takes a list of Message objects")
+    limits = capabilities.limits
+    sizes = []
+    for index, message in enumerate(messages):
+        if type(message) is not Message:
+            raise InvalidArgument(
+                f"message {index}: expected cloudqueue.Message, not {type(message).__name__}"
+            )
+        if message.attributes:
+            _check_attributes(message.attributes, limits, index, where)
+        if message.ordering_key is not None or message.deduplication_id is not None:
+            _check_keys(message, capabilities, index, where)
+        if message.delay is not None:
+            _check_delay(message.delay, capabilities, index, where)
+        size = measure(message)
+        if size > limits.max_message_bytes:
+            raise MessageTooLarge(
+                f"message {index} is {size} bytes (body and attributes); "
+                f"{where} accepts at most {limits.max_message_bytes} bytes"
+            )
+        sizes.append(size)
+    return sizes
+
+
+def _check_attributes(attributes: dict[str, str], limits: Limits, index: int, where: str) -> None:
+    if len(attributes) > limits.max_attributes:
+        raise InvalidArgument(
+            f"message {index} has {len(attributes)} attributes; {where} accepts at most "
+            f"{limits.max_attributes}"
+        )
+    pattern = _compiled(limits.attribute_name_pattern)
+    for name, value in attributes.items():
+        if type(name) is not str or not name:
+            raise InvalidArgument(f"message {index}: attribute names must be non-empty strings")
+        if type(value) is not str:
+            raise InvalidArgument(
+                f"message {index}: attribute {name!r} must be a str, not {type(value).__name__}"
+            )
+        if len(name.encode()) > limits.max_attribute_name_bytes:
+            raise InvalidArgument(
+                f"message {index}: attribute name {name[:40]!r}... is longer than "
+                f"{limits.max_attribute_name_bytes} bytes, the limit of {where}"
+            )
+        if len(value.encode()) > limits.max_attribute_value_bytes:
+            raise InvalidArgument(
+                f"message {index}: attribute {name!r} value is longer than "
+                f"{limits.max_attribute_value_bytes} bytes, the limit of {where}"
+            )
+        if pattern is not None and not pattern.fullmatch(name):
+            raise InvalidArgument(
+                f"message {index}: attribute name {name!r} is not allowed on {where} "
+                f"(names must match {limits.attribute_name_pattern})"
+            )
+        for prefix in limits.reserved_attribute_prefixes:
+            if name.startswith(prefix):
+                raise InvalidArgument(
+                    f"message {index}: attribute name {name!r} uses the prefix {prefix!r}, "
+                    f"reserved on {where}"
+                )
+
+
+def _check_keys(message: Message, capabilities: Capabilities, index: int, where: str) -> None:
+    limit = capabilities.limits.max_key_length
+    for label, value, supported, how in (
+        ("ordering_key", message.ordering_key, capabilities.ordering, "ordered=True"),
+        ("deduplication_id", message.deduplication_id, capabilities.deduplication,
+         "deduplicated=True"),
+    ):
+        if value is None:
+            continue
+        if not supported:
+            raise Unsupported(
+                f"message {index} has a {label} but {where} does not support it "
+                f"(declare the destination with {how} where the provider can)"
+            )
+        if type(value) is not str or not value:
+            raise InvalidArgument(f"message {index}: {label} must be a non-empty str")
+        if len(value) > limit:
+            raise InvalidArgument(
+                f"message {index}: {label} is {len(value)} characters; {where} accepts "
+                f"at most {limit}"
+            )
+
+
+def _check_delay(delay: float, capabilities: Capabilities, index: int, where: str) -> None:
+    check_seconds(delay, f"message {index}: delay")
+    if delay == 0:
+        return
+    limit = capabilities.limits.max_delay
+    if not capabilities.delayed_delivery or limit is None:
+        raise Unsupported(f"message {index} has a delay but {where} has no delayed delivery")
+    if delay > limit:
+        raise InvalidArgument(
+            f"message {index}: delay of {delay:g}s exceeds {limit:g}s, the limit of {where}"
+        )
+
+
+def check_seconds(value: object, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidArgument(f"{what} must be a number of seconds, not {type(value).__name__}")
+    if math.isnan(value) or value < 0 or math.isinf(value):
+        raise InvalidArgument(f"{what} must be a finite number of seconds >= 0, not {value}")
+    return float(value)
+
+
+def check_nack_delay(delay: float, capabilities: Capabilities, where: str) -> float:
+    delay = check_seconds(delay, "nack delay")
+    if delay == 0:
+        return delay
+    limit = capabilities.limits.max_nack_delay
+    if not capabilities.nack_delay or limit is None:
+        raise Unsupported(f"{where} cannot delay a nack; use nack() without a delay")
+    if delay > limit:
+        raise InvalidArgument(
+            f"nack delay of {delay:g}s exceeds {limit:g}s, the limit of {where}"
+        )
+    return delay
+
+
+@lru_cache(maxsize=32)
+def _compiled(pattern: str | None) -> re.Pattern[str] | None:
+    return re.compile(pattern) if pattern else None

@@ -1,0 +1,115 @@
+"""Received messages: read-only data plus settlement, for the sync and async consumers."""
+
+from __future__ import annotations
+
+import datetime
+from typing import TYPE_CHECKING, TypeVar
+
+from ._engine.consuming import ACK, DEAD_LETTER, EXTEND, NACK
+
+if TYPE_CHECKING:
+    from ._sync import Consumer
+    from .aio import AsyncConsumer
+    from .driver import Delivery
+
+__all__ = ["AsyncReceivedMessage", "ReceivedMessage"]
+
+T = TypeVar("T")
+
+
+class _ReceivedBase:
+    __slots__ = ("_consumer", "_delivery")
+
+    _delivery: Delivery
+
+    @property
+    def body(self) -> bytes:
+        """The body, exactly the bytes that were sent."""
+        return self._delivery.body
+
+    def text(self, encoding: str = "utf-8") -> str:
+        """The body decoded as text."""
+        return self._delivery.body.decode(encoding)
+
+    @property
+    def id(self) -> str:
+        return self._delivery.id
+
+    @property
+    def attributes(self) -> dict[str, str]:
+        return self._delivery.attributes
+
+    @property
+    def delivery_attempt(self) -> int | None:
+        """1 on first delivery; None only where the provider cannot know."""
+        return self._delivery.delivery_attempt
+
+    @property
+    def ordering_key(self) -> str | None:
+        return self._delivery.ordering_key
+
+    @property
+    def enqueued_at(self) -> datetime.datetime | None:
+        return self._delivery.enqueued_at
+
+    def as_(self, native_type: type[T]) -> T | None:
+        """The SDK's own message object, if it is a ``native_type``."""
+        native = self._delivery.native
+        return native if isinstance(native, native_type) else None
+
+    def __repr__(self) -> str:
+        return (
+            f"<{type(self).__name__} id={self.id!r} {len(self.body)} bytes "
+            f"attempt={self.delivery_attempt}>"
+        )
+
+
+class ReceivedMessage(_ReceivedBase):
+    """A message from :meth:`Consumer.receive`. Settle it once: ``ack``,
+    ``nack`` or ``dead_letter`` (a second settlement does nothing)."""
+
+    __slots__ = ()
+
+    def __init__(self, delivery: Delivery, consumer: Consumer) -> None:
+        self._delivery = delivery
+        self._consumer = consumer
+
+    def ack(self) -> None:
+        """Done: it will not be delivered again (sent in the background, flushed by close)."""
+        self._consumer._settle(self._delivery, ACK, None)
+
+    def nack(self, delay: float = 0.0) -> None:
+        """Make it available again after ``delay`` seconds."""
+        self._consumer._settle(self._delivery, NACK, delay)
+
+    def extend(self, seconds: float) -> None:
+        """Lengthen the lease: it stays ours for ``seconds`` from now."""
+        self._consumer._settle(self._delivery, EXTEND, seconds)
+
+    def dead_letter(self, reason: str = "") -> None:
+        """Move it to the dead-letter destination now."""
+        self._consumer._settle(self._delivery, DEAD_LETTER, reason)
+
+
+class AsyncReceivedMessage(_ReceivedBase):
+    """A message from :meth:`AsyncConsumer.receive`; the settlement methods are coroutines."""
+
+    __slots__ = ()
+
+    def __init__(self, delivery: Delivery, consumer: AsyncConsumer) -> None:
+        self._delivery = delivery
+        self._consumer = consumer
+
+    async def ack(self) -> None:
+        self._consumer._settle(self._delivery, ACK, None)
+
+    async def nack(self, delay: float = 0.0) -> None:
+        self._consumer._settle(self._delivery, NACK, delay)
+
+    async def extend(self, seconds: float) -> None:
+        self._consumer._settle(self._delivery, EXTEND, seconds)
+
+    async def dead_letter(self, reason: str = "") -> None:
+        self._consumer._settle(self._delivery, DEAD_LETTER, reason)
+
+

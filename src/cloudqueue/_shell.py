@@ -1,0 +1,126 @@
+"""What the blocking and asyncio producers and consumers share: everything but waiting."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Self, TypeVar
+
+from ._engine.consuming import ConsumerCore
+from ._engine.producing import ProducerCore
+from ._engine.retry import RetryPolicy
+from ._message import Message
+from ._options import ConsumerOptions, ProducerOptions
+from ._registry import resolve
+from .errors import QueueError, SendBatchError
+
+if TYPE_CHECKING:
+    from ._url import Url
+    from .driver import Capabilities, SubscriptionDriver, TopicDriver
+
+__all__ = ["ITERATION_WAIT", "ConsumerShell", "ProducerShell", "build_message", "raise_failures"]
+
+T = TypeVar("T")
+
+#: How long one pull of a streaming iterator may wait, so close() is prompt.
+ITERATION_WAIT = 1.0
+
+
+def build_message(
+    body: bytes | str | Message,
+    attributes: Mapping[str, str] | None,
+    ordering_key: str | None,
+    deduplication_id: str | None,
+    delay: float | None,
+) -> Message:
+    if isinstance(body, Message):
+        if attributes or ordering_key or deduplication_id or delay is not None:
+            raise TypeError("pass options inside the Message, not beside it")
+        return body
+    return Message(
+        body,
+        attributes=attributes,
+        ordering_key=ordering_key,
+        deduplication_id=deduplication_id,
+        delay=delay,
+    )
+
+
+def raise_failures(results: list[str | QueueError]) -> list[str]:
+    """The ids, or the error: a single message's own, or a SendBatchError."""
+    for result in results:
+        if type(result) is not str:
+            if len(results) == 1:
+                raise result  # type: ignore[misc]
+            raise SendBatchError(results)
+    return results  # type: ignore[return-value]
+
+
+class ProducerShell:
+    def __init__(self, url: Url, driver: TopicDriver, options: ProducerOptions) -> None:
+        self.url = url
+        self._driver = driver
+        self._core = ProducerCore(driver, str(url), options.retry, options.max_concurrent_batches)
+
+    @classmethod
+    def open(cls, url: str, retry: RetryPolicy | None, max_concurrent_batches: int) -> Self:
+        provider, parsed = resolve(url)
+        options = ProducerOptions(retry or RetryPolicy(), max_concurrent_batches)
+        return cls(parsed, provider.open_topic(parsed), options)
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """What the destination supports, and its limits."""
+        return self._driver.capabilities
+
+    def measure(self, message: Message) -> int:
+        """The size of ``message`` as the provider counts it against ``max_message_bytes``."""
+        return self._driver.measure(message)
+
+    def as_(self, native_type: type[T]) -> T | None:
+        """The SDK client behind this producer, if it is a ``native_type``."""
+        return self._driver.as_(native_type)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.url}{' closed' if self._core.closed else ''}>"
+
+
+class ConsumerShell:
+    def __init__(self, url: Url, driver: SubscriptionDriver, options: ConsumerOptions) -> None:
+        self.url = url
+        self._driver = driver
+        self._core = ConsumerCore(
+            driver,
+            str(url),
+            retry=options.retry,
+            max_in_flight=options.max_in_flight,
+            settle_delay=options.settle_delay,
+            max_lease_extension=options.max_lease_extension,
+        )
+        self._driver_closed = False
+
+    @classmethod
+    def open(
+        cls,
+        url: str,
+        max_in_flight: int,
+        settle_delay: float,
+        max_lease_extension: float,
+        retry: RetryPolicy | None,
+    ) -> Self:
+        provider, parsed = resolve(url)
+        options = ConsumerOptions(
+            retry or RetryPolicy(), max_in_flight, settle_delay, max_lease_extension
+        )
+        return cls(parsed, provider.open_subscription(parsed), options)
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """What the queue or subscription supports, and its limits."""
+        return self._driver.capabilities
+
+    def as_(self, native_type: type[T]) -> T | None:
+        """The SDK client behind this consumer, if it is a ``native_type``."""
+        return self._driver.as_(native_type)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.url}{' closed' if self._core.closed else ''}>"

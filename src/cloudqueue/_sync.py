@@ -1,0 +1,142 @@
+"""The blocking Producer and Consumer: the shared engine run in the calling thread."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from ._engine.effects import SyncRunner
+from ._message import Message
+from ._options import ConsumerOptions, ProducerOptions
+from ._received import ReceivedMessage
+from ._shell import ITERATION_WAIT, ConsumerShell, ProducerShell, build_message, raise_failures
+from .errors import Closed, QueueError
+
+if TYPE_CHECKING:
+    from ._url import Url
+    from .driver import Delivery, SubscriptionDriver, TopicDriver
+
+__all__ = ["Consumer", "Producer"]
+
+log = logging.getLogger("cloudqueue")
+
+
+class Producer(ProducerShell):
+    """Sends messages to one destination. Thread-safe; concurrent sends share requests."""
+
+    def __init__(self, url: Url, driver: TopicDriver, options: ProducerOptions) -> None:
+        super().__init__(url, driver, options)
+        self._runner = SyncRunner(driver)
+
+    def send(
+        self,
+        body: bytes | str | Message,
+        *,
+        attributes: Mapping[str, str] | None = None,
+        ordering_key: str | None = None,
+        deduplication_id: str | None = None,
+        delay: float | None = None,
+    ) -> str:
+        """Send one message; return its id once the provider has accepted it."""
+        message = build_message(body, attributes, ordering_key, deduplication_id, delay)
+        return self.send_batch((message,))[0]
+
+    def send_batch(self, messages: Sequence[Message]) -> list[str]:
+        """Send messages, in as few requests as the provider's limits allow.
+
+        Every message is validated before any is sent. Returns the ids in order;
+        if some could not be sent, raises :class:`SendBatchError` whose
+        ``results`` say which.
+        """
+        core = self._core
+        sizes = core.validate(messages)
+        if not sizes:
+            return []
+        return raise_failures(self._runner.run(core.send(messages, sizes)))
+
+    def close(self) -> None:
+        """Wait for sends under way, then release the driver. Idempotent."""
+        if self._runner.run(self._core.drain()):
+            self._driver.close()
+
+    def __enter__(self) -> Producer:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+class Consumer(ConsumerShell):
+    """Receives from one queue or subscription. Thread-safe.
+
+    Prefetches adaptively (never more than ``max_in_flight`` unsettled),
+    sends settlements in the background, extends leases of held messages.
+    """
+
+    def __init__(self, url: Url, driver: SubscriptionDriver, options: ConsumerOptions) -> None:
+        super().__init__(url, driver, options)
+        self._runner = SyncRunner(driver)
+        self._worker = threading.Thread(
+            target=self._maintain, name=f"cloudqueue consumer {url}", daemon=True
+        )
+        self._core.worker_running = True  # so close() waits even if the thread is slow to start
+        self._worker.start()
+
+    def _maintain(self) -> None:
+        try:
+            self._runner.run(self._core.maintain())
+        except BaseException:
+            log.exception("cloudqueue consumer worker for %s stopped", self.url)
+            raise
+
+    def receive(self, max_messages: int = 10, wait: float = 5.0) -> list[ReceivedMessage]:
+        """Up to ``max_messages`` messages; waits up to ``wait`` seconds for the
+        first, and returns an empty list if none came."""
+        deliveries = self._runner.run(self._core.receive(max_messages, wait))
+        return [ReceivedMessage(delivery, self) for delivery in deliveries]
+
+    def __iter__(self) -> Iterator[ReceivedMessage]:
+        """Stream messages until the consumer is closed."""
+        while True:
+            try:
+                batch = self.receive(1, ITERATION_WAIT)
+            except Closed:
+                return
+            except QueueError as error:
+                if not error.retryable:
+                    raise
+                log.warning("receiving from %s failed, trying again: %s", self.url, error)
+                continue
+            yield from batch
+
+    def _settle(self, delivery: Delivery, kind: str, argument: Any) -> None:
+        runner = self._runner
+        with runner.lock:
+            if self._core.settle(delivery, kind, argument):
+                runner.wake()
+
+    def close(self) -> None:
+        """Stop pulling, give back prefetched messages, flush settlements,
+        release the driver. Idempotent and safe from any thread."""
+        if self._core.closed:
+            return
+        self._runner.run(self._core.close())
+        if threading.current_thread() is not self._worker:
+            self._worker.join()
+        with self._runner.lock:
+            first, self._driver_closed = not self._driver_closed, True
+        if first:
+            self._driver.close()
+
+    def __enter__(self) -> Consumer:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()

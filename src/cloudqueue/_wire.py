@@ -1,0 +1,147 @@
+"""Wire encodings shared by a provider and the serverless adapter reading the same cloud.
+
+SQS carries text only: a body must be non-empty and made of the XML characters
+``#x9 #xA #xD #x20-#xD7FF #xE000-#xFFFD #x10000-#x10FFFF``. cloudqueue bodies are
+bytes, so the SQS driver and the AWS Lambda adapter must agree on one rule, written
+here once and free of any SDK import:
+
+* a body that is valid UTF-8 *and* text SQS accepts travels as that text, unmarked;
+* anything else (non-UTF-8 bytes, control characters) travels as standard base64
+  with the String message attribute ``cloudqueue.encoding = base64``;
+* the empty body, whose base64 would be the empty text SQS refuses, travels as the
+  placeholder text ``-`` with ``cloudqueue.encoding = empty``.
+
+Readers strip the marker, so user code never sees it; the ``cloudqueue.`` attribute
+prefix is reserved for such markers. A message sent by a foreign producer carries no
+marker and is read as its UTF-8 text, unchanged.
+
+Attribute *values* follow the same character rules and may not be empty either, so a
+value SQS would refuse travels with a custom String data type naming its encoding
+(:data:`BASE64_TYPE`, :data:`EMPTY_TYPE`); other readers still see a String attribute.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from collections.abc import Mapping
+
+#: Attribute prefix reserved for cloudqueue's own markers; user attributes may not use it.
+RESERVED_PREFIX = "cloudqueue."
+#: Message attribute naming how the body was encoded; absent means "plain text".
+ENCODING_ATTRIBUTE = "cloudqueue.encoding"
+#: Marker value: the body text is standard base64 of the body bytes.
+BASE64 = "base64"
+#: Marker value: the body is ``b""``; the text is the placeholder :data:`EMPTY_PLACEHOLDER`.
+EMPTY = "empty"
+EMPTY_PLACEHOLDER = "-"
+
+#: Data type of an attribute whose value is the base64 of its UTF-8 text.
+BASE64_TYPE = "String.cloudqueue.base64"
+#: Data type of an attribute whose value is the empty string (sent as the placeholder).
+EMPTY_TYPE = "String.cloudqueue.empty"
+
+# One character outside the set SQS accepts (lone surrogates cannot occur: bodies are
+# decoded from bytes with strict UTF-8 first).
+_NOT_SQS_TEXT = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+class WireDecodeError(ValueError):
+    """A message carries a cloudqueue marker whose content cannot be decoded."""
+
+
+def is_sqs_text(text: str) -> bool:
+    """True when SQS accepts ``text`` as a message body verbatim (non-empty, XML chars)."""
+    return bool(text) and _NOT_SQS_TEXT.search(text) is None
+
+
+def encode_sqs_body(body: bytes) -> tuple[str, dict[str, str]]:
+    """The SQS body text for ``body`` and the marker attributes to send with it.
+
+    The returned dict is empty for plain text and ``{ENCODING_ATTRIBUTE: BASE64 or EMPTY}``
+    otherwise; the caller adds it (as String attributes) to the user's attributes.
+    """
+    if not body:
+        return EMPTY_PLACEHOLDER, {ENCODING_ATTRIBUTE: EMPTY}
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    else:
+        if is_sqs_text(text):
+            return text, {}
+    return base64.b64encode(body).decode("ascii"), {ENCODING_ATTRIBUTE: BASE64}
+
+
+def encoded_sqs_size(body: bytes) -> int:
+    """Bytes ``body`` occupies on the SQS wire, marker attribute included."""
+    text, markers = encode_sqs_body(body)
+    size = len(text.encode("utf-8"))
+    for name, value in markers.items():
+        # SQS counts name, data type ("String") and value of each attribute.
+        size += len(name.encode()) + len("String") + len(value.encode())
+    return size
+
+
+def decode_sqs_body(text: str, attributes: Mapping[str, str]) -> bytes:
+    """The original body bytes of an SQS message, given its body text and string attributes.
+
+    Raises :class:`WireDecodeError` for an unknown encoding or invalid base64, so a
+    corrupt message is reported instead of handed over as garbage.
+    """
+    encoding = attributes.get(ENCODING_ATTRIBUTE)
+    if encoding is None:
+        return text.encode("utf-8")
+    if encoding == EMPTY:
+        return b""
+    if encoding != BASE64:
+        raise WireDecodeError(
+            f"message attribute {ENCODING_ATTRIBUTE!r} is {encoding!r}; "
+            f"known values are {BASE64!r} and {EMPTY!r}"
+        )
+    try:
+        return base64.b64decode(text.encode("ascii"), validate=True)
+    except (binascii.Error, UnicodeEncodeError) as exc:
+        raise WireDecodeError(
+            f"message marked {ENCODING_ATTRIBUTE}={BASE64} has a body that is not valid base64"
+        ) from exc
+
+
+def user_attributes(attributes: Mapping[str, str]) -> dict[str, str]:
+    """``attributes`` without cloudqueue's own markers (what user code sees)."""
+    return {name: value for name, value in attributes.items() if not name.startswith(RESERVED_PREFIX)}
+
+
+def encode_sqs_attribute(value: str) -> tuple[str, str]:
+    """The SQS data type and string value that carry the portable attribute ``value``."""
+    if is_sqs_text(value):
+        return "String", value
+    if not value:
+        return EMPTY_TYPE, EMPTY_PLACEHOLDER
+    return BASE64_TYPE, base64.b64encode(value.encode()).decode("ascii")
+
+
+def sqs_attribute_text(data_type: str, string_value: str | None, binary_value: bytes | str | None) -> str:
+    """One SQS message attribute as the portable ``str`` value.
+
+    Our own encoded types (:func:`encode_sqs_attribute`) are decoded. ``String`` and
+    ``Number`` (and other custom ``String.x``/``Number.x`` types) give their string
+    value. ``Binary`` gives standard base64 text: boto3 hands the value as bytes and a
+    Lambda event as base64 text already, and both end up identical. Raises
+    :class:`WireDecodeError` for a value marked base64 that is not.
+    """
+    if data_type == EMPTY_TYPE:
+        return ""
+    if data_type == BASE64_TYPE:
+        try:
+            return base64.b64decode(string_value or "", validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
+            raise WireDecodeError(f"an attribute of type {BASE64_TYPE} is not base64 of UTF-8") from exc
+    if data_type.split(".", 1)[0] == "Binary":
+        if binary_value is None:
+            return ""
+        if isinstance(binary_value, str):
+            return binary_value
+        return base64.b64encode(binary_value).decode("ascii")
+    return string_value if string_value is not None else ""

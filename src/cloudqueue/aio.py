@@ -1,0 +1,160 @@
+"""The asyncio API: the same engine as the blocking API, driven by coroutines.
+
+::
+
+    async with cloudqueue.aio.open_producer("memory://orders") as producer:
+        await producer.send(b"payload")
+
+    async with cloudqueue.aio.open_consumer("memory://orders") as consumer:
+        async for message in consumer:
+            await message.ack()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Mapping, Sequence
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from ._engine.effects import AsyncRunner
+from ._engine.retry import RetryPolicy
+from ._message import Message
+from ._options import ConsumerOptions, ProducerOptions
+from ._received import AsyncReceivedMessage
+from ._shell import ITERATION_WAIT, ConsumerShell, ProducerShell, build_message, raise_failures
+from .errors import Closed, QueueError
+
+if TYPE_CHECKING:
+    from ._url import Url
+    from .driver import Delivery, SubscriptionDriver, TopicDriver
+
+__all__ = ["AsyncConsumer", "AsyncProducer", "open_consumer", "open_producer"]
+
+log = logging.getLogger("cloudqueue")
+
+
+class AsyncProducer(ProducerShell):
+    """Sends messages to one destination from asyncio tasks; concurrent sends share requests."""
+
+    def __init__(self, url: Url, driver: TopicDriver, options: ProducerOptions) -> None:
+        super().__init__(url, driver, options)
+        self._runner = AsyncRunner(driver)
+
+    async def send(
+        self,
+        body: bytes | str | Message,
+        *,
+        attributes: Mapping[str, str] | None = None,
+        ordering_key: str | None = None,
+        deduplication_id: str | None = None,
+        delay: float | None = None,
+    ) -> str:
+        """Send one message; return its id once the provider has accepted it."""
+        message = build_message(body, attributes, ordering_key, deduplication_id, delay)
+        return (await self.send_batch((message,)))[0]
+
+    async def send_batch(self, messages: Sequence[Message]) -> list[str]:
+        """Send messages in as few requests as the limits allow (see ``Producer.send_batch``)."""
+        core = self._core
+        sizes = core.validate(messages)
+        if not sizes:
+            return []
+        return raise_failures(await self._runner.run(core.send(messages, sizes)))
+
+    async def aclose(self) -> None:
+        """Wait for sends under way, then release the driver. Idempotent."""
+        if await self._runner.run(self._core.drain()):
+            await self._driver.aclose()
+
+    async def __aenter__(self) -> AsyncProducer:
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+
+class AsyncConsumer(ConsumerShell):
+    """Receives from one queue or subscription in asyncio tasks."""
+
+    def __init__(self, url: Url, driver: SubscriptionDriver, options: ConsumerOptions) -> None:
+        super().__init__(url, driver, options)
+        self._runner = AsyncRunner(driver)
+        self._worker: asyncio.Task[None] | None = None
+
+    def _ensure_worker(self) -> None:
+        # Started on first use: the consumer may be built outside a running loop.
+        if self._worker is None and not self._core.closing:
+            self._core.worker_running = True
+            self._worker = asyncio.get_running_loop().create_task(
+                self._runner.run(self._core.maintain()), name=f"cloudqueue consumer {self.url}"
+            )
+
+    async def receive(self, max_messages: int = 10, wait: float = 5.0) -> list[AsyncReceivedMessage]:
+        """Up to ``max_messages`` messages; waits up to ``wait`` seconds for the first."""
+        self._ensure_worker()
+        deliveries = await self._runner.run(self._core.receive(max_messages, wait))
+        return [AsyncReceivedMessage(delivery, self) for delivery in deliveries]
+
+    async def __aiter__(self) -> AsyncIterator[AsyncReceivedMessage]:
+        """Stream messages until the consumer is closed."""
+        while True:
+            try:
+                batch = await self.receive(1, ITERATION_WAIT)
+            except Closed:
+                return
+            except QueueError as error:
+                if not error.retryable:
+                    raise
+                log.warning("receiving from %s failed, trying again: %s", self.url, error)
+                continue
+            for message in batch:
+                yield message
+
+    def _settle(self, delivery: Delivery, kind: str, argument: Any) -> None:
+        if self._core.settle(delivery, kind, argument):
+            self._runner.wake()
+
+    async def aclose(self) -> None:
+        """Stop pulling, give back prefetched messages, flush settlements, release the driver."""
+        if self._core.closed:
+            return
+        await self._runner.run(self._core.close())
+        if self._worker is not None:
+            await self._worker
+        if not self._driver_closed:
+            self._driver_closed = True
+            await self._driver.aclose()
+
+    async def __aenter__(self) -> AsyncConsumer:
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+
+def open_producer(
+    url: str,
+    *,
+    retry: RetryPolicy | None = None,
+    max_concurrent_batches: int = 8,
+) -> AsyncProducer:
+    """An :class:`AsyncProducer` for ``url`` (options as :func:`cloudqueue.open_producer`)."""
+    return AsyncProducer.open(url, retry, max_concurrent_batches)
+
+
+def open_consumer(
+    url: str,
+    *,
+    max_in_flight: int = 1000,
+    settle_delay: float = 0.05,
+    max_lease_extension: float = 1800.0,
+    retry: RetryPolicy | None = None,
+) -> AsyncConsumer:
+    """An :class:`AsyncConsumer` for ``url`` (options as :func:`cloudqueue.open_consumer`)."""
+    return AsyncConsumer.open(url, max_in_flight, settle_delay, max_lease_extension, retry)

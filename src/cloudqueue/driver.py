@@ -1,0 +1,343 @@
+"""The driver interface: what a provider plugin implements.
+
+cloudqueue has three layers. The *portable layer* (``open_producer``,
+``open_consumer``) validates, batches, coalesces, retries, prefetches, batches
+acknowledgements and extends leases, once, for every provider. A *driver* only
+translates one batch-shaped call into its SDK's call. A *provider* (found
+through the ``cloudqueue.providers`` entry point group, see
+:mod:`cloudqueue.hookspecs`) turns URLs into drivers and provisions destinations.
+
+Contract for every driver method below:
+
+- **Never retry and never batch on your own.** Raise a :class:`~cloudqueue.QueueError`
+  subclass whose ``retryable`` flag is true for transient failures; the portable
+  layer retries with backoff. Calls receive at most the batch sizes declared in
+  :class:`Limits`.
+- **Translate errors through a table** of the SDK's *typed* errors
+  (:func:`cloudqueue.errors.translate`), never by matching message text. Keep the
+  native exception as ``__cause__``. Never catch ``BaseException``:
+  cancellation must pass through untouched.
+- **May be called concurrently** from several threads (sync API) or, for the
+  ``a``-prefixed twins, from several tasks of one event loop.
+- **Block for no longer than asked.** ``receive_batch`` returns within about
+  ``wait`` seconds (plus one network round trip), possibly with nothing.
+- **Never log or repr secrets** (keys, connection strings, tokens). Register
+  them with :func:`cloudqueue.errors.register_secret` when you read them.
+
+Async twins: every blocking method ``m`` has an ``am`` coroutine twin. The
+defaults here run ``m`` in a worker thread, so a driver only has to write the
+blocking version; drivers whose SDK has a native asyncio client, or whose calls
+never block (in-process providers), override the twins.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import datetime
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from ._message import Message
+from ._url import Url
+from .errors import QueueError, Unsupported
+
+__all__ = [
+    "BatchErrors",
+    "Capabilities",
+    "Declaration",
+    "Delivery",
+    "Limits",
+    "Message",
+    "Provider",
+    "SubscriptionDriver",
+    "TopicDriver",
+    "Url",
+]
+
+T = TypeVar("T")
+
+#: Per-entry outcome of a settlement call: ``None`` when every entry succeeded,
+#: otherwise one ``QueueError`` or ``None`` per entry, in order.
+BatchErrors = Sequence[QueueError | None] | None
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What one destination accepts. The portable layer never exceeds these.
+
+    Sizes are in bytes as measured by :meth:`TopicDriver.measure`; times in seconds.
+    """
+
+    max_message_bytes: int
+    max_send_batch: int
+    max_send_batch_bytes: int
+    max_receive_batch: int
+    max_settle_batch: int
+    max_attributes: int
+    max_attribute_name_bytes: int
+    max_attribute_value_bytes: int
+    #: Regular expression every attribute name must fully match, if any.
+    attribute_name_pattern: str | None = None
+    #: Attribute name prefixes reserved by the provider (or by the driver's own markers).
+    reserved_attribute_prefixes: tuple[str, ...] = ()
+    #: Longest send delay; None when delayed delivery is unsupported.
+    max_delay: float | None = None
+    #: Longest ``nack(delay=...)``; None when only an immediate nack is possible.
+    max_nack_delay: float | None = None
+    #: Longest single lease extension.
+    max_lease: float = 600.0
+    #: Longest wait one ``receive_batch`` call honours (long polling).
+    max_receive_wait: float = 20.0
+    #: Longest ordering key / deduplication id, in characters.
+    max_key_length: int = 128
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a provider can do for one destination, and its limits.
+
+    A feature marked False raises :class:`~cloudqueue.Unsupported` when asked for;
+    the contract suite asserts exactly that.
+    """
+
+    limits: Limits
+    #: ``Message.ordering_key`` is honoured: a key's messages are delivered in order.
+    ordering: bool = False
+    #: ``Message.deduplication_id`` drops repeats within the window.
+    deduplication: bool = False
+    #: ``Message.delay`` is honoured (up to ``limits.max_delay``).
+    delayed_delivery: bool = False
+    #: ``message.dead_letter(reason)`` and ``declare(dead_letter_after=N)`` work.
+    dead_letter: bool = False
+    #: ``message.delivery_attempt`` is known (not None).
+    delivery_attempt: bool = True
+    #: ``message.nack(delay=...)`` with a non-zero delay works.
+    nack_delay: bool = True
+    #: ``message.extend(seconds)`` works.
+    lease_extension: bool = True
+    #: Topics with several subscriptions, each receiving every message.
+    fan_out: bool = False
+    #: Destinations spring into existence on first use (memory, SQLite only).
+    implicit_create: bool = False
+    #: Messages survive a restart of the process / server.
+    durable: bool = True
+
+    def describe(self) -> dict[str, object]:
+        """A plain dict for display (CLI, docs)."""
+        flags: dict[str, object] = {
+            name: getattr(self, name) for name in self.__slots__ if name != "limits"
+        }
+        flags["limits"] = {name: getattr(self.limits, name) for name in self.limits.__slots__}
+        return flags
+
+
+@dataclass(frozen=True, slots=True)
+class Declaration:
+    """What ``cloudqueue.declare`` asks a provider to create (or update)."""
+
+    #: Move a message to the dead-letter destination after this many deliveries.
+    dead_letter_after: int | None = None
+    #: Deliver messages of one ordering key in order.
+    ordered: bool = False
+    #: Drop messages whose deduplication id was seen within the provider's window.
+    deduplicated: bool = False
+    #: Lease (visibility timeout, lock duration, ack deadline), seconds.
+    lease: float = 30.0
+
+
+@dataclass(slots=True, eq=False)
+class Delivery:
+    """One received message as a driver hands it to the portable layer."""
+
+    #: Opaque settlement handle (receipt handle, ack id, lock token...).
+    token: object
+    id: str
+    body: bytes
+    attributes: dict[str, str]
+    #: 1 on first delivery; None only where the provider cannot know.
+    delivery_attempt: int | None
+    ordering_key: str | None = None
+    enqueued_at: datetime.datetime | None = None
+    #: ``time.monotonic()`` at which the lease ends, if known.
+    lease_deadline: float | None = None
+    #: The SDK's own message object, for ``as_``.
+    native: object = field(default=None, repr=False)
+
+
+class _Native:
+    """``as_`` for anything that holds native SDK objects."""
+
+    def native_objects(self) -> Iterable[object]:
+        """The SDK objects behind this driver, offered to ``as_`` in order."""
+        return ()
+
+    def as_(self, native_type: type[T]) -> T | None:
+        for obj in self.native_objects():
+            if isinstance(obj, native_type):
+                return obj
+        return None
+
+
+class TopicDriver(_Native, abc.ABC):
+    """Sends to one destination (a queue or a topic)."""
+
+    @property
+    @abc.abstractmethod
+    def capabilities(self) -> Capabilities:
+        """What this destination supports; read on every send, so it may change
+        (for example after ``declare``)."""
+
+    @abc.abstractmethod
+    def send_batch(self, messages: Sequence[Message]) -> list[str | QueueError]:
+        """Send ``messages`` (already validated against ``capabilities``) in one call.
+
+        Return, in order, the provider's message id for each message sent or the
+        :class:`QueueError` for each one that was not (partial failure). Raise
+        instead when the whole call failed. Must not send a message twice unless
+        the portable layer calls again.
+        """
+
+    def measure(self, message: Message) -> int:
+        """The size of ``message`` as the provider counts it against its limits.
+
+        The default counts the body plus every attribute name and value in
+        UTF-8. Override when the wire form is bigger (encodings, markers).
+        """
+        size = len(message.body)
+        for name, value in message.attributes.items():
+            size += len(name.encode()) + len(value.encode())
+        return size
+
+    def close(self) -> None:  # optional hook with nothing to do by default
+        """Release the SDK client. Called once; no other call follows."""
+
+    async def asend_batch(self, messages: Sequence[Message]) -> list[str | QueueError]:
+        return await asyncio.to_thread(self.send_batch, messages)
+
+    async def aclose(self) -> None:
+        await asyncio.to_thread(self.close)
+
+
+class SubscriptionDriver(_Native, abc.ABC):
+    """Receives from one queue or one subscription of a topic, and settles messages."""
+
+    @property
+    @abc.abstractmethod
+    def capabilities(self) -> Capabilities:
+        """What this queue or subscription supports."""
+
+    @abc.abstractmethod
+    def receive_batch(self, max_messages: int, wait: float) -> list[Delivery]:
+        """Receive up to ``max_messages`` (at most ``limits.max_receive_batch``).
+
+        Wait up to ``wait`` seconds (at most ``limits.max_receive_wait``) for the
+        first message, then return what is there. Every delivery is leased to
+        this consumer until settled or until its lease ends.
+        """
+
+    @abc.abstractmethod
+    def ack(self, tokens: Sequence[object]) -> BatchErrors:
+        """Settle these deliveries as done: they are never delivered again."""
+
+    @abc.abstractmethod
+    def nack(self, entries: Sequence[tuple[object, float]]) -> BatchErrors:
+        """Make each ``(token, delay)`` delivery available again after ``delay`` seconds.
+
+        ``delay`` is 0 or within ``limits.max_nack_delay``. A nack counts as a
+        failed delivery towards ``dead_letter_after``.
+        """
+
+    def release(self, tokens: Sequence[object]) -> BatchErrors:
+        """Give back deliveries the application never saw (prefetched, then the
+        consumer closed): available again at once, and where the provider can
+        tell, not counted as a failed delivery. The default nacks them."""
+        return self.nack([(token, 0.0) for token in tokens])
+
+    def extend(self, entries: Sequence[tuple[object, float]]) -> list[float | QueueError]:
+        """Extend each ``(token, seconds)`` lease to end ``seconds`` from now.
+
+        Return per entry the new lease deadline (``time.monotonic()`` clock) or
+        the error. The default raises Unsupported: override it when the
+        provider can extend leases (and set ``capabilities.lease_extension``).
+        """
+        raise Unsupported("this provider cannot extend leases")
+
+    def dead_letter(self, entries: Sequence[tuple[object, str]]) -> BatchErrors:
+        """Move each ``(token, reason)`` delivery to the dead-letter destination now."""
+        raise Unsupported("this provider has no dead-letter destination")
+
+    def close(self) -> None:  # optional hook with nothing to do by default
+        """Release the SDK client. Unsettled deliveries may be given back here."""
+
+    async def areceive_batch(self, max_messages: int, wait: float) -> list[Delivery]:
+        return await asyncio.to_thread(self.receive_batch, max_messages, wait)
+
+    async def aack(self, tokens: Sequence[object]) -> BatchErrors:
+        return await asyncio.to_thread(self.ack, tokens)
+
+    async def anack(self, entries: Sequence[tuple[object, float]]) -> BatchErrors:
+        return await asyncio.to_thread(self.nack, entries)
+
+    async def arelease(self, tokens: Sequence[object]) -> BatchErrors:
+        return await asyncio.to_thread(self.release, tokens)
+
+    async def aextend(self, entries: Sequence[tuple[object, float]]) -> list[float | QueueError]:
+        return await asyncio.to_thread(self.extend, entries)
+
+    async def adead_letter(self, entries: Sequence[tuple[object, str]]) -> BatchErrors:
+        return await asyncio.to_thread(self.dead_letter, entries)
+
+    async def aclose(self) -> None:
+        await asyncio.to_thread(self.close)
+
+
+class Provider(abc.ABC):
+    """Turns URLs of some schemes into drivers, and provisions destinations.
+
+    Returned by the :func:`cloudqueue.hookspecs.cloudqueue_providers` hook.
+    Methods receive a :class:`Url` whose query parameters are already checked
+    against :attr:`parameters`.
+    """
+
+    #: URL schemes this provider answers, e.g. ``("sqs",)``.
+    schemes: tuple[str, ...]
+    #: The distribution that installs it, shown by ``cloudqueue providers``.
+    distribution: str = "cloudqueue"
+    #: Query parameters its URLs accept; any other raises InvalidArgument.
+    parameters: frozenset[str] = frozenset({"subscription"})
+    #: Parameters holding secrets: never shown in reprs, logs or errors.
+    secret_parameters: frozenset[str] = frozenset()
+
+    @abc.abstractmethod
+    def open_topic(self, url: Url) -> TopicDriver:
+        """A driver sending to the destination named by ``url``."""
+
+    @abc.abstractmethod
+    def open_subscription(self, url: Url) -> SubscriptionDriver:
+        """A driver receiving from the queue, or topic subscription, named by ``url``."""
+
+    @abc.abstractmethod
+    def capabilities(self, url: Url) -> Capabilities:
+        """What the destination named by ``url`` supports (may ask the server)."""
+
+    @abc.abstractmethod
+    def declare(self, url: Url, declaration: Declaration) -> None:
+        """Create the destination (and its subscription, dead-letter destination
+        and redrive settings) or bring an existing one to ``declaration``."""
+
+    @abc.abstractmethod
+    def dead_letter_url(self, url: Url) -> Url:
+        """The URL a consumer opens to read the dead letters of ``url``."""
+
+    @abc.abstractmethod
+    def purge(self, url: Url) -> None:
+        """Remove every message waiting in the queue or subscription."""
+
+    @abc.abstractmethod
+    def delete(self, url: Url) -> None:
+        """Delete the destination (or only the subscription, when one is named)."""
+
+    def close(self) -> None:  # noqa: B027  # optional hook with nothing to do by default
+        """Release shared clients when the registry is torn down."""

@@ -1,0 +1,434 @@
+"""An in-process broker with the full portable semantics.
+
+Used by the memory provider directly. Topics hold subscriptions; a *queue* is
+a topic with the default subscription ``""``. Every subscription keeps:
+
+- ``ready``: records deliverable now, in order (for ordered topics, keys
+  stand in the line instead of records: see ``_Subscription``);
+- ``delayed``: a heap of records that become ready later (send delay, nack delay);
+- ``leased``: records handed out, by token, with a heap of lease deadlines.
+
+All state sits behind one lock; waiting receivers are woken on every change
+that can make a record ready, and sleep no longer than the next deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import heapq
+import itertools
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from .._message import Message
+from ..driver import Declaration, Delivery
+from ..errors import NotFound, QueueError
+
+__all__ = ["Broker", "Topic", "TopicSettings"]
+
+DEDUPLICATION_WINDOW = 300.0
+_UTC = datetime.UTC
+
+
+@dataclass(slots=True)
+class TopicSettings:
+    ordered: bool = False
+    deduplicated: bool = False
+
+
+@dataclass(slots=True)
+class SubscriptionSettings:
+    lease: float = 30.0
+    dead_letter_after: int | None = None
+
+
+class _Record:
+    """One message as one subscription sees it."""
+
+    __slots__ = ("attempts", "attributes", "body", "enqueued_at", "id", "key", "seq")
+
+    def __init__(
+        self, id: str, body: bytes, attributes: dict[str, str], key: str | None,
+        enqueued_at: float, seq: int,
+    ) -> None:
+        self.id = id
+        self.body = body
+        self.attributes = attributes
+        self.key = key
+        self.enqueued_at = enqueued_at
+        self.seq = seq
+        self.attempts = 0
+
+
+class _Subscription:
+    """Ready line, delayed heap and leases of one subscription.
+
+    For an ordered topic, a record with a key goes into ``lines[key]`` and the
+    key itself stands in ``ready`` while the key is free; a key is busy from
+    the moment one of its records is handed out until that record is acked,
+    dead-lettered or back at the head of its line (after a nack delay).
+    """
+
+    def __init__(self, topic: Topic, name: str, settings: SubscriptionSettings) -> None:
+        self.topic = topic
+        self.name = name
+        self.settings = settings
+        self.ready: deque[_Record | str] = deque()
+        self.lines: dict[str, deque[_Record]] = {}
+        self.busy_keys: set[str] = set()
+        self.queued_keys: set[str] = set()
+        self.delayed: list[tuple[float, int, _Record]] = []
+        self.leased: dict[object, tuple[_Record, float]] = {}
+        # (deadline, sequence, tokens leased together until then)
+        self.lease_heap: list[tuple[float, int, list[object]]] = []
+        self.deleted = False
+        self.sync_waiters = threading.Condition(topic.broker.lock)
+        self.sync_waiting = 0  # notify only when someone waits: it is not free
+        self.async_waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
+
+    # -- moving records (caller holds the broker lock) -------------------------
+
+    def make_ready(self, record: _Record, *, front: bool = False) -> None:
+        key = record.key
+        if key is None or not self.topic.settings.ordered:
+            if front:
+                self.ready.appendleft(record)
+            else:
+                self.ready.append(record)
+            return
+        line = self.lines.get(key)
+        if line is None:
+            line = self.lines[key] = deque()
+        if front:
+            line.appendleft(record)
+        else:
+            line.append(record)
+        self._offer(key)
+
+    def _offer(self, key: str) -> None:
+        """Put a free key with waiting records in the ready line (once)."""
+        if key not in self.busy_keys and key not in self.queued_keys:
+            self.queued_keys.add(key)
+            self.ready.append(key)
+
+    def release_key(self, key: str | None) -> None:
+        if key is None or not self.topic.settings.ordered:
+            return
+        self.busy_keys.discard(key)
+        if self.lines.get(key):
+            self._offer(key)
+
+    def advance(self, now: float) -> None:
+        """Bring due delayed records to the line and expire leases."""
+        delayed = self.delayed
+        while delayed and delayed[0][0] <= now:
+            _, _, record = heapq.heappop(delayed)
+            ordered_key = record.key if self.topic.settings.ordered else None
+            if ordered_key is not None and ordered_key in self.busy_keys and record.attempts:
+                # A nacked record returns to the head of its key's line.
+                self.busy_keys.discard(ordered_key)
+                self.make_ready(record, front=True)
+            else:
+                self.make_ready(record)
+        heap = self.lease_heap
+        while heap and heap[0][0] <= now:
+            deadline, _, tokens = heapq.heappop(heap)
+            for token in tokens:
+                entry = self.leased.get(token)
+                if entry is not None and entry[1] == deadline:  # not settled, not extended
+                    del self.leased[token]
+                    self.failed(entry[0], 0.0, now)
+
+    def failed(self, record: _Record, delay: float, now: float) -> None:
+        """A delivery failed (nack or lease expiry): redeliver or dead-letter."""
+        limit = self.settings.dead_letter_after
+        if limit is not None and record.attempts >= limit:
+            self.topic.broker.dead_letter(self, record, None)
+            self.release_key(record.key)
+            return
+        if delay > 0:
+            heapq.heappush(self.delayed, (now + delay, record.seq, record))
+            return  # an ordered key stays busy until the record is back
+        if record.key is not None and self.topic.settings.ordered:
+            self.busy_keys.discard(record.key)
+        self.make_ready(record, front=True)
+
+    def take(self, max_messages: int, now: float) -> list[Delivery]:
+        ready = self.ready
+        if not ready:
+            return []
+        out: list[Delivery] = []
+        lease = self.settings.lease
+        deadline = now + lease
+        deadline_monotonic = time.monotonic() + lease
+        broker = self.topic.broker
+        tokens = broker.tokens
+        leased = self.leased
+        group: list[object] = []
+        stamp, when = -1.0, None
+        while ready and len(out) < max_messages:
+            item = ready.popleft()
+            if type(item) is str:
+                self.queued_keys.discard(item)
+                self.busy_keys.add(item)
+                record = self.lines[item].popleft()
+                if not self.lines[item]:
+                    del self.lines[item]
+            else:
+                record = item  # type: ignore[assignment]
+            record.attempts += 1
+            token = next(tokens)
+            leased[token] = (record, deadline)
+            group.append(token)
+            if record.enqueued_at != stamp:  # messages of one batch share the time
+                stamp = record.enqueued_at
+                when = datetime.datetime.fromtimestamp(stamp, _UTC)
+            out.append(
+                Delivery(
+                    token,
+                    record.id,
+                    record.body,
+                    dict(record.attributes) if record.attributes else {},
+                    record.attempts,
+                    record.key,
+                    when,
+                    deadline_monotonic,
+                )
+            )
+        if group:
+            heapq.heappush(self.lease_heap, (deadline, next(broker.sequence), group))
+        return out
+
+    def next_due(self) -> float | None:
+        """When (``time.time()``) something may next become ready."""
+        times = []
+        if self.delayed:
+            times.append(self.delayed[0][0])
+        if self.lease_heap:
+            times.append(self.lease_heap[0][0])
+        return min(times) if times else None
+
+    def notify(self) -> None:
+        if self.sync_waiting:
+            self.sync_waiters.notify_all()
+        if self.async_waiters:
+            waiters, self.async_waiters = self.async_waiters, []
+            for loop, future in waiters:
+                if not loop.is_closed():
+                    loop.call_soon_threadsafe(_resolve, future)
+
+    def purge(self) -> None:
+        self.ready.clear()
+        self.lines.clear()
+        self.busy_keys.clear()
+        self.queued_keys.clear()
+        self.delayed.clear()
+        self.leased.clear()
+        self.lease_heap.clear()
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+class Topic:
+    def __init__(self, broker: Broker, name: str, settings: TopicSettings) -> None:
+        self.broker = broker
+        self.name = name
+        self.settings = settings
+        self.subscriptions: dict[str, _Subscription] = {}
+        self.dedup: dict[str, tuple[str, float]] = {}
+        self.dedup_expiry: deque[tuple[float, str]] = deque()
+        self.deleted = False
+
+    def publish(self, messages: Sequence[Message]) -> list[str | QueueError]:
+        broker = self.broker
+        now = time.time()
+        ids: list[str | QueueError] = []
+        with broker.lock:
+            if self.deleted:
+                raise NotFound(f"memory destination {self.name!r} was deleted")
+            subscriptions = self.subscriptions.values()  # stable: we hold the lock
+            deduplicate = self.settings.deduplicated
+            ordered = self.settings.ordered
+            if deduplicate:
+                self._forget_old_ids(now)
+            for message in messages:
+                if deduplicate and message.deduplication_id is not None:
+                    seen = self.dedup.get(message.deduplication_id)
+                    if seen is not None:
+                        ids.append(seen[0])
+                        continue
+                message_id = broker.new_id()
+                if deduplicate and message.deduplication_id is not None:
+                    expires = now + DEDUPLICATION_WINDOW
+                    self.dedup[message.deduplication_id] = (message_id, expires)
+                    self.dedup_expiry.append((expires, message.deduplication_id))
+                ids.append(message_id)
+                delay = message.delay
+                keyed = ordered and message.ordering_key is not None
+                for subscription in subscriptions:
+                    record = _Record(
+                        message_id, message.body, message.attributes, message.ordering_key,
+                        now, next(broker.sequence),
+                    )
+                    if delay:
+                        heapq.heappush(subscription.delayed, (now + delay, record.seq, record))
+                    elif keyed:
+                        subscription.make_ready(record)
+                    else:
+                        subscription.ready.append(record)  # what make_ready does for these
+            for subscription in subscriptions:
+                subscription.notify()
+        return ids
+
+    def _forget_old_ids(self, now: float) -> None:
+        expiry = self.dedup_expiry
+        while expiry and expiry[0][0] <= now:
+            _, dedup_id = expiry.popleft()
+            seen = self.dedup.get(dedup_id)
+            if seen is not None and seen[1] <= now:
+                del self.dedup[dedup_id]
+
+
+class Broker:
+    """All topics of one process (the memory provider) or of one test."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.topics: dict[str, Topic] = {}
+        self.tokens = itertools.count(1)
+        self.sequence = itertools.count(1)
+        self._ids = itertools.count(1)
+        self._id_prefix = os.urandom(4).hex()
+
+    def new_id(self) -> str:
+        return f"{self._id_prefix}-{next(self._ids)}"
+
+    # -- destinations (callers need not hold the lock) --------------------------
+
+    def topic(self, name: str, *, create_queue: bool, create: bool = True) -> Topic:
+        with self.lock:
+            topic = self.topics.get(name)
+            if topic is None:
+                if not create:
+                    raise NotFound(f"memory destination {name!r} does not exist")
+                topic = self.topics[name] = Topic(self, name, TopicSettings())
+                if create_queue:
+                    topic.subscriptions[""] = _Subscription(topic, "", SubscriptionSettings())
+            return topic
+
+    def subscription(self, topic_name: str, name: str) -> _Subscription:
+        topic = self.topic(topic_name, create_queue=(name == ""))
+        with self.lock:
+            subscription = topic.subscriptions.get(name)
+            if subscription is None:
+                subscription = topic.subscriptions[name] = _Subscription(
+                    topic, name, SubscriptionSettings()
+                )
+            return subscription
+
+    def declare(self, topic_name: str, subscription: str, declaration: Declaration) -> None:
+        sub = self.subscription(topic_name, subscription)
+        with self.lock:
+            sub.topic.settings.ordered = declaration.ordered
+            sub.topic.settings.deduplicated = declaration.deduplicated
+            sub.settings.lease = declaration.lease
+            sub.settings.dead_letter_after = declaration.dead_letter_after
+
+    def delete(self, topic_name: str, subscription: str | None) -> None:
+        with self.lock:
+            topic = self.topics.get(topic_name)
+            if topic is None:
+                raise NotFound(f"memory destination {topic_name!r} does not exist")
+            if subscription is None:
+                del self.topics[topic_name]
+                topic.deleted = True
+                doomed = list(topic.subscriptions.values())
+            else:
+                removed = topic.subscriptions.pop(subscription, None)
+                if removed is None:
+                    raise NotFound(
+                        f"memory topic {topic_name!r} has no subscription {subscription!r}"
+                    )
+                doomed = [removed]
+            for sub in doomed:
+                sub.deleted = True
+                sub.purge()
+                sub.notify()
+
+    def purge(self, topic_name: str, subscription: str) -> None:
+        with self.lock:
+            topic = self.topics.get(topic_name)
+            sub = topic.subscriptions.get(subscription) if topic else None
+            if sub is None:
+                raise NotFound(f"memory destination {topic_name!r} has nothing to purge")
+            sub.purge()
+
+    # -- dead letters (caller holds the lock) -----------------------------------
+
+    def dead_letter(self, sub: _Subscription, record: _Record, reason: str | None) -> None:
+        name = dead_letter_name(sub.topic.name, sub.name)
+        topic = self.topics.get(name)
+        if topic is None:
+            topic = self.topics[name] = Topic(self, name, TopicSettings())
+            topic.subscriptions[""] = _Subscription(topic, "", SubscriptionSettings())
+        attributes = dict(record.attributes)
+        if reason is not None:
+            attributes["dead_letter_reason"] = reason
+        for target in topic.subscriptions.values():
+            copy = _Record(
+                record.id, record.body, attributes, record.key, time.time(), next(self.sequence)
+            )
+            target.make_ready(copy)
+            target.notify()
+
+
+def dead_letter_name(topic: str, subscription: str) -> str:
+    """Where the dead letters of a queue (``orders-dlq``) or a subscription
+    (``events-billing-dlq``) go."""
+    return f"{topic}-{subscription}-dlq" if subscription else f"{topic}-dlq"
+
+
+# -- settlement, shared by the sync and async driver methods --------------------
+
+
+def settle(
+    sub: _Subscription,
+    entries: Sequence[object],
+    action: Callable[[_Subscription, _Record, object, float], None],
+) -> None:
+    broker = sub.topic.broker
+    now = time.time()
+    with broker.lock:
+        leased = sub.leased
+        for entry in entries:
+            token, argument = entry if type(entry) is tuple else (entry, None)
+            found = leased.pop(token, None)
+            if found is not None:  # an expired or settled lease: nothing to do
+                action(sub, found[0], argument, now)
+        sub.notify()
+
+
+def do_ack(sub: _Subscription, record: _Record, _: object, now: float) -> None:
+    sub.release_key(record.key)
+
+
+def do_nack(sub: _Subscription, record: _Record, delay: object, now: float) -> None:
+    sub.failed(record, float(delay), now)  # type: ignore[arg-type]
+
+
+def do_dead_letter(sub: _Subscription, record: _Record, reason: object, now: float) -> None:
+    sub.topic.broker.dead_letter(sub, record, str(reason))
+    sub.release_key(record.key)
+
+
+def do_release(sub: _Subscription, record: _Record, _: object, now: float) -> None:
+    record.attempts -= 1  # never seen by the application: not a failed delivery
+    sub.failed(record, 0.0, now)

@@ -1,0 +1,272 @@
+"""The in-memory provider: ``memory://orders``, ``memory://events?subscription=billing``.
+
+The reference implementation of the portable semantics: every other provider
+is compared with it by the contract suite. Destinations live as long as the
+process and spring into existence on first use (the only provider besides
+SQLite that creates them implicitly). Safe under threads and asyncio: its
+calls never block on I/O, so the asyncio API calls it on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import heapq
+import time
+from collections.abc import Iterable, Sequence
+
+from .._message import Message
+from .._url import Url
+from ..driver import (
+    BatchErrors,
+    Capabilities,
+    Declaration,
+    Delivery,
+    Limits,
+    Provider,
+    SubscriptionDriver,
+    TopicDriver,
+)
+from ..errors import InvalidArgument, NotFound, QueueError
+from ..hookspecs import hookimpl
+from . import _broker
+from ._broker import Broker, Topic
+
+__all__ = ["MemoryProvider", "cloudqueue_providers"]
+
+LIMITS = Limits(
+    max_message_bytes=4 * 1024 * 1024,
+    max_send_batch=1000,
+    max_send_batch_bytes=64 * 1024 * 1024,
+    max_receive_batch=1000,
+    max_settle_batch=1000,
+    max_attributes=100,
+    max_attribute_name_bytes=256,
+    max_attribute_value_bytes=4096,
+    max_delay=7 * 86400.0,
+    max_nack_delay=7 * 86400.0,
+    max_lease=12 * 3600.0,
+    max_receive_wait=20.0,
+    max_key_length=256,
+)
+
+
+def capabilities_for(topic: Topic | None) -> Capabilities:
+    settings = topic.settings if topic is not None else _broker.TopicSettings()
+    return _capabilities(settings.ordered, settings.deduplicated)
+
+
+@functools.cache
+def _capabilities(ordered: bool, deduplicated: bool) -> Capabilities:
+    return Capabilities(
+        limits=LIMITS,
+        ordering=ordered,
+        deduplication=deduplicated,
+        delayed_delivery=True,
+        dead_letter=True,
+        delivery_attempt=True,
+        nack_delay=True,
+        lease_extension=True,
+        fan_out=True,
+        implicit_create=True,
+        durable=False,
+    )
+
+
+class MemoryTopic(TopicDriver):
+    def __init__(self, topic: Topic) -> None:
+        self._topic = topic
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return capabilities_for(self._topic)
+
+    def send_batch(self, messages: Sequence[Message]) -> list[str | QueueError]:
+        return self._topic.publish(messages)
+
+    async def asend_batch(self, messages: Sequence[Message]) -> list[str | QueueError]:
+        return self._topic.publish(messages)
+
+    def native_objects(self) -> Iterable[object]:
+        return (self._topic,)
+
+    async def aclose(self) -> None:
+        self.close()
+
+
+class MemorySubscription(SubscriptionDriver):
+    def __init__(self, subscription: _broker._Subscription) -> None:
+        self._sub = subscription
+        self._lock = subscription.topic.broker.lock
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return capabilities_for(self._sub.topic)
+
+    def _take(self, max_messages: int) -> tuple[list[Delivery], float | None]:
+        """Deliveries if any are ready, else when something may become ready."""
+        sub = self._sub
+        if sub.deleted:
+            raise NotFound(f"memory destination {_describe(sub)} was deleted")
+        now = time.time()
+        sub.advance(now)
+        taken = sub.take(max_messages, now)
+        return taken, (None if taken else sub.next_due())
+
+    def receive_batch(self, max_messages: int, wait: float) -> list[Delivery]:
+        give_up = time.time() + wait
+        with self._lock:
+            while True:
+                taken, next_due = self._take(max_messages)
+                now = time.time()
+                if taken or now >= give_up:
+                    return taken
+                until = give_up if next_due is None else min(give_up, next_due)
+                self._sub.sync_waiting += 1
+                try:
+                    self._sub.sync_waiters.wait(max(0.0, until - now))
+                finally:
+                    self._sub.sync_waiting -= 1
+
+    async def areceive_batch(self, max_messages: int, wait: float) -> list[Delivery]:
+        give_up = time.time() + wait
+        loop = asyncio.get_running_loop()
+        while True:
+            with self._lock:
+                taken, next_due = self._take(max_messages)
+                now = time.time()
+                if taken or now >= give_up:
+                    return taken
+                future: asyncio.Future[None] = loop.create_future()
+                waiter = (loop, future)
+                self._sub.async_waiters.append(waiter)
+            until = give_up if next_due is None else min(give_up, next_due)
+            try:
+                async with asyncio.timeout(max(0.0, until - now)):
+                    await future
+            except TimeoutError:
+                pass
+            finally:
+                if not future.done():  # timed out or cancelled: stop listening
+                    with self._lock:
+                        if waiter in self._sub.async_waiters:
+                            self._sub.async_waiters.remove(waiter)
+
+    def ack(self, tokens: Sequence[object]) -> BatchErrors:
+        _broker.settle(self._sub, tokens, _broker.do_ack)
+        return None
+
+    def nack(self, entries: Sequence[tuple[object, float]]) -> BatchErrors:
+        _broker.settle(self._sub, entries, _broker.do_nack)
+        return None
+
+    def dead_letter(self, entries: Sequence[tuple[object, str]]) -> BatchErrors:
+        _broker.settle(self._sub, entries, _broker.do_dead_letter)
+        return None
+
+    def release(self, tokens: Sequence[object]) -> BatchErrors:
+        _broker.settle(self._sub, tokens, _broker.do_release)
+        return None
+
+    async def arelease(self, tokens: Sequence[object]) -> BatchErrors:
+        return self.release(tokens)
+
+    def extend(self, entries: Sequence[tuple[object, float]]) -> list[float | QueueError]:
+        sub = self._sub
+        out: list[float | QueueError] = []
+        with self._lock:
+            now, monotonic_now = time.time(), time.monotonic()
+            for token, seconds in entries:
+                found = sub.leased.get(token)
+                if found is None:
+                    out.append(InvalidArgument("the lease has already ended or been settled"))
+                    continue
+                deadline = now + seconds
+                sub.leased[token] = (found[0], deadline)
+                heapq.heappush(sub.lease_heap, (deadline, next(sub.topic.broker.sequence), [token]))
+                out.append(monotonic_now + seconds)
+        return out
+
+    async def aack(self, tokens: Sequence[object]) -> BatchErrors:
+        return self.ack(tokens)
+
+    async def anack(self, entries: Sequence[tuple[object, float]]) -> BatchErrors:
+        return self.nack(entries)
+
+    async def adead_letter(self, entries: Sequence[tuple[object, str]]) -> BatchErrors:
+        return self.dead_letter(entries)
+
+    async def aextend(self, entries: Sequence[tuple[object, float]]) -> list[float | QueueError]:
+        return self.extend(entries)
+
+    async def aclose(self) -> None:
+        self.close()
+
+    def native_objects(self) -> Iterable[object]:
+        return (self._sub,)
+
+
+def _describe(sub: _broker._Subscription) -> str:
+    return repr(sub.topic.name) + (f" subscription {sub.name!r}" if sub.name else "")
+
+
+class MemoryProvider(Provider):
+    """``memory://<destination>[?subscription=<name>]``; one broker per provider."""
+
+    schemes = ("memory",)
+    distribution = "cloudqueue"
+    parameters = frozenset({"subscription"})
+
+    def __init__(self) -> None:
+        self.broker = Broker()
+
+    @staticmethod
+    def _names(url: Url) -> tuple[str, str]:
+        name = url.host + url.path
+        if not name or name.startswith("/") or name.endswith("/"):
+            raise InvalidArgument(
+                f"memory URLs name a destination: memory://<name>, not {url}"
+            )
+        subscription = url.subscription
+        if subscription == "":
+            raise InvalidArgument("the subscription parameter must not be empty")
+        return name, subscription or ""
+
+    def open_topic(self, url: Url) -> TopicDriver:
+        name, _ = self._names(url)
+        if url.subscription is not None:
+            raise InvalidArgument(
+                f"a producer sends to a destination, not to a subscription: {url}"
+            )
+        return MemoryTopic(self.broker.topic(name, create_queue=True))
+
+    def open_subscription(self, url: Url) -> SubscriptionDriver:
+        name, subscription = self._names(url)
+        return MemorySubscription(self.broker.subscription(name, subscription))
+
+    def capabilities(self, url: Url) -> Capabilities:
+        name, _ = self._names(url)
+        return capabilities_for(self.broker.topics.get(name))
+
+    def declare(self, url: Url, declaration: Declaration) -> None:
+        name, subscription = self._names(url)
+        self.broker.declare(name, subscription, declaration)
+
+    def dead_letter_url(self, url: Url) -> Url:
+        name, subscription = self._names(url)
+        return url.replace(host=_broker.dead_letter_name(name, subscription), path="", params={})
+
+    def purge(self, url: Url) -> None:
+        self.broker.purge(*self._names(url))
+
+    def delete(self, url: Url) -> None:
+        name, _ = self._names(url)
+        self.broker.delete(name, url.subscription)
+
+
+_PROVIDER = MemoryProvider()
+
+
+@hookimpl
+def cloudqueue_providers() -> list[Provider]:
+    return [_PROVIDER]

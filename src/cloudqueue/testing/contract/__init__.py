@@ -1,0 +1,49 @@
+"""The contract suite: what every provider, ours or a third party's, must pass.
+
+Opt in from your provider's tests with a harness (see :class:`Harness`)::
+
+    import pytest
+    from cloudqueue.testing.contract import ContractSuite, Harness
+
+    class ExampleHarness(Harness):
+        supports_dead_letter = True
+        def make(self, **settings):
+            ...  # declare a fresh destination, return a Destination
+
+    class TestExample(ContractSuite):
+        @pytest.fixture
+        def harness(self):
+            return ExampleHarness()
+
+Cases are driven by the harness's claims: a claimed feature must work, an
+unclaimed one must raise :class:`cloudqueue.Unsupported`. Nothing is skipped.
+"""
+
+from __future__ import annotations
+
+from ._base import collect
+from ._harness import DeclaringHarness, Destination, Harness, eventually, unique_name
+from .asyncio_api import AsyncAPI
+from .delivery import Delivery
+from .lifecycle import Lifecycle
+from .properties import Properties
+from .publish_receive import PublishReceive
+
+__all__ = [
+    "AsyncAPI",
+    "ContractSuite",
+    "DeclaringHarness",
+    "Delivery",
+    "Destination",
+    "Harness",
+    "Lifecycle",
+    "Properties",
+    "PublishReceive",
+    "collect",
+    "eventually",
+    "unique_name",
+]
+
+
+class ContractSuite(PublishReceive, Delivery, Lifecycle, AsyncAPI, Properties):
+    """Every behaviour class at once; subclass it and provide a ``harness`` fixture."""
