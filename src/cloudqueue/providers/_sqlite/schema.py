@@ -1,0 +1,185 @@
+"""The tables of a cloudqueue SQLite file, and every statement run on them.
+
+Model (the same as the memory broker's): a *topic* holds *subscriptions*; a
+queue is a topic with the subscription ``""``. Each subscription has its own
+copy of each message, one row in ``messages``.
+
+A row's life is told by three columns:
+
+- ``visible_at`` (``time.time()`` seconds): when it may next be received. A
+  send delay, a lease and a nack delay all just move it forward.
+- ``lease_id``: set while a consumer holds it; the settlement token is
+  ``(seq, lease_id)``, so a settlement from a lease that has since expired and
+  been re-leased matches nothing.
+- ``attempts``: deliveries so far (the delivery attempt of the next one is
+  ``attempts + 1``).
+
+A row whose lease ran out on its last allowed delivery is dead-lettered by the
+next receive that takes it (as SQS does on the receive that would exceed
+maxReceiveCount), not by a sweep: a sweep needs an index of leased rows, which
+every lease and ack would have to maintain, and a query on every receive.
+
+Ordered topics: a row with an ordering key may be leased only when it heads
+its key's line (no earlier row of the key is in line, that is delivered before
+or due now) and no row of the key is under a live lease.
+"""
+
+from __future__ import annotations
+
+__all__ = ["SCHEMA", "SCHEMA_VERSION"]
+
+#: 2: dropped the ``messages_leased`` index (see above). Files are upgraded on open.
+SCHEMA_VERSION = 2
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS topics (
+    name TEXT PRIMARY KEY,
+    ordered INTEGER NOT NULL DEFAULT 0,
+    deduplicated INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+
+-- AUTOINCREMENT: a deleted subscription's id is never reused, so a driver
+-- still holding it finds nothing rather than a newer subscription's rows.
+CREATE TABLE IF NOT EXISTS subscriptions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    topic TEXT NOT NULL,
+    name TEXT NOT NULL,
+    lease REAL NOT NULL DEFAULT 30.0,
+    dead_letter_after INTEGER,
+    UNIQUE (topic, name)
+);
+
+CREATE TABLE IF NOT EXISTS messages (
+    seq INTEGER PRIMARY KEY,
+    subscription INTEGER NOT NULL,
+    id TEXT NOT NULL,
+    body BLOB NOT NULL,
+    attributes TEXT,
+    ordering_key TEXT,
+    enqueued_at REAL NOT NULL,
+    visible_at REAL NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    lease_id INTEGER
+);
+
+-- Receiving scans this in order: visible rows first, oldest first.
+CREATE INDEX IF NOT EXISTS messages_by_visibility ON messages (subscription, visible_at, seq);
+-- Heads of ordering keys.
+CREATE INDEX IF NOT EXISTS messages_by_key
+    ON messages (subscription, ordering_key, seq) WHERE ordering_key IS NOT NULL;
+-- Version 1 indexed leased rows to sweep exhausted ones; nothing reads it now.
+DROP INDEX IF EXISTS messages_leased;
+
+CREATE TABLE IF NOT EXISTS deduplication (
+    topic TEXT NOT NULL,
+    deduplication_id TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    expires REAL NOT NULL,
+    PRIMARY KEY (topic, deduplication_id)
+) WITHOUT ROWID;
+"""
+
+# -- destinations ---------------------------------------------------------------
+
+ADD_TOPIC = "INSERT OR IGNORE INTO topics (name) VALUES (?)"
+ADD_SUBSCRIPTION = "INSERT OR IGNORE INTO subscriptions (topic, name) VALUES (?, ?)"
+TOPIC_SETTINGS = "SELECT ordered, deduplicated FROM topics WHERE name = ?"
+SUBSCRIPTION_ID = "SELECT id FROM subscriptions WHERE topic = ? AND name = ?"
+SUBSCRIPTION_NAMES = "SELECT topic, name FROM subscriptions WHERE id = ?"
+SUBSCRIPTION_IDS = "SELECT id FROM subscriptions WHERE topic = ?"
+#: The topic's deduplication flag and its subscriptions, one row per subscription
+#: (one row with a NULL id when it has none; no row when the topic is missing).
+PUBLISH_TARGETS = """
+SELECT t.deduplicated, s.id FROM topics AS t LEFT JOIN subscriptions AS s ON s.topic = t.name
+WHERE t.name = ?
+"""
+SUBSCRIPTION_SETTINGS = """
+SELECT s.lease, s.dead_letter_after, t.ordered
+FROM subscriptions AS s JOIN topics AS t ON t.name = s.topic
+WHERE s.id = ?
+"""
+SET_TOPIC = "UPDATE topics SET ordered = ?, deduplicated = ? WHERE name = ?"
+SET_SUBSCRIPTION = "UPDATE subscriptions SET lease = ?, dead_letter_after = ? WHERE id = ?"
+PURGE = "DELETE FROM messages WHERE subscription = ?"
+DELETE_SUBSCRIPTION = "DELETE FROM subscriptions WHERE id = ?"
+DELETE_TOPIC_MESSAGES = (
+    "DELETE FROM messages WHERE subscription IN (SELECT id FROM subscriptions WHERE topic = ?)"
+)
+DELETE_TOPIC_SUBSCRIPTIONS = "DELETE FROM subscriptions WHERE topic = ?"
+DELETE_TOPIC_DEDUPLICATION = "DELETE FROM deduplication WHERE topic = ?"
+DELETE_TOPIC = "DELETE FROM topics WHERE name = ?"
+
+# -- sending --------------------------------------------------------------------
+
+INSERT_MESSAGE = """
+INSERT INTO messages (subscription, id, body, attributes, ordering_key, enqueued_at, visible_at)
+VALUES (?, ?, ?, ?, ?, ?, ?)
+"""
+SEEN_DEDUPLICATION_ID = """
+SELECT message_id FROM deduplication
+WHERE topic = ? AND deduplication_id = ? AND expires > ?
+"""
+REMEMBER_DEDUPLICATION_ID = """
+INSERT OR REPLACE INTO deduplication (topic, deduplication_id, message_id, expires)
+VALUES (?, ?, ?, ?)
+"""
+FORGET_DEDUPLICATION_IDS = "DELETE FROM deduplication WHERE topic = ? AND expires <= ?"
+
+# -- receiving ------------------------------------------------------------------
+
+#: Whether the subscription exists, and when its earliest row is visible.
+PEEK = """
+SELECT (SELECT 1 FROM subscriptions WHERE id = :sub),
+       (SELECT MIN(visible_at) FROM messages WHERE subscription = :sub)
+"""
+
+_LEASE = """
+UPDATE messages SET lease_id = :lease, visible_at = :until, attempts = attempts + 1
+WHERE seq IN (
+    SELECT seq FROM messages AS m
+    WHERE m.subscription = :sub AND m.visible_at <= :now {ordered}
+    ORDER BY m.visible_at, m.seq
+    LIMIT :limit
+)
+RETURNING seq, id, body, attributes, ordering_key, enqueued_at, attempts
+"""
+
+_HEADS_ONLY = """
+    AND (m.ordering_key IS NULL OR NOT EXISTS (
+        SELECT 1 FROM messages AS h
+        WHERE h.subscription = m.subscription AND h.ordering_key = m.ordering_key
+          AND h.seq <> m.seq
+          AND ((h.seq < m.seq AND (h.attempts > 0 OR h.visible_at <= :now))
+               OR (h.lease_id IS NOT NULL AND h.visible_at > :now))
+    ))
+"""
+
+LEASE = _LEASE.format(ordered="")
+LEASE_ORDERED = _LEASE.format(ordered=_HEADS_ONLY)
+
+# -- settling -------------------------------------------------------------------
+
+ACK = "DELETE FROM messages WHERE seq = ? AND lease_id = ?"
+#: A nack within the delivery limit; rows past it are dead-lettered instead.
+NACK = """
+UPDATE messages SET visible_at = ?, lease_id = NULL
+WHERE seq = ? AND lease_id = ? AND attempts < ?
+"""
+EXTEND = "UPDATE messages SET visible_at = ? WHERE seq = ? AND lease_id = ?"
+#: Give back a row the application never saw: visible now, the delivery uncounted.
+RELEASE = """
+UPDATE messages SET visible_at = ?, lease_id = NULL, attempts = attempts - 1
+WHERE seq = ? AND lease_id = ?
+"""
+LEASED_ATTEMPTS = "SELECT attempts FROM messages WHERE seq = ? AND lease_id = ?"
+
+#: Copy a leased row to every subscription of the dead-letter topic.
+COPY_TO_DEAD_LETTERS = """
+INSERT INTO messages (subscription, id, body, attributes, ordering_key, enqueued_at, visible_at)
+SELECT s.id, m.id, m.body,
+       CASE WHEN :reason IS NULL THEN m.attributes
+            ELSE json_set(coalesce(m.attributes, '{}'), '$.dead_letter_reason', :reason) END,
+       m.ordering_key, :now, :now
+FROM messages AS m JOIN subscriptions AS s ON s.topic = :target
+WHERE m.seq = :seq AND m.lease_id = :lease
+"""

@@ -1,0 +1,298 @@
+"""Operations on the destinations of one file, each one transaction.
+
+Functions here take a cursor inside a transaction opened by
+:meth:`Database.write` (or a plain one for reads) and do the SQL; the drivers
+decide when to call them. Semantics follow the memory broker (``_broker``),
+which the contract suite compares every provider with.
+"""
+
+from __future__ import annotations
+
+import datetime
+import itertools
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+from ..._message import Message
+from ...driver import Declaration, Delivery
+from ...errors import NotFound, QueueError
+from .._broker import DEDUPLICATION_WINDOW, dead_letter_name
+from . import schema
+
+__all__ = [
+    "Lease",
+    "SubscriptionSettings",
+    "Token",
+    "ack",
+    "dead_letter",
+    "declare",
+    "delete",
+    "ensure_subscription",
+    "ensure_topic",
+    "extend",
+    "lease",
+    "nack",
+    "peek",
+    "publish",
+    "purge",
+    "topic_settings",
+]
+
+_UTC = datetime.UTC
+#: A settlement token: the row and the lease it was handed out under.
+Token = tuple[int, int]
+#: Stands in for "no dead-letter limit" in comparisons with ``attempts``.
+_NO_LIMIT = 2**62
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionSettings:
+    lease: float
+    dead_letter_after: int | None
+    ordered: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """What one receive took, or when to look again."""
+
+    deliveries: list[Delivery]
+    #: The subscription has rows, but none visible before this ``time.time()``.
+    next_visible: float | None
+
+
+def _describe(topic: str, subscription: str) -> str:
+    return repr(topic) + (f" subscription {subscription!r}" if subscription else "")
+
+
+# -- destinations --------------------------------------------------------------------
+
+
+def ensure_topic(cursor: sqlite3.Cursor, topic: str, *, create_queue: bool) -> None:
+    """Create ``topic`` if missing; a topic created for a queue gets its ``""`` subscription."""
+    cursor.execute(schema.ADD_TOPIC, (topic,))
+    if cursor.rowcount == 1 and create_queue:
+        cursor.execute(schema.ADD_SUBSCRIPTION, (topic, ""))
+
+
+def ensure_subscription(cursor: sqlite3.Cursor, topic: str, subscription: str) -> int:
+    ensure_topic(cursor, topic, create_queue=(subscription == ""))
+    cursor.execute(schema.ADD_SUBSCRIPTION, (topic, subscription))
+    return int(cursor.execute(schema.SUBSCRIPTION_ID, (topic, subscription)).fetchone()[0])
+
+
+def topic_settings(cursor: sqlite3.Cursor, topic: str) -> tuple[bool, bool] | None:
+    """``(ordered, deduplicated)``, or None when the topic does not exist."""
+    row = cursor.execute(schema.TOPIC_SETTINGS, (topic,)).fetchone()
+    return None if row is None else (bool(row[0]), bool(row[1]))
+
+
+def subscription_settings(cursor: sqlite3.Cursor, sub_id: int) -> SubscriptionSettings | None:
+    row = cursor.execute(schema.SUBSCRIPTION_SETTINGS, (sub_id,)).fetchone()
+    return None if row is None else SubscriptionSettings(row[0], row[1], bool(row[2]))
+
+
+def declare(cursor: sqlite3.Cursor, topic: str, subscription: str, declaration: Declaration) -> None:
+    sub_id = ensure_subscription(cursor, topic, subscription)
+    cursor.execute(schema.SET_TOPIC, (declaration.ordered, declaration.deduplicated, topic))
+    cursor.execute(
+        schema.SET_SUBSCRIPTION, (declaration.lease, declaration.dead_letter_after, sub_id)
+    )
+
+
+def _subscription_id(cursor: sqlite3.Cursor, topic: str, subscription: str) -> int | None:
+    row = cursor.execute(schema.SUBSCRIPTION_ID, (topic, subscription)).fetchone()
+    return None if row is None else int(row[0])
+
+
+def purge(cursor: sqlite3.Cursor, topic: str, subscription: str) -> None:
+    sub_id = _subscription_id(cursor, topic, subscription)
+    if sub_id is None:
+        raise NotFound(f"SQLite destination {_describe(topic, subscription)} has nothing to purge")
+    cursor.execute(schema.PURGE, (sub_id,))
+
+
+def delete(cursor: sqlite3.Cursor, topic: str, subscription: str | None) -> None:
+    if subscription is not None:
+        sub_id = _subscription_id(cursor, topic, subscription)
+        if sub_id is None:
+            raise NotFound(f"SQLite topic {topic!r} has no subscription {subscription!r}")
+        cursor.execute(schema.PURGE, (sub_id,))
+        cursor.execute(schema.DELETE_SUBSCRIPTION, (sub_id,))
+        return
+    if topic_settings(cursor, topic) is None:
+        raise NotFound(f"SQLite destination {topic!r} does not exist")
+    for statement in (
+        schema.DELETE_TOPIC_MESSAGES,
+        schema.DELETE_TOPIC_SUBSCRIPTIONS,
+        schema.DELETE_TOPIC_DEDUPLICATION,
+        schema.DELETE_TOPIC,
+    ):
+        cursor.execute(statement, (topic,))
+
+
+# -- sending ---------------------------------------------------------------------------
+
+
+def new_message_ids() -> Iterator[str]:
+    """Ids unique across the processes sharing a file: 80 random bits per batch
+    (so fork-safe, no shared counter) and a number within the batch."""
+    prefix = os.urandom(10).hex()
+    return (f"{prefix}-{number}" for number in itertools.count(1))
+
+
+def publish(cursor: sqlite3.Cursor, topic: str, messages: Sequence[Message]) -> list[str | QueueError]:
+    """Insert one row per message and subscription; repeats of a deduplication id
+    within the window get the first message's id and no row."""
+    targets = cursor.execute(schema.PUBLISH_TARGETS, (topic,)).fetchall()
+    if not targets:
+        raise NotFound(f"SQLite destination {topic!r} was deleted")
+    deduplicate = bool(targets[0][0])
+    subscriptions = [sub_id for _, sub_id in targets if sub_id is not None]
+    now = time.time()
+    if deduplicate:
+        cursor.execute(schema.FORGET_DEDUPLICATION_IDS, (topic, now))
+    ids: list[str | QueueError] = []
+    fresh_ids = new_message_ids()
+    rows: list[tuple[object, ...]] = []
+    for message in messages:
+        dedup_id = message.deduplication_id if deduplicate else None
+        if dedup_id is not None:
+            seen = cursor.execute(schema.SEEN_DEDUPLICATION_ID, (topic, dedup_id, now)).fetchone()
+            if seen is not None:
+                ids.append(seen[0])
+                continue
+        message_id = next(fresh_ids)
+        if dedup_id is not None:
+            cursor.execute(
+                schema.REMEMBER_DEDUPLICATION_ID,
+                (topic, dedup_id, message_id, now + DEDUPLICATION_WINDOW),
+            )
+        ids.append(message_id)
+        attributes = json.dumps(message.attributes) if message.attributes else None
+        visible_at = now + message.delay if message.delay else now
+        for sub_id in subscriptions:
+            rows.append(
+                (sub_id, message_id, message.body, attributes, message.ordering_key, now, visible_at)
+            )
+    cursor.executemany(schema.INSERT_MESSAGE, rows)
+    return ids
+
+
+# -- receiving ---------------------------------------------------------------------------
+
+
+def peek(cursor: sqlite3.Cursor, sub_id: int) -> tuple[bool, float | None]:
+    """Whether the subscription exists, and when its earliest row is visible (None: empty)."""
+    exists, earliest = cursor.execute(schema.PEEK, {"sub": sub_id}).fetchone()
+    return exists is not None, earliest
+
+
+def lease(
+    cursor: sqlite3.Cursor, sub_id: int, describe: str, max_messages: int, lease_id: int
+) -> Lease:
+    """Lease up to ``max_messages`` visible rows under ``lease_id`` (in a write transaction)."""
+    settings = subscription_settings(cursor, sub_id)
+    if settings is None:
+        raise NotFound(f"SQLite destination {describe} was deleted")
+    now = time.time()
+    statement = schema.LEASE_ORDERED if settings.ordered else schema.LEASE
+    rows = cursor.execute(
+        statement,
+        {"sub": sub_id, "now": now, "until": now + settings.lease, "lease": lease_id,
+         "limit": max_messages},
+    ).fetchall()
+    limit = settings.dead_letter_after
+    if limit is not None and rows:
+        # Taken once more than allowed: its last lease ran out unsettled. Moved now,
+        # on the receive that would exceed the limit (see schema), not delivered.
+        exhausted = [((row[0], lease_id), None) for row in rows if row[6] > limit]
+        if exhausted:
+            dead_letter(cursor, sub_id, exhausted)
+            rows = [row for row in rows if row[6] <= limit]
+    if not rows:
+        return Lease([], None)
+    rows.sort()  # RETURNING gives no order; seq is the order of sending
+    deadline = time.monotonic() + settings.lease
+    # Rows sent in one batch share their enqueue time: convert each time once.
+    enqueued: dict[float, datetime.datetime] = {}
+    return Lease(
+        [
+            Delivery(
+                (seq, lease_id),
+                message_id,
+                body,
+                json.loads(attributes) if attributes else {},
+                attempts,
+                key,
+                enqueued.get(enqueued_at) or enqueued.setdefault(
+                    enqueued_at, datetime.datetime.fromtimestamp(enqueued_at, _UTC)
+                ),
+                deadline,
+            )
+            for seq, message_id, body, attributes, key, enqueued_at, attempts in rows
+        ],
+        None,
+    )
+
+
+# -- settling ------------------------------------------------------------------------------
+
+
+def ack(cursor: sqlite3.Cursor, tokens: Sequence[Token]) -> None:
+    """Delete the rows; a token whose lease ended and was taken again matches nothing."""
+    cursor.executemany(schema.ACK, tokens)
+
+
+def nack(cursor: sqlite3.Cursor, sub_id: int, entries: Sequence[tuple[Token, float]]) -> None:
+    """Make rows visible again after their delay, or dead-letter them past the limit."""
+    settings = subscription_settings(cursor, sub_id)
+    if settings is None:
+        return  # deleted: nothing left to give back
+    limit = settings.dead_letter_after or _NO_LIMIT
+    now = time.time()
+    exhausted: list[tuple[Token, str | None]] = []
+    for (seq, lease_id), delay in entries:
+        cursor.execute(schema.NACK, (now + delay, seq, lease_id, limit))
+        if cursor.rowcount == 0 and settings.dead_letter_after is not None:
+            exhausted.append(((seq, lease_id), None))
+    if exhausted:  # only rows still leased to us are moved (the copy matches the lease)
+        dead_letter(cursor, sub_id, exhausted)
+
+
+def release(cursor: sqlite3.Cursor, tokens: Sequence[Token]) -> None:
+    """Make rows visible again at once without counting the delivery (as memory does)."""
+    now = time.time()
+    cursor.executemany(schema.RELEASE, [(now, seq, lease_id) for seq, lease_id in tokens])
+
+
+def extend(cursor: sqlite3.Cursor, entries: Sequence[tuple[Token, float]]) -> list[bool]:
+    now = time.time()
+    extended = []
+    for (seq, lease_id), seconds in entries:
+        cursor.execute(schema.EXTEND, (now + seconds, seq, lease_id))
+        extended.append(cursor.rowcount == 1)
+    return extended
+
+
+def dead_letter(
+    cursor: sqlite3.Cursor, sub_id: int, entries: Sequence[tuple[Token, str | None]]
+) -> None:
+    """Move leased rows to the dead-letter topic (``<topic>-dlq`` or
+    ``<topic>-<subscription>-dlq``), with the reason as an attribute."""
+    row = cursor.execute(schema.SUBSCRIPTION_NAMES, (sub_id,)).fetchone()
+    if row is None:
+        return
+    target = dead_letter_name(row[0], row[1])
+    ensure_topic(cursor, target, create_queue=True)
+    now = time.time()
+    for (seq, lease_id), reason in entries:
+        cursor.execute(
+            schema.COPY_TO_DEAD_LETTERS,
+            {"reason": reason, "now": now, "target": target, "seq": seq, "lease": lease_id},
+        )
+        cursor.execute(schema.ACK, (seq, lease_id))
