@@ -1,0 +1,104 @@
+"""Azure Functions with a Service Bus trigger: ``func.ServiceBusMessage`` in, raise to abandon."""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Callable
+from typing import Any
+
+from ..driver import Delivery
+from ._trigger import MalformedEvent, Result, TriggerRunner
+
+__all__ = ["HandlerFailed", "azure_functions", "delivery_from_servicebus"]
+
+TRIGGER = "Azure Functions Service Bus trigger"
+REFUSALS = {
+    "extend": "the Functions host renews the message lock itself "
+    "(maxAutoLockRenewalDuration in host.json); it cannot be extended from the function",
+    "dead_letter": "the trigger's ServiceBusMessage cannot be dead-lettered without the SDK "
+    "client; raise and the message moves to the dead-letter queue after MaxDeliveryCount",
+}
+NACK_DELAY = (
+    "the host can only abandon a message (redelivered at once); a delay needs the SDK. "
+    "nack() without a delay abandons it"
+)
+
+
+class HandlerFailed(Exception):
+    """Raised to the Functions host so that it abandons the message(s): the handler
+    failed for these message ids (the first handler error is the ``__cause__``)."""
+
+    def __init__(self, message_ids: list[str]) -> None:
+        super().__init__(f"handler failed for {len(message_ids)} message(s): {', '.join(message_ids)}")
+        self.message_ids = message_ids
+
+
+def delivery_from_servicebus(message: Any) -> Delivery:
+    """A Delivery from an ``azure.functions.ServiceBusMessage`` (read by duck typing, so
+    this module does not import ``azure.functions``)."""
+    get_body = getattr(message, "get_body", None)
+    if get_body is None:
+        raise MalformedEvent(f"expected an azure.functions.ServiceBusMessage, not {type(message).__name__}")
+    body = get_body()
+    if isinstance(body, str):
+        body = body.encode("utf-8")
+    properties = getattr(message, "application_properties", None) or getattr(
+        message, "user_properties", None
+    ) or {}
+    count = getattr(message, "delivery_count", None)
+    enqueued = getattr(message, "enqueued_time_utc", None)
+    if isinstance(enqueued, datetime.datetime) and enqueued.tzinfo is None:
+        enqueued = enqueued.replace(tzinfo=datetime.UTC)
+    return Delivery(
+        token=getattr(message, "lock_token", None),
+        id=str(getattr(message, "message_id", "") or ""),
+        body=bytes(body or b""),
+        # Application properties may be ints, floats, bools... the portable type is str.
+        attributes={str(name): str(value) for name, value in properties.items()},
+        # The host (a .NET SDK) counts from 1 on first delivery.
+        delivery_attempt=int(count) if count is not None else None,
+        ordering_key=getattr(message, "session_id", None),
+        enqueued_at=enqueued if isinstance(enqueued, datetime.datetime) else None,
+        native=message,
+    )
+
+
+def _raise_failures(results: list[Result]) -> None:
+    failed = [result for result in results if not result.ok]
+    if failed:
+        error = HandlerFailed([result.delivery.id for result in failed])
+        cause = next((result.error for result in failed if result.error is not None), None)
+        raise error from cause
+
+
+def azure_functions(handler: Callable[..., Any], *, concurrency: int = 1) -> Callable[..., Any]:
+    """A function for ``@app.service_bus_queue_trigger(arg_name="msg", ...)`` (or a topic
+    trigger) that runs ``handler`` on the ``ServiceBusMessage``, or on each of a list of
+    them (``cardinality="many"``).
+
+    A normal return completes the message(s); a failure raises :class:`HandlerFailed` so
+    the host abandons them. With ``cardinality="many"`` the host settles the batch as a
+    whole: one failure abandons every message of it (handlers must be idempotent).
+    Messages of a session run in order and stop at the first failure. The returned
+    function is a coroutine function when ``handler`` is one.
+    """
+    runner = TriggerRunner(handler, TRIGGER, REFUSALS, NACK_DELAY, concurrency)
+
+    def deliveries(msg: Any) -> tuple[list[Delivery], bool]:
+        batch = [delivery_from_servicebus(one) for one in (msg if isinstance(msg, list) else [msg])]
+        return batch, any(delivery.ordering_key is not None for delivery in batch)
+
+    if runner.is_async:
+
+        async def async_function(msg: Any) -> None:
+            batch, ordered = deliveries(msg)
+            _raise_failures(await (runner.ordered(batch) if ordered else runner.gather(batch)))
+
+        return async_function
+
+    def function(msg: Any) -> None:
+        batch, ordered = deliveries(msg)
+        _raise_failures(runner.run_batch(batch, in_order=ordered))
+
+    # No functools.wraps: the host binds the trigger by this function's parameter name.
+    return function

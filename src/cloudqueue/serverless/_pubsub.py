@@ -1,0 +1,136 @@
+"""Pub/Sub push and Eventarc: one HTTP request per message; 2xx acks, anything else nacks.
+
+The request parsing and the answer are written once here; :mod:`._asgi` and
+:mod:`._wsgi` only move bytes.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime
+import json
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from ..driver import Delivery
+from ._trigger import Result, TriggerRunner
+
+__all__ = ["MAX_BODY", "HttpAnswer", "PushRequestError", "answer_for", "delivery_from_push", "runner_for"]
+
+TRIGGER = "Pub/Sub push"
+MESSAGE_PUBLISHED = "google.cloud.pubsub.topic.v1.messagePublished"
+#: Largest request accepted: 10 MB of data is about 13.4 MB of base64, plus attributes.
+MAX_BODY = 16 * 1024 * 1024
+REFUSALS = {
+    "extend": "a push request's deadline is the subscription's ack deadline; it cannot be extended",
+    "dead_letter": "give the subscription a dead-letter policy: a message that keeps failing "
+    "moves there after max_delivery_attempts",
+}
+NACK_DELAY = (
+    "redelivery follows the subscription's retry policy (minimum/maximum backoff); "
+    "nack() without a delay answers non-2xx"
+)
+
+HttpAnswer = tuple[int, str]
+
+
+class PushRequestError(Exception):
+    """The request is not a push request or CloudEvent we understand: answered with ``status``."""
+
+    def __init__(self, status: int, text: str) -> None:
+        super().__init__(text)
+        self.status = status
+
+
+def runner_for(handler: Callable[..., Any]) -> TriggerRunner:
+    return TriggerRunner(handler, TRIGGER, REFUSALS, NACK_DELAY)
+
+
+_FRACTION = re.compile(r"(\.\d{6})\d+")
+
+
+def _timestamp(value: object) -> datetime.datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        # RFC 3339 with up to nanoseconds; datetime keeps microseconds.
+        return datetime.datetime.fromisoformat(_FRACTION.sub(r"\1", value).replace("Z", "+00:00"))
+    except ValueError:
+        raise PushRequestError(400, f"publishTime {value!r} is not an RFC 3339 timestamp") from None
+
+
+def _envelope(headers: Mapping[str, str], body: bytes) -> tuple[dict[str, Any], object]:
+    """The ``{"message": ..., "subscription": ...}`` envelope, and the delivery attempt
+    field, from a push request, a binary CloudEvent or a structured CloudEvent."""
+    try:
+        document = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise PushRequestError(400, f"request body is not JSON: {error}") from None
+    if not isinstance(document, dict):
+        raise PushRequestError(400, "request body must be a JSON object")
+    content_type = headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if "ce-type" in headers or content_type == "application/cloudevents+json":
+        structured = "ce-type" not in headers
+        event_type = document.get("type") if structured else headers["ce-type"]
+        if event_type != MESSAGE_PUBLISHED:
+            raise PushRequestError(400, f"CloudEvent type {event_type!r} is not {MESSAGE_PUBLISHED!r}")
+        data = document.get("data") if structured else document
+        if not isinstance(data, dict):
+            raise PushRequestError(400, "CloudEvent data must be a JSON object with a 'message'")
+        return data, data.get("deliveryAttempt")
+    return document, document.get("deliveryAttempt")
+
+
+def delivery_from_push(headers: Mapping[str, str], body: bytes) -> Delivery:
+    """The message of a push request (``headers`` with lower-case names). Raises
+    :class:`PushRequestError` (400) with a clear reason for anything malformed."""
+    envelope, attempt = _envelope(headers, body)
+    message = envelope.get("message")
+    if not isinstance(message, dict):
+        raise PushRequestError(400, "no 'message' object in the push request")
+    message_id = message.get("messageId", message.get("message_id"))
+    if not isinstance(message_id, str) or not message_id:
+        raise PushRequestError(400, "the message has no 'messageId'")
+    data = message.get("data", "")
+    if not isinstance(data, str):
+        raise PushRequestError(400, "message 'data' must be a base64 string")
+    try:
+        payload = base64.b64decode(data, validate=True)
+    except binascii.Error:
+        raise PushRequestError(400, "message 'data' is not valid base64") from None
+    attributes = message.get("attributes") or {}
+    if not isinstance(attributes, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in attributes.items()
+    ):
+        raise PushRequestError(400, "message 'attributes' must map strings to strings")
+    if attempt is not None and (type(attempt) is not int or attempt < 1):
+        raise PushRequestError(400, f"deliveryAttempt must be a positive integer, not {attempt!r}")
+    ordering_key = message.get("orderingKey", message.get("ordering_key")) or None
+    return Delivery(
+        token=None,
+        id=message_id,
+        body=payload,
+        attributes=dict(attributes),
+        # Present only when the subscription has a dead-letter policy.
+        delivery_attempt=attempt,
+        ordering_key=ordering_key if isinstance(ordering_key, str) else None,
+        enqueued_at=_timestamp(message.get("publishTime", message.get("publish_time"))),
+        native=envelope,
+    )
+
+
+def check_request(method: str, length: int | None) -> None:
+    if method != "POST":
+        raise PushRequestError(405, f"push requests are POST, not {method}")
+    if length is not None and length > MAX_BODY:
+        raise PushRequestError(413, f"request body of {length} bytes exceeds {MAX_BODY}")
+
+
+def answer_for(result: Result) -> HttpAnswer:
+    """204 acks; 500 makes Pub/Sub redeliver with the subscription's backoff. The
+    handler's error stays in the logs: it may hold data the caller must not see."""
+    if result.ok:
+        return 204, ""
+    return 500, f"handler failed for message {result.delivery.id}"

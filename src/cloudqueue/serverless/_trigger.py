@@ -1,0 +1,151 @@
+"""What every adapter shares: run a handler on deliveries a trigger hands over, and
+learn per message whether it succeeded.
+
+A trigger settles by its own rules (a Lambda partial-failure list, an exception for the
+Functions host, an HTTP status for Pub/Sub push), so an adapter message settles into a
+:class:`~cloudqueue.worker._handler.Settlement` that records the outcome and refuses,
+with :class:`~cloudqueue.Unsupported`, what the trigger cannot express.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from .._engine.consuming import ACK, NACK
+from ..driver import Delivery
+from ..errors import InvalidArgument, Unsupported
+from ..worker._handler import Settlement, is_async_handler, message_for
+from ..worker._policy import failure_summary
+
+__all__ = ["MalformedEvent", "Result", "TriggerRunner"]
+
+log = logging.getLogger("cloudqueue.serverless")
+
+
+class MalformedEvent(InvalidArgument):
+    """The event does not have the shape the trigger documents; nothing was processed."""
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """How one message ended: ``ok`` True when the trigger must report it done."""
+
+    delivery: Delivery
+    ok: bool
+    error: BaseException | None = None
+
+
+class TriggerRunner:
+    """Runs one handler for a trigger named ``trigger``.
+
+    ``refusals`` maps a settlement kind (``nack``, ``extend``, ``dead_letter``) the
+    trigger cannot carry out to the explanation raised as Unsupported; ``nack`` with a
+    delay is always refused (``nack_delay_refusal``), ``nack()`` means "report failed".
+    """
+
+    def __init__(
+        self,
+        handler: Callable[..., Any],
+        trigger: str,
+        refusals: Mapping[str, str],
+        nack_delay_refusal: str,
+        concurrency: int = 1,
+    ) -> None:
+        if not callable(handler):
+            raise InvalidArgument(f"handler must be callable, not {handler!r}")
+        if type(concurrency) is not int or concurrency < 1:
+            raise InvalidArgument(f"concurrency must be a positive int, not {concurrency!r}")
+        self.handler = handler
+        self.is_async = is_async_handler(handler)
+        self.trigger = trigger
+        self.refusals = dict(refusals)
+        self.nack_delay_refusal = nack_delay_refusal
+        self.concurrency = concurrency
+
+    def _forward(self, delivery: Delivery, kind: str, argument: Any) -> None:
+        refusal = self.refusals.get(kind)
+        if refusal is not None:
+            raise Unsupported(f"{self.trigger}: {refusal}")
+        if kind == NACK and argument:
+            raise Unsupported(f"{self.trigger}: {self.nack_delay_refusal}")
+
+    def _judge(self, delivery: Delivery, settlement: Settlement, error: BaseException | None) -> Result:
+        if settlement.kind == ACK:
+            ok = True  # the handler said so, even if it raised afterwards
+        elif settlement.kind == NACK:
+            ok = False
+        else:
+            ok = error is None
+        if error is not None:
+            log.warning(
+                "%s: message %s failed (attempt %s): %s", self.trigger, delivery.id,
+                delivery.delivery_attempt, failure_summary(error), exc_info=error,
+            )
+        return Result(delivery, ok, error)
+
+    # -- one message ---------------------------------------------------------------
+
+    def run_sync(self, delivery: Delivery) -> Result:
+        settlement = Settlement(self._forward)
+        error: BaseException | None = None
+        try:
+            self.handler(message_for(delivery, settlement, False))
+        except Exception as exc:
+            error = exc
+        return self._judge(delivery, settlement, error)
+
+    async def run_async(self, delivery: Delivery) -> Result:
+        settlement = Settlement(self._forward)
+        error: BaseException | None = None
+        try:
+            await self.handler(message_for(delivery, settlement, True))
+        except Exception as exc:
+            error = exc
+        return self._judge(delivery, settlement, error)
+
+    async def run_one_async(self, delivery: Delivery) -> Result:
+        """One message from async code (a coroutine handler awaited, a plain one in a thread)."""
+        if self.is_async:
+            return await self.run_async(delivery)
+        return await asyncio.to_thread(self.run_sync, delivery)
+
+    # -- batches ---------------------------------------------------------------------
+
+    def run_batch(self, deliveries: Sequence[Delivery], *, in_order: bool) -> list[Result]:
+        """Results in order. ``in_order`` (FIFO): one at a time, and after the first
+        failure the rest are not run and reported failed (their order must hold)."""
+        if in_order:
+            return self._run_in_order(deliveries)
+        if self.is_async:
+            return asyncio.run(self.gather(deliveries))
+        if self.concurrency == 1 or len(deliveries) < 2:
+            return [self.run_sync(delivery) for delivery in deliveries]
+        with ThreadPoolExecutor(max_workers=min(self.concurrency, len(deliveries))) as pool:
+            return list(pool.map(self.run_sync, deliveries))
+
+    def _run_in_order(self, deliveries: Sequence[Delivery]) -> list[Result]:
+        return asyncio.run(self.ordered(deliveries))
+
+    async def ordered(self, deliveries: Sequence[Delivery]) -> list[Result]:
+        results: list[Result] = []
+        for index, delivery in enumerate(deliveries):
+            result = await self.run_one_async(delivery)
+            results.append(result)
+            if not result.ok:
+                results.extend(Result(later, False) for later in deliveries[index + 1 :])
+                break
+        return results
+
+    async def gather(self, deliveries: Sequence[Delivery]) -> list[Result]:
+        limit = asyncio.Semaphore(self.concurrency if self.concurrency > 1 else len(deliveries) or 1)
+
+        async def bounded(delivery: Delivery) -> Result:
+            async with limit:
+                return await self.run_async(delivery)
+
+        return list(await asyncio.gather(*(bounded(delivery) for delivery in deliveries)))

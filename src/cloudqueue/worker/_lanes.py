@@ -1,0 +1,349 @@
+"""Lanes: the long-lived tasks or threads that take messages and run a route's handler.
+
+A route runs ``concurrency`` lanes; each takes one message at a time and runs the
+handler inline, so the number of lanes is the concurrency and no task, future or
+executor job is made per message (that was most of the worker's per-message cost).
+The consumer's ``max_in_flight`` still caps what is held: running plus prefetched.
+
+* Coroutine handlers (:class:`AsyncLanes`): tasks sharing one :class:`AsyncConsumer`.
+  One lane at a time receives, asking for as many messages as lanes are idle; a lane
+  that takes a message while more are ready wakes one idle lane, which does the same,
+  so a handler that awaits spreads a batch over the lanes within a loop turn, while a
+  handler that never awaits drains it in one lane without waking the others.
+* Plain handlers (:class:`ThreadLanes`): threads, each receiving one message at a time
+  from the blocking :class:`Consumer` (thread-safe; concurrent receives share pulls).
+
+Both take part in the runtime's shutdown the same way: :meth:`halt` (stop pulling),
+:meth:`pulls_ended` (the receives under way have returned), :meth:`running` (lanes
+still working off what they received), :meth:`abandon_running`, :meth:`close`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+from .. import aio
+from .._api import open_consumer
+from ..errors import Closed, QueueError
+from ._processing import Processor
+
+if TYPE_CHECKING:
+    from ..driver import Delivery
+    from ._app import App, Route
+    from ._counters import Tally
+
+__all__ = ["AsyncLanes", "Lanes", "ThreadLanes", "lanes_for"]
+
+log = logging.getLogger("cloudqueue.worker")
+
+#: Pause after a receive failed even after the consumer's own retries (an outage).
+OUTAGE_PAUSE = 1.0
+
+
+class Lanes:
+    """One route while the worker runs: its consumer and its lanes."""
+
+    def __init__(self, route: Route, app: App) -> None:
+        self.route = route
+        self.app = app
+        self.consumer: Any = None  # Consumer (plain handlers) or AsyncConsumer (coroutines)
+        self.processor: Processor | None = None
+        self.source = "<not open>"
+        #: Set once receiving must stop: the worker is stopping or the source failed.
+        self.halted = False
+        #: Fails with the error of a source that cannot go on (e.g. its queue is gone).
+        self.fatal: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    async def open(self) -> None:
+        route = self.route
+        self.consumer = await self._open_consumer(
+            route.url, max_in_flight=route.max_in_flight, max_lease_extension=route.max_lease_extension
+        )
+        self.source = str(self.consumer.url)  # secrets redacted
+        self.processor = Processor(
+            route.handler,
+            is_async=route.is_async,
+            settle=self.consumer._settle,
+            capabilities=self.consumer.capabilities,
+            policy=route.policy,
+            middleware=self.app.middleware,
+            source=self.source,
+        )
+
+    async def _open_consumer(self, url: str, **options: Any) -> Any:
+        raise NotImplementedError
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def halt(self) -> None:
+        """Stop pulling: lanes finish the messages they received, then end."""
+        raise NotImplementedError
+
+    async def pulls_ended(self) -> None:
+        """Return once no receive is under way (after :meth:`halt`)."""
+        raise NotImplementedError
+
+    def running(self) -> list[asyncio.Future[Any]]:
+        """Lanes that have not ended, as futures done when they end."""
+        raise NotImplementedError
+
+    def abandon_running(self) -> int:
+        """Cancel running coroutine handlers; return how many handlers are left running."""
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        """Give back prefetched messages, flush settlements, release the driver."""
+        raise NotImplementedError
+
+    def busy(self) -> int:
+        """Handlers running now."""
+        return self.route.counters.snapshot()["in_flight"]
+
+    def _receive_failed(self, error: QueueError) -> bool:
+        """Deal with a failed receive; True when the lane should pause before the next."""
+        if isinstance(error, Closed):
+            self.halt()
+            return False
+        if not error.retryable:
+            self.halt()
+            self._report_fatal(error)
+            return False
+        log.warning("receiving from %s failed; trying again: %s", self.source, error)
+        return True
+
+    def _report_fatal(self, error: BaseException) -> None:
+        """Fail :attr:`fatal` (from the event loop's thread)."""
+        if not self.fatal.done():
+            self.fatal.set_exception(error)
+
+
+class AsyncLanes(Lanes):
+    """Lanes as tasks on the worker's event loop, for coroutine handlers."""
+
+    def __init__(self, route: Route, app: App) -> None:
+        super().__init__(route, app)
+        #: Received, waiting for a lane: never more than the lanes that were idle.
+        self.ready: deque[Delivery] = deque()
+        #: Lanes waiting for a message; each future's result says whether it was
+        #: woken to take a ready message (True) or to look again (False).
+        self.idle: deque[asyncio.Future[bool]] = deque()
+        self.waking = 0  # lanes woken to take a message that have not run yet
+        self.waiting = 0  # lanes without a message: idle, woken, or pulling
+        self.pull: asyncio.Future[None] | None = None  # done when the receive under way ends
+        self.tasks: list[asyncio.Task[None]] = []
+
+    async def _open_consumer(self, url: str, **options: Any) -> Any:
+        return aio.open_consumer(url, **options)
+
+    def start(self) -> None:
+        counters = self.route.counters
+        self.tasks = [
+            asyncio.create_task(self._lane(counters.tally()), name=f"cloudqueue {self.route.name} lane {n}")
+            for n in range(self.route.concurrency)
+        ]
+        # A lane ending with an error is a bug, not a handler failure: stop the worker.
+        for task in self.tasks:
+            task.add_done_callback(self._lane_ended)
+
+    async def _lane(self, tally: Tally) -> None:
+        processor = self.processor
+        assert processor is not None
+        run = processor.run_async
+        ready = self.ready
+        while ready or await self._wait_for_message():
+            delivery = ready.popleft()
+            if ready and self.idle and not self.waking:
+                # More are ready: hand the next to another lane, in case this handler awaits.
+                self.waking += 1
+                self.idle.popleft().set_result(True)
+            try:
+                await run(delivery, tally)
+            except asyncio.CancelledError:
+                raise
+            except BaseException:
+                # SystemExit and the like from a handler: its message is left to its lease.
+                log.exception("handler for %s stopped abnormally", self.source)
+
+    async def _wait_for_message(self) -> bool:
+        """Wait until a message is ready (True) or the lane should end (False)."""
+        self.waiting += 1
+        try:
+            while not self.ready:
+                if self.pull is not None:
+                    waiter: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+                    self.idle.append(waiter)
+                    try:
+                        woken_for_message = await waiter
+                    except asyncio.CancelledError:
+                        if waiter in self.idle:
+                            self.idle.remove(waiter)
+                        elif waiter.done() and not waiter.cancelled() and waiter.result():
+                            self.waking -= 1
+                        raise
+                    if woken_for_message:
+                        self.waking -= 1
+                elif self.halted:
+                    return False
+                else:
+                    await self._pull()
+            return True
+        finally:
+            self.waiting -= 1
+
+    async def _pull(self) -> None:
+        done = self.pull = asyncio.get_running_loop().create_future()
+        pause = False
+        try:
+            # A receive served from the consumer's buffer and a handler that never
+            # awaits do not give the loop a turn: take one here, once per batch, so
+            # settlements get flushed, signals handled and lanes woken earlier become
+            # idle before the count below is taken.
+            await asyncio.sleep(0)
+            if not self.halted:
+                # As many as there are lanes without a message (this one included):
+                # more would wait here for a lane instead of in the consumer's buffer,
+                # where close gives them back.
+                messages = await self.consumer.receive(self.waiting, self.app.poll_wait)
+                self.ready.extend(message._delivery for message in messages)
+        except QueueError as error:
+            pause = self._receive_failed(error)
+        finally:
+            self.pull = None
+            done.set_result(None)
+            if self.halted or not self.ready:
+                self._wake_all()  # to end, to pull again or to take what came at a halt
+        if pause:
+            await asyncio.sleep(OUTAGE_PAUSE)
+
+    def _wake_all(self) -> None:
+        idle, self.idle = self.idle, deque()
+        for waiter in idle:
+            waiter.set_result(False)
+
+    def _lane_ended(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            self.halt()
+            self._report_fatal(task.exception())  # type: ignore[arg-type]
+
+    def halt(self) -> None:
+        self.halted = True
+        self._wake_all()
+
+    async def pulls_ended(self) -> None:
+        if self.pull is not None:
+            await asyncio.wait([self.pull])
+
+    def running(self) -> list[asyncio.Future[Any]]:
+        return [task for task in self.tasks if not task.done()]
+
+    def abandon_running(self) -> int:
+        left = self.running()
+        for task in left:
+            task.cancel()  # the handler's message is left unsettled: back after its lease
+        return len(left)
+
+    async def close(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        if self.consumer is not None:
+            await self.consumer.aclose()
+
+
+class ThreadLanes(Lanes):
+    """Lanes as threads, for plain handlers."""
+
+    def __init__(self, route: Route, app: App) -> None:
+        super().__init__(route, app)
+        self.lock = threading.Lock()  # guards halted and receiving together
+        self.receiving = 0  # receives under way
+        self.receives_over = asyncio.Event()  # set by the last receive to return after a halt
+        self.ended: list[asyncio.Future[None]] = []
+        self.loop = asyncio.get_running_loop()
+
+    async def _open_consumer(self, url: str, **options: Any) -> Any:
+        return await asyncio.to_thread(open_consumer, url, **options)
+
+    def start(self) -> None:
+        counters = self.route.counters
+        for n in range(self.route.concurrency):
+            ended = self.loop.create_future()
+            self.ended.append(ended)
+            # Not daemon threads, as the pool's were: a handler still running after the
+            # grace period is left to finish unless the stop is forced (the CLI then exits).
+            threading.Thread(
+                target=self._lane, args=(counters.tally(), ended),
+                name=f"cloudqueue {self.route.name} lane {n}",
+            ).start()
+
+    def _lane(self, tally: Tally, ended: asyncio.Future[None]) -> None:
+        processor = self.processor
+        assert processor is not None
+        run = processor.run_sync
+        try:
+            while True:
+                with self.lock:
+                    if self.halted:
+                        return
+                    self.receiving += 1
+                pause = False
+                messages = []
+                try:
+                    messages = self.consumer.receive(1, self.app.poll_wait)
+                except QueueError as error:
+                    pause = self._receive_failed(error)
+                finally:
+                    with self.lock:
+                        self.receiving -= 1
+                        last = self.halted and not self.receiving
+                    if last:
+                        self.loop.call_soon_threadsafe(self.receives_over.set)
+                if pause:
+                    time.sleep(OUTAGE_PAUSE)
+                for message in messages:
+                    try:
+                        run(message._delivery, tally)
+                    except BaseException:
+                        # SystemExit and the like from a handler: its message is left to its lease.
+                        log.exception("handler for %s stopped abnormally", self.source)
+        finally:
+            self.loop.call_soon_threadsafe(_resolve, ended)
+
+    def _report_fatal(self, error: BaseException) -> None:
+        self.loop.call_soon_threadsafe(super()._report_fatal, error)
+
+    def halt(self) -> None:
+        with self.lock:
+            self.halted = True
+
+    async def pulls_ended(self) -> None:
+        with self.lock:
+            if not self.receiving:
+                return
+        await self.receives_over.wait()
+
+    def running(self) -> list[asyncio.Future[Any]]:
+        return [ended for ended in self.ended if not ended.done()]
+
+    def abandon_running(self) -> int:
+        return len(self.running())  # a thread cannot be cancelled: it runs on
+
+    async def close(self) -> None:
+        if self.consumer is not None:
+            # Threads still running a handler after a forced stop keep running; their
+            # settlements fail with Closed and the messages come back after their lease.
+            await asyncio.to_thread(self.consumer.close)
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+def lanes_for(route: Route, app: App) -> Lanes:
+    return AsyncLanes(route, app) if route.is_async else ThreadLanes(route, app)

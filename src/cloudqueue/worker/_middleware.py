@@ -1,0 +1,53 @@
+"""Hooks around the processing of each message (logging, tracing, idempotency keys)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .._received import AsyncReceivedMessage, ReceivedMessage
+
+__all__ = ["Middleware", "Outcome", "Skip"]
+
+AnyMessage = ReceivedMessage | AsyncReceivedMessage
+
+
+class Skip(Exception):
+    """Raise from :meth:`Middleware.before_process` to settle the message as done
+    (acked) without running the handler: e.g. an idempotency key seen before."""
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How the processing of one message ended, as :meth:`Middleware.after_process` sees it."""
+
+    #: The exception the handler (or a ``before_process`` hook) raised, else None.
+    error: BaseException | None
+    #: ``"ack"``, ``"nack"`` or ``"dead_letter"``; None when nothing settled it (a
+    #: settlement refused or the consumer closed): the lease then runs out.
+    settlement: str | None
+    #: True when the handler settled the message itself.
+    by_handler: bool
+    #: True when a ``before_process`` hook raised :class:`Skip`.
+    skipped: bool
+    #: Seconds from ``before_process`` to the settlement.
+    duration: float
+    #: ``nack`` delay in seconds or ``dead_letter`` reason, when there is one.
+    detail: float | str | None = None
+
+
+class Middleware:
+    """Subclass and override what you need; register with ``App(middleware=[...])``.
+
+    Hooks run in the thread (plain handlers) or task (coroutine handlers) that runs
+    the handler, so context variables set in ``before_process`` are visible to the
+    handler and to ``after_process``. Keep them quick: they hold a handler slot.
+    ``before_process`` hooks run in registration order, ``after_process`` hooks in
+    reverse order.
+    """
+
+    def before_process(self, message: AnyMessage, source: str) -> None:
+        """Before the handler. Raise :class:`Skip` to ack without running it; any
+        other exception counts as a handler failure (retried or dead-lettered)."""
+
+    def after_process(self, message: AnyMessage, source: str, outcome: Outcome) -> None:
+        """After the message was settled (or left to its lease). Exceptions are logged."""

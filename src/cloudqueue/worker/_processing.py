@@ -1,0 +1,183 @@
+"""Processing one message: middleware, the handler, the settlement and the counters.
+
+Written once for both kinds of handler: only the call of the handler itself differs
+(:meth:`Processor.run_sync` in a lane thread, :meth:`Processor.run_async` in a lane task).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from .._engine.consuming import ACK, DEAD_LETTER, NACK
+from ..driver import Capabilities, Delivery
+from ..errors import QueueError, scrub
+from ._counters import Tally
+from ._handler import Settlement, message_type
+from ._middleware import AnyMessage, Middleware, Outcome, Skip
+from ._policy import FailurePolicy, failure_summary
+
+__all__ = ["Processor"]
+
+log = logging.getLogger("cloudqueue.worker")
+
+
+class Processor:
+    """Runs a handler on deliveries from one consumer and settles them."""
+
+    def __init__(
+        self,
+        handler: Callable[..., Any],
+        *,
+        is_async: bool,
+        settle: Callable[[Delivery, str, Any], None],
+        capabilities: Capabilities,
+        policy: FailurePolicy,
+        middleware: Sequence[Middleware],
+        source: str,
+    ) -> None:
+        self.handler = handler
+        self.is_async = is_async
+        self.settle = settle
+        self.capabilities = capabilities
+        self.policy = policy
+        self.middleware = tuple(middleware)
+        self.source = source
+        self.message_type = message_type(is_async)  # looked up once, not per message
+
+    # -- the two ways of calling a handler ------------------------------------------
+    #
+    # Each runs inline in a lane (a long-lived task or thread) and counts into the
+    # lane's own tally. Without middleware the clock is not read and no Outcome is
+    # built: those were a measurable share of a no-op handler's cost.
+
+    def run_sync(self, delivery: Delivery, tally: Tally) -> None:
+        settlement = Settlement(self.settle)
+        message = self.message_type(delivery, settlement)
+        started = time.monotonic() if self.middleware else 0.0
+        error: BaseException | None = None
+        skipped = False
+        tally.in_flight = 1
+        try:
+            try:
+                if self.middleware:
+                    skipped = self._before(message)
+                if not skipped:
+                    self.handler(message)
+            except Exception as exc:
+                error = exc
+            self._finish(delivery, message, settlement, error, skipped, started, tally)
+        finally:
+            tally.in_flight = 0  # also when a BaseException ends the lane: its message is left to its lease
+
+    async def run_async(self, delivery: Delivery, tally: Tally) -> None:
+        settlement = Settlement(self.settle)
+        message = self.message_type(delivery, settlement)
+        started = time.monotonic() if self.middleware else 0.0
+        error: BaseException | None = None
+        skipped = False
+        tally.in_flight = 1
+        try:
+            try:
+                if self.middleware:
+                    skipped = self._before(message)
+                if not skipped:
+                    await self.handler(message)
+            except Exception as exc:
+                error = exc
+            # CancelledError (forced shutdown) passes through: the message is left
+            # unsettled and comes back when its lease ends.
+            self._finish(delivery, message, settlement, error, skipped, started, tally)
+        finally:
+            tally.in_flight = 0
+
+    # -- shared steps --------------------------------------------------------------
+
+    def _before(self, message: AnyMessage) -> bool:
+        """Run ``before_process`` hooks; True when one asked to skip the handler."""
+        for middleware in self.middleware:
+            try:
+                middleware.before_process(message, self.source)
+            except Skip:
+                return True
+        return False
+
+    def _finish(
+        self,
+        delivery: Delivery,
+        message: AnyMessage,
+        settlement: Settlement,
+        error: BaseException | None,
+        skipped: bool,
+        started: float,
+        tally: Tally,
+    ) -> None:
+        by_handler = settlement.kind is not None
+        if not by_handler:
+            try:
+                if error is None:
+                    # The common case, without the Settlement in between: it only
+                    # records what the handler settled, and the handler settled nothing.
+                    self.settle(delivery, ACK, None)
+                    settlement.kind = ACK
+                else:
+                    self._settle_for(delivery, settlement, error)
+            except QueueError as exc:
+                # Closed after a forced shutdown, or a refused settlement: the
+                # message comes back when its lease ends, so nothing is lost.
+                log.warning("could not settle message %s from %s: %s", delivery.id, self.source, exc)
+        kind = settlement.kind
+        if skipped:
+            tally.skipped += 1
+        elif error is not None:
+            tally.failed += 1
+        else:
+            tally.processed += 1
+        if kind == NACK:
+            tally.retried += 1
+        elif kind == DEAD_LETTER:
+            tally.dead_lettered += 1
+        if not self.middleware:
+            return
+        outcome = Outcome(
+            error=error,
+            settlement=kind,
+            by_handler=by_handler,
+            skipped=skipped,
+            duration=time.monotonic() - started,
+            detail=settlement.argument,
+        )
+        for middleware in reversed(self.middleware):
+            try:
+                middleware.after_process(message, self.source, outcome)
+            except Exception:
+                log.exception("after_process of %r failed", middleware)
+
+    def _settle_for(self, delivery: Delivery, settlement: Settlement, error: BaseException) -> None:
+        attempt = delivery.delivery_attempt
+        decision = self.policy.decide(error, attempt, self.capabilities)
+        summary = scrub(failure_summary(error))
+        if decision.action == "dead_letter" and not self.capabilities.dead_letter:
+            # Nothing to move it to: give it back and let the provider's own redrive
+            # setting (if any) take it out of circulation.
+            log.error(
+                "%s cannot dead-letter; message %s failed for good (%s) and is nacked instead",
+                self.source, delivery.id, summary,
+            )
+            delay = (self.capabilities.limits.max_nack_delay or 0.0) if self.capabilities.nack_delay else 0.0
+            settlement._settle(delivery, NACK, min(delay, self.policy.max_delay))
+            return
+        if decision.action == "dead_letter":
+            log.warning(
+                "message %s from %s dead-lettered: %s", delivery.id, self.source, scrub(decision.reason),
+                exc_info=error,
+            )
+            settlement._settle(delivery, DEAD_LETTER, scrub(decision.reason))
+            return
+        log.warning(
+            "message %s from %s failed (attempt %s), retrying in %.1fs: %s",
+            delivery.id, self.source, attempt, decision.delay, summary, exc_info=error,
+        )
+        settlement._settle(delivery, NACK, decision.delay)
