@@ -1,0 +1,226 @@
+"""The SQS provider against LocalStack: API requests per message, and throughput of the
+portable API vs hand-written boto3 loops (batched and naive), sync and asyncio.
+
+Run: ``python bench/bench_sqs.py [--messages N] [--repeat R]``. Starts LocalStack from
+``$CLOUDQUEUE_LOCALSTACK_VENV`` (default ``.venv-localstack``, installed if missing) unless
+``$CLOUDQUEUE_SQS_ENDPOINT`` names a running one. Every workload runs in this process,
+one after the other, on a fresh queue, so the ratios compare like with like. Each
+workload sends N messages, then receives and acks (deletes) all of them.
+
+Bars (issue 4): requests per message <= 0.35; portable >= 0.9x the batched boto3 loop;
+portable >= 3x the naive one-call-per-message loop.
+
+Consumer options used: ``max_in_flight=100`` and ``settle_delay=0.05`` (the default), i.e.
+what a user draining a queue as fast as it can would set; nothing else is tuned.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import itertools
+import os
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import boto3  # type: ignore[import-untyped]
+from cloudqueue_sqs.testing import LocalStack, install_localstack
+
+import cloudqueue
+
+BODY = "x" * 200
+REGION = "us-east-1"
+_names = itertools.count()
+os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
+os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench-secret")
+
+
+class Bench:
+    def __init__(self, endpoint: str, count: int) -> None:
+        self.endpoint = endpoint
+        self.count = count
+        self.client = boto3.client("sqs", endpoint_url=endpoint, region_name=REGION)
+
+    @contextlib.contextmanager
+    def queue(self) -> Iterator[tuple[str, str]]:
+        """A fresh queue: its cloudqueue URL and its SQS queue URL."""
+        name = f"bench-{os.getpid()}-{next(_names)}"
+        url = f"sqs://{name}?" + urlencode({"region": REGION, "endpoint_url": self.endpoint})
+        cloudqueue.declare(url, lease=30)
+        try:
+            yield url, self.client.get_queue_url(QueueName=name)["QueueUrl"]
+        finally:
+            cloudqueue.delete(url)
+
+    # -- the portable API ---------------------------------------------------------
+
+    def portable(self, url: str, count_requests: Callable[[Any], None] | None = None) -> None:
+        with cloudqueue.open_producer(url) as producer, cloudqueue.open_consumer(
+            url, max_in_flight=100
+        ) as consumer:
+            if count_requests is not None:
+                client = producer.as_(object)
+                count_requests(client)
+            producer.send_batch([cloudqueue.Message(BODY) for _ in range(self.count)])
+            received = 0
+            while received < self.count:
+                for message in consumer.receive(max_messages=10, wait=1.0):
+                    message.ack()
+                    received += 1
+
+    def portable_async(self, url: str) -> None:
+        async def main() -> None:
+            async with cloudqueue.aio.open_producer(url) as producer, cloudqueue.aio.open_consumer(
+                url, max_in_flight=100
+            ) as consumer:
+                await producer.send_batch([cloudqueue.Message(BODY) for _ in range(self.count)])
+                received = 0
+                while received < self.count:
+                    for message in await consumer.receive(max_messages=10, wait=1.0):
+                        await message.ack()
+                        received += 1
+
+        asyncio.run(main())
+
+    # -- hand-written boto3 loops ---------------------------------------------------
+
+    def boto3_batched(self, queue_url: str) -> None:
+        client = self.client
+        for start in range(0, self.count, 10):
+            entries = [{"Id": str(i), "MessageBody": BODY} for i in range(min(10, self.count - start))]
+            client.send_message_batch(QueueUrl=queue_url, Entries=entries)
+        received = 0
+        while received < self.count:
+            messages = client.receive_message(
+                QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1
+            ).get("Messages", [])
+            if messages:
+                client.delete_message_batch(QueueUrl=queue_url, Entries=[
+                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)
+                ])
+            received += len(messages)
+
+    def boto3_naive(self, queue_url: str) -> None:
+        client = self.client
+        for _ in range(self.count):
+            client.send_message(QueueUrl=queue_url, MessageBody=BODY)
+        received = 0
+        while received < self.count:
+            for message in client.receive_message(
+                QueueUrl=queue_url, MaxNumberOfMessages=1, WaitTimeSeconds=1
+            ).get("Messages", []):
+                client.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+                received += 1
+
+    def aiobotocore_batched(self, queue_url: str) -> None:
+        """The batched loop on aiobotocore: what a native asyncio driver could reach."""
+        from aiobotocore.session import get_session  # type: ignore[import-untyped]
+
+        async def main() -> None:
+            async with get_session().create_client(
+                "sqs", endpoint_url=self.endpoint, region_name=REGION
+            ) as client:
+                for start in range(0, self.count, 10):
+                    entries = [
+                        {"Id": str(i), "MessageBody": BODY} for i in range(min(10, self.count - start))
+                    ]
+                    await client.send_message_batch(QueueUrl=queue_url, Entries=entries)
+                received = 0
+                while received < self.count:
+                    answer = await client.receive_message(
+                        QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1
+                    )
+                    messages = answer.get("Messages", [])
+                    if messages:
+                        await client.delete_message_batch(QueueUrl=queue_url, Entries=[
+                            {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
+                            for i, m in enumerate(messages)
+                        ])
+                    received += len(messages)
+
+        asyncio.run(main())
+
+    # -- measuring -------------------------------------------------------------------
+
+    def rate(self, run: Callable[[str, str], None], repeat: int) -> float:
+        """Messages per second (sent, received and acked), best of ``repeat`` runs."""
+        best = 0.0
+        for _ in range(repeat):
+            with self.queue() as (url, queue_url):
+                started = time.perf_counter()
+                run(url, queue_url)
+                best = max(best, self.count / (time.perf_counter() - started))
+        return best
+
+    def requests_per_message(self) -> tuple[int, dict[str, int]]:
+        calls: dict[str, int] = {}
+
+        def counter(client: Any) -> None:
+            def count(event_name: str, **_: Any) -> None:
+                operation = event_name.rsplit(".", 1)[-1]
+                calls[operation] = calls.get(operation, 0) + 1
+
+            # "before-send" fires once per HTTP request put on the wire, retries included.
+            client.meta.events.register("before-send.sqs", count)
+
+        with self.queue() as (url, _):
+            self.portable(url, counter)
+            counted = dict(calls)  # before the queue is deleted through the same client
+        return sum(counted.values()), counted
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--messages", type=int, default=2000)
+    parser.add_argument("--repeat", type=int, default=2)
+    args = parser.parse_args()
+
+    with contextlib.ExitStack() as stack:
+        if os.environ.get("CLOUDQUEUE_SQS_ENDPOINT"):
+            server = LocalStack()
+        else:
+            venv = Path(os.environ.get("CLOUDQUEUE_LOCALSTACK_VENV") or ".venv-localstack")
+            install_localstack(venv)
+            server = LocalStack(venv)
+        stack.enter_context(server)
+        bench = Bench(server.endpoint_url, args.messages)
+
+        total, calls = bench.requests_per_message()
+        per_message = total / args.messages
+        print(f"API requests for {args.messages:,} messages sent, received and acked: {total} "
+              f"({', '.join(f'{name} {n}' for name, n in sorted(calls.items()))})")
+        print(f"requests per message: {per_message:.3f}  (bar <= 0.35: "
+              f"{'met' if per_message <= 0.35 else 'MISSED'})\n")
+
+        rates = {
+            "cloudqueue (sync)": bench.rate(lambda url, _: bench.portable(url), args.repeat),
+            "boto3 loop, batched by 10": bench.rate(lambda _, q: bench.boto3_batched(q), args.repeat),
+            "boto3 loop, one call per message": bench.rate(lambda _, q: bench.boto3_naive(q), 1),
+            "cloudqueue.aio (worker threads)": bench.rate(
+                lambda url, _: bench.portable_async(url), args.repeat
+            ),
+            "aiobotocore loop, batched by 10": bench.rate(
+                lambda _, q: bench.aiobotocore_batched(q), args.repeat
+            ),
+        }
+        print(f"{'workload (send + receive + ack)':40} {'msg/s':>10}")
+        for name, value in rates.items():
+            print(f"{name:40} {value:10,.0f}")
+        print()
+        portable = rates["cloudqueue (sync)"]
+        for label, value, bar in (
+            ("cloudqueue vs batched boto3", portable / rates["boto3 loop, batched by 10"], 0.9),
+            ("cloudqueue vs naive boto3", portable / rates["boto3 loop, one call per message"], 3.0),
+        ):
+            print(f"{label:40} {value:8.2f}x  (bar {bar:g}x: {'met' if value >= bar else 'MISSED'})")
+        async_ratio = rates["cloudqueue.aio (worker threads)"] / rates["aiobotocore loop, batched by 10"]
+        print(f"{'cloudqueue.aio vs aiobotocore batched':40} {async_ratio:8.2f}x  (informs the "
+              "choice of worker threads over aiobotocore)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,120 @@
+"""Messages to SQS request entries and SQS messages to deliveries (no I/O).
+
+Bodies and attribute values follow the wire contract of :mod:`cloudqueue._wire` (plain
+text when SQS accepts it, else an encoding the reader undoes), shared with the AWS
+Lambda adapter.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import math
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from cloudqueue import _wire
+from cloudqueue._message import Message
+
+__all__ = [
+    "REASON_ATTRIBUTE",
+    "decode_attributes",
+    "decode_body",
+    "encode_attribute",
+    "encode_entry",
+    "enqueued_at",
+    "measure",
+]
+
+log = logging.getLogger("cloudqueue.sqs")
+
+#: Attribute carrying the reason given to ``message.dead_letter(reason)`` (as in memory).
+REASON_ATTRIBUTE = "dead_letter_reason"
+_STRING = "String"
+
+
+def encode_attribute(value: str) -> dict[str, str]:
+    """One SQS ``MessageAttributeValue`` for a portable string value."""
+    data_type, text = _wire.encode_sqs_attribute(value)
+    return {"DataType": data_type, "StringValue": text}
+
+
+def _wire_size(name: str, value: Mapping[str, str]) -> int:
+    # SQS counts each attribute's name, data type and value against the message size.
+    return len(name.encode()) + len(value["DataType"]) + len(value["StringValue"].encode())
+
+
+def measure(message: Message) -> int:
+    """Bytes ``message`` occupies on the SQS wire: encoded body, markers and attributes."""
+    size = _wire.encoded_sqs_size(message.body)
+    for name, value in message.attributes.items():
+        size += _wire_size(name, encode_attribute(value))
+    return size
+
+
+def encode_entry(
+    entry_id: str, message: Message, *, fifo: bool, content_based_dedup: bool
+) -> dict[str, Any]:
+    """A ``SendMessageBatch`` entry for a message already validated against the limits."""
+    text, markers = _wire.encode_sqs_body(message.body)
+    entry: dict[str, Any] = {"Id": entry_id, "MessageBody": text}
+    if message.attributes or markers:
+        attributes = {name: encode_attribute(value) for name, value in message.attributes.items()}
+        for name, value in markers.items():
+            attributes[name] = {"DataType": _STRING, "StringValue": value}
+        entry["MessageAttributes"] = attributes
+    if fifo:
+        # Every FIFO message needs a group. Without an ordering key each message gets its
+        # own group: unordered, like a keyless message elsewhere, and never blocked behind
+        # another message's retries.
+        entry["MessageGroupId"] = message.ordering_key or uuid.uuid4().hex
+        if message.deduplication_id is not None:
+            entry["MessageDeduplicationId"] = message.deduplication_id
+        elif not content_based_dedup:
+            entry["MessageDeduplicationId"] = uuid.uuid4().hex
+    elif message.delay:
+        # DelaySeconds is whole seconds; round up so a message never comes early.
+        entry["DelaySeconds"] = math.ceil(message.delay)
+    return entry
+
+
+def decode_attributes(raw: Mapping[str, Mapping[str, Any]] | None) -> dict[str, str]:
+    """Every SQS message attribute as a portable string (markers included)."""
+    if not raw:
+        return {}
+    out: dict[str, str] = {}
+    for name, value in raw.items():
+        data_type = str(value.get("DataType", _STRING))
+        try:
+            out[name] = _wire.sqs_attribute_text(
+                data_type, value.get("StringValue"), value.get("BinaryValue")
+            )
+        except _wire.WireDecodeError:
+            log.warning("attribute %r is marked base64 but is not; kept as sent", name)
+            out[name] = str(value.get("StringValue", ""))
+    return out
+
+
+def decode_body(text: str, attributes: dict[str, str]) -> tuple[bytes, dict[str, str]]:
+    """The original body bytes and the user's attributes (markers removed).
+
+    A message whose marker cannot be decoded is handed over as its raw text with the
+    marker kept, and logged: raising would stall the queue on one corrupt message.
+    """
+    try:
+        body = _wire.decode_sqs_body(text, attributes)
+    except _wire.WireDecodeError as error:
+        log.warning("cannot decode an SQS message body (%s); handing over the raw text", error)
+        return text.encode(), attributes
+    if any(name.startswith(_wire.RESERVED_PREFIX) for name in attributes):
+        attributes = _wire.user_attributes(attributes)
+    return body, attributes
+
+
+def enqueued_at(system: Mapping[str, str]) -> datetime.datetime | None:
+    """``SentTimestamp`` (epoch milliseconds) as an aware UTC datetime."""
+    stamp = system.get("SentTimestamp")
+    if stamp is None:
+        return None
+    return datetime.datetime.fromtimestamp(int(stamp) / 1000.0, datetime.UTC)

@@ -1,0 +1,198 @@
+"""boto3 clients and queues, resolved lazily and cached.
+
+Opening a producer or consumer never touches the network: the client is built, the
+queue URL resolved (GetQueueUrl) and the queue's attributes read on first use, once,
+and shared by every driver of the same queue in the process.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from cloudqueue.driver import Url
+from cloudqueue.errors import InvalidArgument, register_secret, translate
+
+from ._errors import CALL_ERRORS
+
+__all__ = ["Endpoint", "Queue", "QueueRegistry", "dead_letter_twin", "sqs_call"]
+
+T = TypeVar("T")
+
+# 1-80 characters of letters, digits, hyphens and underscores; FIFO names end ".fifo".
+_QUEUE_NAME = re.compile(r"[A-Za-z0-9_-]{1,75}(\.fifo)?|[A-Za-z0-9_-]{1,80}")
+FIFO_SUFFIX = ".fifo"
+#: The engine retries with backoff; botocore retrying underneath would multiply the
+#: attempts and hide the requests from the portable layer's bookkeeping.
+_BOTOCORE_RETRIES = {"mode": "standard", "total_max_attempts": 1}
+# Enough for the engine's concurrent sends plus receives and settlements in flight.
+_POOL_CONNECTIONS = 32
+
+
+@contextmanager
+def sqs_call(what: str) -> Iterator[None]:
+    """Translate botocore errors raised inside the block (see :mod:`._errors`)."""
+    with translate(CALL_ERRORS, what):
+        yield
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """Everything that selects one boto3 client: None means boto3's own default."""
+
+    region: str | None
+    endpoint_url: str | None
+    profile: str | None
+
+    @classmethod
+    def from_url(cls, url: Url) -> Endpoint:
+        endpoint = url.param("endpoint_url")
+        if endpoint is not None and not re.fullmatch(r"https?://[^\s/?#]+/?", endpoint):
+            raise InvalidArgument(
+                f"endpoint_url must be http(s)://host[:port], not {endpoint!r}"
+            )
+        for name in ("region", "profile"):
+            if url.param(name) == "":
+                raise InvalidArgument(f"the {name} parameter must not be empty")
+        return cls(url.param("region"), endpoint, url.param("profile"))
+
+
+def queue_name(url: Url) -> str:
+    name = url.host + url.path
+    if not _QUEUE_NAME.fullmatch(name):
+        raise InvalidArgument(
+            f"SQS URLs name a queue: sqs://<queue-name>, where the name is 1-80 letters, digits, "
+            f"'-' or '_' (FIFO queues end in '.fifo'), not {str(url)!r}"
+        )
+    return name
+
+
+def dead_letter_twin(name: str) -> str:
+    """``orders`` -> ``orders-dlq``; ``orders.fifo`` -> ``orders-dlq.fifo``."""
+    if name.endswith(FIFO_SUFFIX):
+        return name[: -len(FIFO_SUFFIX)] + "-dlq" + FIFO_SUFFIX
+    return name + "-dlq"
+
+
+def visibility_seconds(seconds: float) -> int:
+    """A lease as SQS's whole-second VisibilityTimeout, rounded up (never shorter)."""
+    return max(0, math.ceil(seconds - 1e-9))
+
+
+class Queue:
+    """One SQS queue as seen by this process: its URL and attributes, fetched once."""
+
+    __slots__ = ("_attributes", "_lock", "_url", "client_of", "fifo", "name")
+
+    def __init__(self, name: str, client_of: Callable[[], Any]) -> None:
+        self.name = name
+        self.fifo = name.endswith(FIFO_SUFFIX)
+        self.client_of = client_of
+        self._lock = threading.Lock()
+        self._url: str | None = None
+        self._attributes: dict[str, str] | None = None
+
+    @property
+    def client(self) -> Any:
+        return self.client_of()
+
+    def url(self) -> str:
+        url = self._url
+        if url is None:
+            with self._lock:
+                if self._url is None:
+                    with sqs_call(f"finding SQS queue {self.name!r}"):
+                        self._url = str(self.client.get_queue_url(QueueName=self.name)["QueueUrl"])
+                url = self._url
+        return url
+
+    def attributes(self) -> dict[str, str]:
+        attributes = self._attributes
+        if attributes is None:
+            url = self.url()
+            with sqs_call(f"reading the attributes of SQS queue {self.name!r}"):
+                answer = self.client.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])
+            attributes = self._attributes = dict(answer.get("Attributes") or {})
+        return attributes
+
+    def forget(self) -> None:
+        """Drop what was cached (after the queue was declared again or deleted)."""
+        with self._lock:
+            self._url = None
+            self._attributes = None
+
+    @property
+    def visibility_timeout(self) -> float:
+        return float(self.attributes().get("VisibilityTimeout", "30"))
+
+    @property
+    def content_based_dedup(self) -> bool:
+        return self.attributes().get("ContentBasedDeduplication", "false").lower() == "true"
+
+    def redrive_target(self) -> str | None:
+        """The name of the queue that receives this one's dead letters, if any."""
+        policy = self.attributes().get("RedrivePolicy")
+        if not policy:
+            return None
+        arn = str(json.loads(policy).get("deadLetterTargetArn") or "")
+        return arn.rsplit(":", 1)[-1] or None
+
+
+class QueueRegistry:
+    """The provider's shared state: one boto3 client per endpoint, one Queue per name."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._clients: dict[Endpoint, Any] = {}
+        self._queues: dict[tuple[Endpoint, str], Queue] = {}
+
+    def client(self, endpoint: Endpoint) -> Any:
+        client = self._clients.get(endpoint)
+        if client is None:
+            with self._lock:
+                client = self._clients.get(endpoint)
+                if client is None:
+                    with sqs_call("creating the SQS client"):
+                        client = self._clients[endpoint] = _make_client(endpoint)
+        return client
+
+    def queue(self, url: Url, name: str | None = None) -> Queue:
+        endpoint = Endpoint.from_url(url)
+        name = name or queue_name(url)
+        key = (endpoint, name)
+        queue = self._queues.get(key)
+        if queue is None:
+            with self._lock:
+                queue = self._queues.setdefault(key, Queue(name, lambda: self.client(endpoint)))
+        return queue
+
+    def close(self) -> None:
+        with self._lock:
+            clients, self._clients = list(self._clients.values()), {}
+            self._queues.clear()
+        for client in clients:
+            client.close()
+
+
+def _make_client(endpoint: Endpoint) -> Any:
+    import boto3
+    from botocore.config import Config
+
+    session = boto3.Session(profile_name=endpoint.profile)
+    credentials = session.get_credentials()
+    if credentials is not None:
+        # Keep the secret parts out of every error message we raise.
+        frozen = credentials.get_frozen_credentials()
+        for secret in (frozen.secret_key, frozen.token):
+            if secret:
+                register_secret(secret)
+    config = Config(retries=_BOTOCORE_RETRIES, max_pool_connections=_POOL_CONNECTIONS)
+    return session.client(
+        "sqs", region_name=endpoint.region, endpoint_url=endpoint.endpoint_url, config=config
+    )

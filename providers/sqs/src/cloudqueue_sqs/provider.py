@@ -1,0 +1,137 @@
+"""The Amazon SQS provider: ``sqs://<queue-name>[?region=&endpoint_url=&profile=]``.
+
+Queues whose name ends in ``.fifo`` are FIFO queues (ordering keys become message
+groups, deduplication ids become deduplication ids); all others are standard queues.
+Credentials, region and endpoint come from boto3's own configuration (the credential
+chain, ``AWS_REGION``, ``AWS_PROFILE``, ``AWS_ENDPOINT_URL_SQS``...) unless the URL
+names them. See docs/providers/sqs.md for the semantics and limits.
+
+This module is the ``cloudqueue.providers`` entry point; it imports no SDK until a
+queue is used.
+"""
+
+from __future__ import annotations
+
+import json
+
+from cloudqueue.driver import (
+    Capabilities,
+    Declaration,
+    Provider,
+    SubscriptionDriver,
+    TopicDriver,
+    Url,
+)
+from cloudqueue.errors import InvalidArgument, NotFound, Unsupported
+from cloudqueue.hookspecs import hookimpl
+
+from ._queues import Queue, QueueRegistry, dead_letter_twin, sqs_call, visibility_seconds
+
+__all__ = ["SqsProvider", "cloudqueue_providers"]
+
+#: Dead letters are kept for SQS's longest retention, 14 days, to leave time to look.
+_DEAD_LETTER_RETENTION = str(14 * 86400)
+#: The largest maxReceiveCount a redrive policy takes.
+_MAX_RECEIVE_COUNT = 1000
+
+
+class SqsProvider(Provider):
+    schemes = ("sqs",)
+    distribution = "cloudqueue-sqs"
+    parameters = frozenset({"region", "endpoint_url", "profile"})
+
+    def __init__(self) -> None:
+        self._queues = QueueRegistry()
+
+    def open_topic(self, url: Url) -> TopicDriver:
+        from ._driver import SqsTopic
+
+        return SqsTopic(self._queues.queue(url))
+
+    def open_subscription(self, url: Url) -> SubscriptionDriver:
+        from ._driver import SqsSubscription
+
+        return SqsSubscription(self._queues.queue(url))
+
+    def capabilities(self, url: Url) -> Capabilities:
+        from ._driver import capabilities_for
+
+        return capabilities_for(self._queues.queue(url).fifo)
+
+    def declare(self, url: Url, declaration: Declaration) -> None:
+        queue = self._queues.queue(url)
+        if not queue.fifo and (declaration.ordered or declaration.deduplicated):
+            feature = "ordered delivery" if declaration.ordered else "deduplication"
+            raise Unsupported(
+                f"{feature} needs an SQS FIFO queue; name the queue {queue.name + '.fifo'!r}"
+            )
+        visibility = visibility_seconds(declaration.lease)
+        if visibility > 43_200:
+            raise InvalidArgument(
+                f"lease of {declaration.lease:g}s exceeds 43200s, "
+                "the longest SQS visibility timeout"
+            )
+        after = declaration.dead_letter_after
+        if after is not None and not 1 <= after <= _MAX_RECEIVE_COUNT:
+            # Checked before anything is created: the dead-letter twin would come first.
+            raise InvalidArgument(
+                f"dead_letter_after={after} is outside 1..{_MAX_RECEIVE_COUNT}, "
+                "the range of SQS's maxReceiveCount"
+            )
+        settings = {"VisibilityTimeout": str(visibility)}
+        if queue.fifo:
+            settings["ContentBasedDeduplication"] = "true" if declaration.deduplicated else "false"
+        if declaration.dead_letter_after is not None:
+            twin = self._queues.queue(url, dead_letter_twin(queue.name))
+            self._create(twin, {"MessageRetentionPeriod": _DEAD_LETTER_RETENTION})
+            arn = twin.attributes()["QueueArn"]
+            settings["RedrivePolicy"] = json.dumps(
+                {"deadLetterTargetArn": arn, "maxReceiveCount": str(declaration.dead_letter_after)}
+            )
+        self._create(queue, settings)
+
+    @staticmethod
+    def _create(queue: Queue, settings: dict[str, str]) -> None:
+        """Create the queue, or bring an existing one to ``settings``."""
+        # FifoQueue is fixed at creation; everything else is set afterwards, which
+        # works the same for a new queue and an existing one with other settings.
+        kind = {"FifoQueue": "true"} if queue.fifo else {}
+        with sqs_call(f"creating SQS queue {queue.name!r}"):
+            queue.client.create_queue(QueueName=queue.name, Attributes=kind)
+        queue.forget()
+        with sqs_call(f"configuring SQS queue {queue.name!r}"):
+            queue.client.set_queue_attributes(QueueUrl=queue.url(), Attributes=settings)
+        queue.forget()
+
+    def dead_letter_url(self, url: Url) -> Url:
+        queue = self._queues.queue(url)
+        try:
+            target = queue.redrive_target()
+        except NotFound:
+            target = None
+        return url.replace(host=target or dead_letter_twin(queue.name), path="")
+
+    def purge(self, url: Url) -> None:
+        queue = self._queues.queue(url)
+        with sqs_call(f"purging SQS queue {queue.name!r}"):
+            queue.client.purge_queue(QueueUrl=queue.url())
+
+    def delete(self, url: Url) -> None:
+        queue = self._queues.queue(url)
+        try:
+            with sqs_call(f"deleting SQS queue {queue.name!r}"):
+                queue.client.delete_queue(QueueUrl=queue.url())
+        finally:
+            queue.forget()
+
+    def close(self) -> None:
+        self._queues.close()
+
+
+_PROVIDER = SqsProvider()
+
+
+@hookimpl
+def cloudqueue_providers() -> list[Provider]:
+    return [_PROVIDER]
+
