@@ -1,0 +1,116 @@
+"""The Google Cloud Pub/Sub provider: ``pubsub://<project>/<topic>[?subscription=<name>]``.
+
+Registered under the ``cloudqueue.providers`` entry point group. Producers publish to the
+topic; consumers read one of its subscriptions. Credentials come from Google's usual
+configuration (Application Default Credentials); with ``PUBSUB_EMULATOR_HOST=host:port`` set,
+drivers talk plain gRPC to that server (Google's emulator or
+:class:`cloudqueue_pubsub.testing.PubSubServer`). See ``docs/providers/pubsub.md``.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import TYPE_CHECKING
+
+from cloudqueue.driver import (
+    Capabilities,
+    Declaration,
+    Provider,
+    SubscriptionDriver,
+    TopicDriver,
+    Url,
+)
+from cloudqueue.hookspecs import hookimpl
+
+from ._capabilities import TOPIC_CAPABILITIES, subscription_capabilities
+from ._names import names_of
+
+if TYPE_CHECKING:
+    from ._clients import ClientPool, Clients
+
+# The Google client modules take about half a second to import: they are imported when a
+# URL is first used, not when the plugin registry loads this module.
+
+__all__ = ["PubSubProvider", "cloudqueue_providers"]
+
+
+class PubSubProvider(Provider):
+    """Opens drivers without touching the network; clients are made on first use."""
+
+    schemes = ("pubsub",)
+    distribution = "cloudqueue-pubsub"
+    parameters = frozenset({"subscription"})
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pool: ClientPool | None = None
+
+    def _clients(self) -> Clients:
+        with self._lock:
+            if self._pool is None:
+                from ._clients import ClientPool
+
+                self._pool = ClientPool()
+            pool = self._pool
+        # Read at open time, so a test can point one process at several local servers.
+        return pool.get(os.environ.get("PUBSUB_EMULATOR_HOST") or None)
+
+    def open_topic(self, url: Url) -> TopicDriver:
+        # A consumer's URL works for a producer too: it publishes to the URL's topic.
+        names = names_of(url)
+        from ._publish import PubSubTopic
+
+        return PubSubTopic(self._clients(), names)
+
+    def open_subscription(self, url: Url) -> SubscriptionDriver:
+        from ._subscribe import PubSubSubscription
+
+        names = names_of(url)
+        return PubSubSubscription(self._clients(), names, names.required_subscription(url))
+
+    def capabilities(self, url: Url) -> Capabilities:
+        names = names_of(url)
+        if names.subscription is None:
+            return TOPIC_CAPABILITIES
+        from . import _admin
+
+        return subscription_capabilities(_admin.read_subscription(self._clients(), names))
+
+    def declare(self, url: Url, declaration: Declaration) -> None:
+        from . import _admin
+
+        _admin.declare(self._clients(), names_of(url), declaration)
+
+    def dead_letter_url(self, url: Url) -> Url:
+        dead = names_of(url).dead_letter
+        return url.replace(
+            host=dead.project,
+            path=f"/{dead.topic_id}",
+            params={"subscription": dead.subscription_id},
+        )
+
+    def purge(self, url: Url) -> None:
+        from . import _admin
+
+        names = names_of(url)
+        _admin.purge(self._clients(), names, names.required_subscription(url))
+
+    def delete(self, url: Url) -> None:
+        from . import _admin
+
+        _admin.delete(self._clients(), names_of(url))
+
+    def close(self) -> None:
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.close()
+
+
+_PROVIDER = PubSubProvider()
+
+
+@hookimpl
+def cloudqueue_providers() -> list[Provider]:
+    return [_PROVIDER]

@@ -1,0 +1,79 @@
+"""What the broker keeps per topic and per subscription, and what it hands out."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from . import _config
+from ._delivery import DeliveryQueue
+from ._filters import Predicate, compile_filter
+
+
+@dataclass(frozen=True)
+class Delivered:
+    """One message handed to a subscriber."""
+
+    ack_id: str
+    message: Any
+    #: 0 (unset on the wire) unless the subscription has a dead-letter policy.
+    delivery_attempt: int
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What delivery needs from a subscription's config, read once per config change."""
+
+    ack_deadline: float
+    ordered: bool
+    retention: float
+    dead_letter_topic: str
+    max_delivery_attempts: int
+    min_backoff: float
+    max_backoff: float
+    has_retry_policy: bool
+
+    @classmethod
+    def of(cls, config: Any) -> Settings:
+        has_dead_letter = config.HasField("dead_letter_policy")
+        has_retry = config.HasField("retry_policy")
+        return cls(
+            ack_deadline=float(config.ack_deadline_seconds),
+            ordered=config.enable_message_ordering,
+            retention=_config.seconds_of(config.message_retention_duration),
+            dead_letter_topic=config.dead_letter_policy.dead_letter_topic
+            if has_dead_letter
+            else "",
+            max_delivery_attempts=config.dead_letter_policy.max_delivery_attempts,
+            min_backoff=_config.seconds_of(config.retry_policy.minimum_backoff) if has_retry else 0,
+            max_backoff=_config.seconds_of(config.retry_policy.maximum_backoff) if has_retry else 0,
+            has_retry_policy=has_retry,
+        )
+
+    def backoff(self, attempts: int) -> float:
+        """Delay before redelivering a message that failed its delivery number ``attempts``."""
+        if not self.has_retry_policy:
+            return 0.0
+        exponent = min(max(0, attempts - 1), 32)  # 2**32 * anything > 600 s
+        return min(self.max_backoff, self.min_backoff * float(2**exponent))
+
+
+class Topic:
+    def __init__(self, config: Any) -> None:
+        self.config = config
+        self.subscriptions: set[str] = set()
+
+
+class Subscription:
+    def __init__(self, config: Any, lock: threading.Lock, ack_ids: Iterable[int]) -> None:
+        self.queue = DeliveryQueue(iter(ack_ids))
+        self.changed = threading.Condition(lock)
+        self.deleted = False
+        self.configure(config)
+
+    def configure(self, config: Any) -> None:
+        self.config = config
+        self.settings = Settings.of(config)
+        self.predicate: Predicate | None = compile_filter(config.filter)

@@ -1,0 +1,154 @@
+"""Start and stop the local Pub/Sub server."""
+
+from __future__ import annotations
+
+import ipaddress
+from concurrent import futures
+from types import TracebackType
+
+import grpc
+
+from ._service import PubSubService, RequestCounter
+from ._state import Broker
+
+#: How long a Pull without return_immediately waits for a message before returning empty.
+DEFAULT_PULL_WAIT_SECONDS = 2.0
+_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+
+
+def _check_loopback(host: str) -> None:
+    if host == "localhost":
+        return
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        raise ValueError(
+            f"PubSubServer host must be a loopback IP address or 'localhost', got {host!r}"
+        ) from None
+    if not address.is_loopback:
+        raise ValueError(
+            f"PubSubServer only listens on loopback addresses (it has no authentication); "
+            f"{host!r} is not one. Use 127.0.0.1 or ::1."
+        )
+
+
+class PubSubServer:
+    """A local Google Cloud Pub/Sub server speaking the gRPC API on a loopback address.
+
+    Use it as a context manager, or call :meth:`start` and :meth:`stop`::
+
+        with PubSubServer() as server:
+            os.environ["PUBSUB_EMULATOR_HOST"] = server.address
+            ...
+
+    ``port=0`` picks a free port. ``pull_wait_seconds`` bounds how long a Pull without
+    ``return_immediately`` waits for a message before returning an empty response.
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        pull_wait_seconds: float = DEFAULT_PULL_WAIT_SECONDS,
+        max_workers: int = 64,
+    ) -> None:
+        _check_loopback(host)
+        if not 0 <= port <= 65535:
+            raise ValueError(f"port must be between 0 and 65535, got {port}")
+        self._host = host.strip("[]")
+        self._requested_port = port
+        self._port = 0
+        self._pull_wait_seconds = pull_wait_seconds
+        self._max_workers = max_workers
+        self._counter = RequestCounter()
+        self._broker: Broker | None = None
+        self._server: grpc.Server | None = None
+
+    @property
+    def host(self) -> str:
+        return self._host
+
+    @property
+    def port(self) -> int:
+        """The port listened on; known once the server has started."""
+        if self._server is None:
+            raise RuntimeError("PubSubServer is not running")
+        return self._port
+
+    @property
+    def address(self) -> str:
+        """``host:port``, suitable for PUBSUB_EMULATOR_HOST."""
+        host = f"[{self._host}]" if ":" in self._host else self._host
+        return f"{host}:{self.port}"
+
+    @property
+    def broker(self) -> Broker:
+        """The in-memory state, for assertions in tests (e.g. ``backlog(subscription)``)."""
+        if self._broker is None:
+            raise RuntimeError("PubSubServer is not running")
+        return self._broker
+
+    def request_counts(self) -> dict[str, int]:
+        """Requests received per RPC method name, e.g. ``{"Publish": 10, "Pull": 12}``."""
+        return self._counter.snapshot()
+
+    def reset_counts(self) -> None:
+        self._counter.reset()
+
+    def start(self) -> PubSubServer:
+        if self._server is not None:
+            raise RuntimeError("PubSubServer is already running")
+        broker = Broker()
+        service = PubSubService(broker, self._counter, self._pull_wait_seconds)
+        server = grpc.server(
+            futures.ThreadPoolExecutor(
+                max_workers=self._max_workers, thread_name_prefix="pubsub-local"
+            ),
+            handlers=service.handlers(),
+            options=[
+                ("grpc.max_receive_message_length", _MAX_MESSAGE_BYTES),
+                ("grpc.max_send_message_length", _MAX_MESSAGE_BYTES),
+                # Refuse a second server on the same port instead of sharing it silently.
+                ("grpc.so_reuseport", 0),
+            ],
+        )
+        host = f"[{self._host}]" if ":" in self._host else self._host
+        try:
+            port = server.add_insecure_port(f"{host}:{self._requested_port}")
+        except RuntimeError as error:
+            broker.close()
+            raise OSError(f"Cannot listen on {host}:{self._requested_port}: {error}") from error
+        if port == 0:
+            broker.close()
+            raise OSError(f"Cannot listen on {host}:{self._requested_port}")
+        server.start()
+        self._broker, self._server, self._port = broker, server, port
+        return self
+
+    def stop(self, grace: float | None = 0.5) -> None:
+        """Stop serving; open streams and waiting pulls end. Safe to call twice."""
+        server, broker = self._server, self._broker
+        if server is None or broker is None:
+            return
+        # Wake blocked handlers first so that the grace period is not spent waiting on them.
+        broker.close()
+        server.stop(grace).wait()
+        self._server = None
+        self._broker = None
+
+    def wait_for_termination(self, timeout: float | None = None) -> bool:
+        if self._server is None:
+            return True
+        return bool(self._server.wait_for_termination(timeout))
+
+    def __enter__(self) -> PubSubServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
