@@ -1,0 +1,283 @@
+"""The subscription driver: peek-lock receive and settlement through one reused receiver.
+
+Semantics (see docs/providers/azure-servicebus.md): ack = complete; nack = abandon;
+nack(delay) = schedule a copy at now+delay, then complete the original (a failure
+between the two can duplicate the message, never lose it); extend = renew the
+lock (Service Bus renews by the entity's lock duration); dead_letter = dead-letter
+with the reason.
+
+On session-enabled entities the receiver holds one session at a time (the next
+available one); when that session has nothing more and no message of it is
+unsettled, the receiver lets it go and takes the next one.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from azure.servicebus import (
+    NEXT_AVAILABLE_SESSION,
+    ServiceBusReceivedMessage,
+    ServiceBusReceiver,
+    ServiceBusSubQueue,
+)
+from azure.servicebus.exceptions import OperationTimeoutError, SessionLockLostError
+from cloudqueue.driver import BatchErrors, Capabilities, Delivery, SubscriptionDriver
+from cloudqueue.errors import FailedPrecondition, QueueError, translate, translated
+
+from ._admin import EntityCatalog, capabilities_for
+from ._errors import ERRORS
+from ._handlers import Handler
+from ._names import Target
+from ._sending import open_sender
+from ._wire import copy_for_retry, delivery_of, seconds_until
+
+__all__ = ["ServiceBusSubscription", "open_receiver"]
+
+# Longest single SDK receive call: settlements share the receiver and wait for it,
+# so a long poll is cut into slices this short.
+_RECEIVE_SLICE = 0.25
+# The SDK refuses a zero wait; an expired budget still gets one quick look.
+_SHORTEST_WAIT = 0.01
+# A held session's lock is renewed by receive calls when less than this is left.
+_SESSION_RENEW_MARGIN = 1.0
+
+
+def open_receiver(catalog: EntityCatalog, target: Target, **options: Any) -> ServiceBusReceiver:
+    client = catalog.clients.client
+    if target.dead_letter:
+        options["sub_queue"] = ServiceBusSubQueue.DEAD_LETTER
+    if target.subscription is not None:
+        return client.get_subscription_receiver(
+            topic_name=target.entity, subscription_name=target.subscription, **options
+        )
+    return client.get_queue_receiver(queue_name=target.entity, **options)
+
+
+def _renew_if_due(receiver: ServiceBusReceiver) -> None:
+    """Renew a held session's lock when less than half of it is left: a session is
+    held across receive calls, and losing it mid-run would reorder its messages."""
+    session = receiver.session
+    ends, started = seconds_until(session.locked_until_utc), time.monotonic()
+    if ends is not None and ends - started < _SESSION_RENEW_MARGIN:
+        session.renew_lock()
+
+
+class ServiceBusSubscription(SubscriptionDriver):
+    def __init__(self, catalog: EntityCatalog, target: Target) -> None:
+        self._catalog = catalog
+        self._target = target
+        self._sessions: bool | None = None
+        # prefetch_count=0: the SDK then grants credit per receive call, sized by the
+        # batch the portable layer asks for (its adaptive prefetch), and holds nothing
+        # locked between calls.
+        self._receiver: Handler[ServiceBusReceiver] = Handler(self._open_receiver)
+        self._sender = Handler(lambda: open_sender(catalog, target))
+        self._unsettled: set[ServiceBusReceivedMessage] = set()
+        # Messages whose lock must be renewed until a moment (monotonic), by the keeper.
+        self._keep_until: dict[ServiceBusReceivedMessage, float] = {}
+        self._next_renewal = 0.0  # monotonic: when the kept locks are next renewed
+        self._keeper: threading.Thread | None = None
+        self._closed = threading.Event()
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return capabilities_for(self._target, self._catalog.info(self._target))
+
+    def _open_receiver(self) -> ServiceBusReceiver:
+        # Locks taken through an earlier receiver are gone with it.
+        self._unsettled.clear()
+        self._keep_until.clear()
+        options: dict[str, Any] = {"prefetch_count": 0}
+        if self._uses_sessions():
+            options.update(session_id=NEXT_AVAILABLE_SESSION, max_wait_time=_RECEIVE_SLICE)
+        receiver = open_receiver(self._catalog, self._target, **options)
+        # Open the link now, with the SDK's own timeout: a receive call would cap the
+        # open at its (short) wait and fail before the link is up.
+        receiver.__enter__()
+        return receiver
+
+    def _session_lapsed(self) -> bool:
+        with self._receiver.lock:
+            receiver = self._receiver.current
+            if receiver is None:
+                return True
+            ends = seconds_until(receiver.session.locked_until_utc)
+            return ends is not None and ends <= time.monotonic()
+
+    def _uses_sessions(self) -> bool:
+        if self._sessions is None:
+            info = self._catalog.info(self._target)
+            self._sessions = info.requires_session and not self._target.dead_letter
+        return self._sessions
+
+    # -- receiving ---------------------------------------------------------------
+
+    def receive_batch(self, max_messages: int, wait: float) -> list[Delivery]:
+        give_up = time.monotonic() + wait
+        where = f"receiving from Service Bus {self._target.describe()}"
+        while True:
+            remaining = give_up - time.monotonic()
+            slice_wait = max(_SHORTEST_WAIT, min(_RECEIVE_SLICE, remaining))
+            got = self._receive_slice(max_messages, slice_wait, where)
+            if got or remaining <= _RECEIVE_SLICE:
+                return got
+
+    def _receive_slice(self, max_messages: int, wait: float, where: str) -> list[Delivery]:
+        sessions = self._uses_sessions()
+        if sessions and self._unsettled:
+            # One message of a session in flight at a time: the next one may only be
+            # handed out once this one is settled (a nack must put it back first).
+            # If the session lock lapsed meanwhile (lease not extended), the message
+            # goes back to the entity: let the session go and take the next one.
+            if self._session_lapsed():
+                self._receiver.drop()
+            else:
+                self._closed.wait(wait)
+                return []
+        try:
+            with translate(ERRORS, where), self._receiver.use() as receiver:
+                # Renew kept locks here too: receives take the receiver lock back to
+                # back, and an unfair lock could starve the keeper thread of it.
+                self._renew_kept(receiver)
+                if sessions and not self._unsettled:
+                    _renew_if_due(receiver)  # an idle held session; leases in flight renew by extend()
+                # In a session, one message at a time: a nacked message must come back
+                # before the ones after it, and a batch would already hold those.
+                count = 1 if sessions else max_messages
+                received = receiver.receive_messages(max_message_count=count, max_wait_time=wait)
+                if sessions and not received and not self._unsettled:
+                    self._receiver.drop_held()  # an idle session: let another consumer have it
+                    return []
+                session_deadline = seconds_until(receiver.session.locked_until_utc) if sessions else None
+                self._unsettled.update(received)
+        except QueueError as error:
+            if sessions and isinstance(error.__cause__, OperationTimeoutError | SessionLockLostError):
+                # No session has messages now, or ours lapsed (the receiver was dropped,
+                # so the next call takes the next available session).
+                return []
+            raise
+        return [
+            delivery_of(message, session_deadline if sessions else seconds_until(message.locked_until_utc))
+            for message in received
+        ]
+
+    # -- settling ----------------------------------------------------------------
+
+    def _each(self, entries: Sequence[Any], what: str,
+              settle: Callable[[ServiceBusReceiver, Any], None]) -> BatchErrors:
+        errors: list[QueueError | None] = []
+        where = f"{what} on Service Bus {self._target.describe()}"
+        with self._receiver.lock:
+            receiver = self._receiver.current
+            for entry in entries:
+                try:
+                    if receiver is None:
+                        raise FailedPrecondition(f"{where} failed: the receiver holding this lock was closed "
+                                                 "(the message will be delivered again)")
+                    settle(receiver, entry)
+                    errors.append(None)
+                except QueueError as error:
+                    errors.append(error)
+                except Exception as error:  # the SDK's own, translated through the table
+                    errors.append(translated(error, ERRORS, where))
+        return None if not any(errors) else errors
+
+    def ack(self, tokens: Sequence[object]) -> BatchErrors:
+        def complete(receiver: ServiceBusReceiver, message: Any) -> None:
+            self._unsettled.discard(message)
+            receiver.complete_message(message)
+
+        return self._each(tokens, "complete", complete)
+
+    def nack(self, entries: Sequence[tuple[object, float]]) -> BatchErrors:
+        def abandon_or_reschedule(receiver: ServiceBusReceiver, entry: tuple[Any, float]) -> None:
+            message, delay = entry
+            self._unsettled.discard(message)
+            if delay <= 0:
+                receiver.abandon_message(message)
+                return
+            # Copy first, then complete: a crash in between duplicates, never loses.
+            copy = copy_for_retry(delivery_of(message, None), delay)
+            with self._sender.use() as sender:
+                sender.send_messages(copy)
+            receiver.complete_message(message)
+
+        return self._each(entries, "nack", abandon_or_reschedule)
+
+    def dead_letter(self, entries: Sequence[tuple[object, str]]) -> BatchErrors:
+        def dead_letter(receiver: ServiceBusReceiver, entry: tuple[Any, str]) -> None:
+            message, reason = entry
+            self._unsettled.discard(message)
+            receiver.dead_letter_message(message, reason=reason, error_description=reason)
+
+        return self._each(entries, "dead-letter", dead_letter)
+
+    def extend(self, entries: Sequence[tuple[object, float]]) -> list[float | QueueError]:
+        # Service Bus renews a lock by the entity's lock duration, whatever was asked.
+        # Renew once now (which proves the lock is still ours), then let the keeper
+        # thread renew again until the asked-for end, so the lease lasts as long as asked.
+        now = time.monotonic()
+        sessions = self._uses_sessions()
+
+        def renew(receiver: ServiceBusReceiver, entry: tuple[Any, float]) -> None:
+            message, seconds = entry
+            if sessions:
+                receiver.session.renew_lock()
+            else:
+                receiver.renew_message_lock(message)
+            self._keep_until[message] = now + seconds
+
+        errors = self._each(entries, "renew lock", renew)
+        self._next_renewal = min(self._next_renewal, now + self._renewal_interval())
+        self._start_keeper()
+        if errors is None:
+            return [now + seconds for _, seconds in entries]
+        return [error if error is not None else now + seconds
+                for error, (_, seconds) in zip(errors, entries, strict=True)]
+
+    def _start_keeper(self) -> None:
+        with self._receiver.lock:
+            if self._keeper is None and self._keep_until:
+                self._keeper = threading.Thread(target=self._keep_locks, daemon=True,
+                                                name=f"servicebus-lock-keeper-{self._target.entity}")
+                self._keeper.start()
+
+    def _renewal_interval(self) -> float:
+        return max(0.1, min(self._catalog.info(self._target).lock_duration / 3, 5.0))
+
+    def _keep_locks(self) -> None:
+        while not self._closed.wait(self._renewal_interval()):
+            with self._receiver.lock:
+                self._renew_kept(self._receiver.current)
+
+    def _renew_kept(self, receiver: ServiceBusReceiver | None) -> None:
+        """Renew the locks extend() keeps, when due; the caller holds the receiver lock."""
+        now = time.monotonic()
+        if not self._keep_until or now < self._next_renewal:
+            return
+        self._next_renewal = now + self._renewal_interval()
+        for message, until in list(self._keep_until.items()):
+            if receiver is None or message not in self._unsettled or until <= now:
+                del self._keep_until[message]
+                continue
+            try:
+                if self._uses_sessions():
+                    receiver.session.renew_lock()
+                else:
+                    receiver.renew_message_lock(message)
+            except Exception:  # lock lost or connection gone: redelivery follows
+                del self._keep_until[message]
+
+    def close(self) -> None:
+        self._closed.set()
+        self._receiver.drop()
+        self._sender.drop()
+
+    def native_objects(self) -> Iterable[object]:
+        receiver = self._receiver.current
+        client = self._catalog.clients.client
+        return (receiver, client) if receiver is not None else (client,)

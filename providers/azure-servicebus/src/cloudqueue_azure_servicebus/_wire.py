@@ -1,0 +1,108 @@
+"""Portable messages to ``ServiceBusMessage`` and received messages back to deliveries."""
+
+from __future__ import annotations
+
+import datetime
+import time
+import uuid
+from typing import Any
+
+from azure.servicebus import ServiceBusMessage, ServiceBusReceivedMessage
+from cloudqueue.driver import Delivery, Message
+
+from ._admin import ATTEMPTS_PROPERTY, RESERVED_PREFIX
+
+__all__ = [
+    "DEFAULT_SESSION",
+    "ORIGINAL_ID_PROPERTY",
+    "copy_for_retry",
+    "delivery_of",
+    "outgoing",
+    "seconds_until",
+]
+
+#: Session of messages sent without an ordering key to a session-enabled entity
+#: (Service Bus refuses session-less messages there).
+DEFAULT_SESSION = "cloudqueue.default"
+#: The id a copy scheduled by ``nack(delay)`` answers to (its own MessageId must
+#: differ, or duplicate detection would drop it).
+ORIGINAL_ID_PROPERTY = RESERVED_PREFIX + "id"
+DEAD_LETTER_REASON = "dead_letter_reason"
+_SERVICE_PROPERTIES = {"DeadLetterReason": DEAD_LETTER_REASON, "DeadLetterErrorDescription": None}
+_UTC = datetime.UTC
+
+
+def outgoing(message: Message, sessions: bool) -> ServiceBusMessage:
+    session = message.ordering_key or (DEFAULT_SESSION if sessions else None)
+    scheduled = None
+    if message.delay:
+        scheduled = datetime.datetime.now(_UTC) + datetime.timedelta(seconds=message.delay)
+    return ServiceBusMessage(
+        message.body,
+        application_properties=_properties(message.attributes) if message.attributes else None,
+        message_id=message.deduplication_id or uuid.uuid4().hex,
+        session_id=session,
+        scheduled_enqueue_time_utc=scheduled,
+    )
+
+
+def _properties(attributes: dict[str, str]) -> dict[str | bytes, Any]:
+    return {name: value for name, value in attributes.items()}
+
+
+def _text(value: Any) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def delivery_of(received: ServiceBusReceivedMessage, lease_deadline: float | None) -> Delivery:
+    attributes: dict[str, str] = {}
+    carried_attempts, original_id = 0, None
+    for raw_name, raw_value in (received.application_properties or {}).items():
+        name, value = _text(raw_name), _text(raw_value)
+        if name == ATTEMPTS_PROPERTY:
+            carried_attempts = int(value)
+        elif name == ORIGINAL_ID_PROPERTY:
+            original_id = value
+        elif name in _SERVICE_PROPERTIES:
+            if (portable := _SERVICE_PROPERTIES[name]) is not None:
+                attributes[portable] = value
+        else:
+            attributes[name] = value
+    body = received.body
+    if not isinstance(body, bytes):
+        body = b"".join(body)
+    session = received.session_id
+    return Delivery(
+        token=received,
+        id=original_id or str(received.message_id),
+        body=body,
+        attributes=attributes,
+        delivery_attempt=carried_attempts + (received.delivery_count or 0) + 1,
+        ordering_key=None if session in (None, DEFAULT_SESSION) else session,
+        enqueued_at=received.enqueued_time_utc,
+        lease_deadline=lease_deadline,
+        native=received,
+    )
+
+
+def copy_for_retry(delivery: Delivery, delay: float) -> ServiceBusMessage:
+    """A copy of ``delivery`` due in ``delay`` seconds that keeps its id and attempt count."""
+    received: ServiceBusReceivedMessage = delivery.native  # type: ignore[assignment]
+    properties = _properties(delivery.attributes)
+    properties.pop(DEAD_LETTER_REASON, None)
+    properties[ATTEMPTS_PROPERTY] = str(delivery.delivery_attempt or 1)
+    properties[ORIGINAL_ID_PROPERTY] = delivery.id
+    return ServiceBusMessage(
+        delivery.body,
+        application_properties=properties,
+        message_id=uuid.uuid4().hex,
+        session_id=received.session_id,
+        scheduled_enqueue_time_utc=datetime.datetime.now(_UTC) + datetime.timedelta(seconds=delay),
+    )
+
+
+def seconds_until(moment: datetime.datetime | None) -> float | None:
+    """``time.monotonic()`` at the UTC ``moment`` (a lock's end), if known."""
+    if moment is None:
+        return None
+    return time.monotonic() + (moment - datetime.datetime.now(_UTC)).total_seconds()

@@ -1,0 +1,249 @@
+"""The administration surface: plain HTTP/1.1 + ATOM, as ``ServiceBusAdministrationClient`` speaks it.
+
+Served on the AMQP port (the server sniffs the first bytes). Routes:
+``/{entity}`` (queue or topic), ``/{topic}/subscriptions[/{sub}]``, ``/$Resources/{queues|topics}``
+and rule URLs (only the built-in ``$Default`` rule exists). Creating an existing entity
+answers 409, a missing one 404, as the service does.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from . import _atom
+from ._entities import EntityProperties
+from ._namespace import EntityExists, EntityMissing, Namespace
+from ._state import BrokerState
+
+_REASONS = {200: "OK", 201: "Created", 400: "Bad Request", 404: "Not Found",
+            405: "Method Not Allowed", 409: "Conflict", 500: "Internal Server Error"}
+_MAX_HEADER = 64 * 1024
+
+
+class HttpError(Exception):
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+
+
+class HttpConnection:
+    def __init__(self, state: BrokerState) -> None:
+        self.state = state
+        self.inbuf = bytearray()
+        self.outbuf = bytearray()
+        self.close_after = False
+        self.closed = False
+
+    # --- protocol interface used by the socket loop -------------------------------------
+
+    def feed(self, data: bytes) -> None:
+        if not data:
+            self.close_after = True
+            return
+        self.inbuf += data
+        while not self.close_after:
+            request = self._take_request()
+            if request is None:
+                break
+            self._respond(*request)
+
+    def output(self) -> bytes:
+        return bytes(self.outbuf)
+
+    def sent(self, count: int) -> None:
+        del self.outbuf[:count]
+
+    @property
+    def output_closed(self) -> bool:
+        return self.close_after and not self.outbuf
+
+    def shutdown(self) -> None:
+        self.closed = True
+
+    # --- HTTP framing ----------------------------------------------------------------------
+
+    def _take_request(self) -> tuple[str, str, dict[str, str], bytes] | None:
+        end = self.inbuf.find(b"\r\n\r\n")
+        if end < 0:
+            if len(self.inbuf) > _MAX_HEADER:
+                self.close_after = True
+            return None
+        head = self.inbuf[:end].decode("latin-1").split("\r\n")
+        method, target, _version = ([*head[0].split(" ", 2), "", ""])[:3]
+        headers = {}
+        for line in head[1:]:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+        length = int(headers.get("content-length", "0") or 0)
+        if len(self.inbuf) < end + 4 + length:
+            return None
+        body = bytes(self.inbuf[end + 4 : end + 4 + length])
+        del self.inbuf[: end + 4 + length]
+        if headers.get("connection", "").lower() == "close":
+            self.close_after = True
+        return method, target, headers, body
+
+    def _respond(self, method: str, target: str, headers: dict[str, str], body: bytes) -> None:
+        host = headers.get("host", "localhost")
+        base = f"http://{host}"
+        try:
+            with self.state.lock:
+                status, payload = _Router(self.state.namespace, base).route(method, target, headers, body)
+        except HttpError as err:
+            status, payload = err.status, _atom.error(err.status, err.detail)
+        except Exception as exc:  # report, do not kill the broker
+            status, payload = 500, _atom.error(500, repr(exc))
+        data = payload.encode("utf-8")
+        content_type = "application/atom+xml;type=entry;charset=utf-8"
+        response = (
+            f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}\r\n"
+            f"Content-Type: {content_type}\r\nContent-Length: {len(data)}\r\n"
+            f"Server: cloudqueue-servicebus-broker\r\n"
+            + ("Connection: close\r\n" if self.close_after else "")
+            + "\r\n"
+        ).encode("latin-1")
+        self.outbuf += response + data
+
+
+class _Router:
+    def __init__(self, namespace: Namespace, base: str) -> None:
+        self.ns = namespace
+        self.base = base
+
+    def route(self, method: str, target: str, headers: dict[str, str], body: bytes) -> tuple[int, str]:
+        split = urlsplit(target)
+        parts = [unquote(p) for p in split.path.strip("/").split("/") if p]
+        query = parse_qs(split.query)
+        try:
+            if len(parts) == 2 and parts[0].lower() == "$resources":
+                return self._list(parts[1].lower(), query)
+            if len(parts) == 1:
+                return self._entity(method, parts[0], headers, body)
+            if len(parts) == 2 and parts[1].lower() == "subscriptions":
+                return self._list_subscriptions(parts[0], query)
+            if len(parts) == 3 and parts[1].lower() == "subscriptions":
+                return self._subscription(method, parts[0], parts[2], headers, body)
+            if len(parts) >= 4 and parts[1].lower() == "subscriptions" and parts[3].lower() == "rules":
+                # Only the default true-filter rule exists; report it missing otherwise.
+                self.ns.subscription(parts[0], parts[2])
+                if method == "GET" and len(parts) == 4:
+                    return 200, _atom.feed(self.base, "/".join(parts), [])
+                raise HttpError(404, "Rules are not supported by the local broker.")
+        except EntityMissing as exc:
+            raise HttpError(404, f"Entity '{exc}' was not found.") from None
+        except EntityExists as exc:
+            raise HttpError(409, f"Entity '{exc}' already exists.") from None
+        raise HttpError(404, f"No route for {split.path}")
+
+    # --- queues and topics -------------------------------------------------------------
+
+    def _entity(self, method: str, name: str, headers: dict[str, str], body: bytes) -> tuple[int, str]:
+        if method == "GET":
+            return 200, self._entity_entry(name)
+        if method == "DELETE":
+            if name.lower() in self.ns.queues:
+                self.ns.delete_queue(name)
+            else:
+                self.ns.delete_topic(name)
+            return 200, ""
+        if method == "PUT":
+            kind, values = _parse(body)
+            updating = headers.get("if-match") == "*"
+            if kind == "QueueDescription":
+                if updating:
+                    queue = self.ns.queue(name)
+                    queue.props.update(**values)
+                    queue.updated = datetime.now(UTC)
+                else:
+                    self.ns.create_queue(name, _new_props(values))
+            elif kind == "TopicDescription":
+                if updating:
+                    topic = self.ns.topic(name)
+                    topic.props.update(**values)
+                    topic.updated = datetime.now(UTC)
+                else:
+                    self.ns.create_topic(name, _new_props(values))
+            else:
+                raise HttpError(400, f"Unexpected {kind}")
+            return (200 if updating else 201), self._entity_entry(name)
+        raise HttpError(405, method)
+
+    def _entity_entry(self, name: str) -> str:
+        key = name.lower()
+        if key in self.ns.queues:
+            queue = self.ns.queues[key]
+            desc = _atom.queue_description(queue)
+            return _atom.entry(self.base, queue.name, queue.name, desc, queue.updated)
+        topic = self.ns.topic(name)
+        return _atom.entry(self.base, topic.name, topic.name, _atom.topic_description(topic), topic.updated)
+
+    def _list(self, kind: str, query: dict[str, list[str]]) -> tuple[int, str]:
+        entries: list[str] = []
+        if kind == "queues":
+            for queue in self.ns.queues.values():
+                desc = _atom.queue_description(queue)
+                entries.append(_atom.entry(self.base, queue.name, queue.name, desc, queue.updated))
+        elif kind == "topics":
+            for topic in self.ns.topics.values():
+                desc = _atom.topic_description(topic)
+                entries.append(_atom.entry(self.base, topic.name, topic.name, desc, topic.updated))
+        else:
+            raise HttpError(404, f"Unknown entity type {kind}")
+        return 200, _atom.feed(self.base, f"$Resources/{kind}", _page(entries, query))
+
+    # --- subscriptions -------------------------------------------------------------------
+
+    def _subscription(
+        self, method: str, topic: str, name: str, headers: dict[str, str], body: bytes
+    ) -> tuple[int, str]:
+        if method == "GET":
+            return 200, self._subscription_entry(topic, name)
+        if method == "DELETE":
+            self.ns.delete_subscription(topic, name)
+            return 200, ""
+        if method == "PUT":
+            _kind, values = _parse(body)
+            if headers.get("if-match") == "*":
+                sub = self.ns.subscription(topic, name)
+                sub.store.props.update(**values)
+                sub.updated = datetime.now(UTC)
+                return 200, self._subscription_entry(topic, name)
+            self.ns.create_subscription(topic, name, _new_props(values))
+            return 201, self._subscription_entry(topic, name)
+        raise HttpError(405, method)
+
+    def _subscription_entry(self, topic: str, name: str) -> str:
+        sub = self.ns.subscription(topic, name)
+        path = f"{sub.topic}/subscriptions/{sub.name}"
+        return _atom.entry(self.base, path, sub.name, _atom.subscription_description(sub), sub.updated)
+
+    def _list_subscriptions(self, topic_name: str, query: dict[str, list[str]]) -> tuple[int, str]:
+        topic = self.ns.topic(topic_name)
+        entries = [
+            _atom.entry(self.base, f"{topic.name}/subscriptions/{sub.name}", sub.name,
+                        _atom.subscription_description(sub), sub.updated)
+            for sub in topic.subscriptions.values()
+        ]
+        return 200, _atom.feed(self.base, f"{topic.name}/subscriptions", _page(entries, query))
+
+
+def _parse(body: bytes) -> tuple[str, dict[str, object]]:
+    try:
+        return _atom.parse_description(body)
+    except Exception as exc:
+        raise HttpError(400, f"Malformed entity description: {exc}") from None
+
+
+def _new_props(values: dict[str, object]) -> EntityProperties:
+    props = EntityProperties()
+    props.update(**values)
+    return props
+
+
+def _page(entries: list[str], query: dict[str, list[str]]) -> list[str]:
+    skip = int(query.get("$skip", ["0"])[0])
+    top = int(query.get("$top", [str(len(entries))])[0])
+    return entries[skip : skip + top]
+

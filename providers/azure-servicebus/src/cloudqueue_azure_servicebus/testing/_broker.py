@@ -1,0 +1,144 @@
+"""``ServiceBusBroker``: the public handle that starts and stops the local broker."""
+
+from __future__ import annotations
+
+import ipaddress
+import threading
+from types import TracebackType
+from typing import Any
+
+from ._entities import EntityProperties
+from ._namespace import EntityExists, EntityMissing, Namespace
+from ._server import SocketServer
+from ._state import BrokerState
+
+# Any value works: the broker does not verify SAS signatures. The SDK needs one to build tokens.
+DEV_KEY = "SAS_KEY_VALUE"
+_LOCAL_NAMES = {"localhost"}
+
+__all__ = ["EntityExists", "EntityMissing", "ServiceBusBroker"]
+
+
+def _check_loopback(host: str) -> None:
+    if host in _LOCAL_NAMES:
+        return
+    try:
+        if ipaddress.ip_address(host).is_loopback:
+            return
+    except ValueError:
+        pass
+    raise ValueError(f"ServiceBusBroker only binds to loopback addresses, not {host!r}")
+
+
+class ServiceBusBroker:
+    """A local Azure Service Bus look-alike for tests (AMQP 1.0 + administration HTTP).
+
+    Use as a context manager or with ``start()``/``stop()``; it serves from a daemon
+    thread. ``connection_string`` is an emulator connection string the official SDK
+    accepts, for both ``ServiceBusClient`` and ``ServiceBusAdministrationClient``.
+    """
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        _check_loopback(host)
+        self.host = host
+        self._requested_port = port
+        self._state = BrokerState()
+        self._server: SocketServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # ----- lifecycle -------------------------------------------------------------------
+
+    def start(self) -> ServiceBusBroker:
+        if self._server is not None:
+            return self
+        self._server = SocketServer(self._state, self.host, self._requested_port)
+        self._thread = threading.Thread(
+            target=self._server.serve, name=f"servicebus-broker-{self._server.port}", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        server, thread = self._server, self._thread
+        if server is None or thread is None:
+            return
+        server.stop()
+        thread.join(timeout=10)
+        self._server = None
+        self._thread = None
+
+    def __enter__(self) -> ServiceBusBroker:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise RuntimeError("broker is not started")
+        return self._server.port
+
+    @property
+    def connection_string(self) -> str:
+        # The SDK accepts emulator strings only for local hosts; it keeps the port and drops TLS.
+        return (
+            f"Endpoint=sb://{self.host}:{self.port};SharedAccessKeyName=RootManageSharedAccessKey;"
+            f"SharedAccessKey={DEV_KEY};UseDevelopmentEmulator=true"
+        )
+
+    @property
+    def certificate_path(self) -> str:
+        """Self-signed certificate of the HTTPS administration surface (for ``connection_verify``)."""
+        if self._server is None:
+            raise RuntimeError("broker is not started")
+        return self._server.tls.cert_path
+
+    def administration_client(self, **kwargs: Any) -> Any:
+        """A ``ServiceBusAdministrationClient`` for this broker (trusts its certificate)."""
+        from azure.servicebus.management import ServiceBusAdministrationClient
+
+        kwargs.setdefault("connection_verify", self.certificate_path)
+        return ServiceBusAdministrationClient.from_connection_string(self.connection_string, **kwargs)
+
+    # ----- entities from code ------------------------------------------------------------
+
+    def create_queue(self, name: str, **props: Any) -> None:
+        """Create a queue; ``props`` are ``EntityProperties`` fields (seconds or timedelta)."""
+        with self._state.lock:
+            self._state.namespace.create_queue(name, _props(props))
+
+    def create_topic(self, name: str, **props: Any) -> None:
+        with self._state.lock:
+            self._state.namespace.create_topic(name, _props(props))
+
+    def create_subscription(self, topic_name: str, name: str, **props: Any) -> None:
+        with self._state.lock:
+            self._state.namespace.create_subscription(topic_name, name, _props(props))
+
+    def delete_queue(self, name: str) -> None:
+        with self._state.lock:
+            self._state.namespace.delete_queue(name)
+
+    def delete_topic(self, name: str) -> None:
+        with self._state.lock:
+            self._state.namespace.delete_topic(name)
+
+    def message_counts(self, path: str) -> dict[str, int]:
+        """Counts for a queue or ``topic/Subscriptions/sub`` path (active, scheduled, dead_letter, total)."""
+        with self._state.lock:
+            return self._state.namespace.store(path).counts()
+
+    @property
+    def namespace(self) -> Namespace:
+        """Direct access to state; hold no references across calls (the loop owns it)."""
+        return self._state.namespace
+
+
+def _props(values: dict[str, Any]) -> EntityProperties:
+    props = EntityProperties()
+    props.update(**values)
+    return props
+

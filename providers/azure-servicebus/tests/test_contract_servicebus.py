@@ -1,0 +1,121 @@
+"""The contract suite against the local broker: queues, topic subscriptions,
+session-enabled entities and duplicate-detecting entities (one harness each)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from typing import ClassVar
+from urllib.parse import quote
+
+import cloudqueue
+import pytest
+from cloudqueue.testing.contract import ContractSuite, Destination, Harness, unique_name
+
+from cloudqueue_azure_servicebus import provider as servicebus_provider
+from cloudqueue_azure_servicebus._names import CA_FILE_ENV
+from cloudqueue_azure_servicebus.testing import ServiceBusBroker
+
+NAMESPACE = "local"
+
+
+class ServiceBusHarness(Harness):
+    timer_slack = 0.5
+    short_lease = 2.0
+    supports_delayed_delivery = True
+    supports_dead_letter = True
+    #: Declare every destination with these settings, whatever the test asks.
+    forced: ClassVar[dict[str, bool]] = {}
+
+    def __init__(self, broker: ServiceBusBroker, *, topics: bool = False) -> None:
+        self.broker = broker
+        self.topics = topics
+        self.supports_fan_out = topics
+        # A delayed nack schedules a copy; on a topic it would reach every subscription.
+        self.supports_nack_delay = not topics
+        self.query = "connection_string=" + quote(broker.connection_string, safe="")
+
+    def url(self, name: str, subscription: str | None = None) -> str:
+        tail = f"&subscription={subscription}" if subscription else ""
+        return f"azuresb://{NAMESPACE}/{name}?{self.query}{tail}"
+
+    def make(self, *, ordered: bool = False, deduplicated: bool = False,
+             dead_letter_after: int | None = None, lease: float | None = None,
+             subscriptions: int = 1) -> Destination:
+        name = unique_name("sb")
+        lease = lease or self.short_lease
+        settings = dict(ordered=ordered, deduplicated=deduplicated,
+                        dead_letter_after=dead_letter_after, lease=lease)
+        settings.update(self.forced)
+        if not self.topics:
+            url = self.url(name)
+            cloudqueue.declare(url, **settings)  # type: ignore[arg-type]
+            return Destination(url, url, lease=lease, ordered=bool(settings["ordered"]),
+                               deduplicated=bool(settings["deduplicated"]),
+                               dead_letter_after=dead_letter_after)
+        urls = [self.url(name, f"s{i}") for i in range(subscriptions)]
+        for url in urls:
+            cloudqueue.declare(url, **settings)  # type: ignore[arg-type]
+        return Destination(self.url(name), urls[0], tuple(urls[1:]), lease=lease,
+                           dead_letter_after=dead_letter_after)
+
+    def missing_url(self) -> str:
+        return self.url(unique_name("missing"))
+
+
+class SessionHarness(ServiceBusHarness):
+    """Every entity requires sessions: unkeyed messages share one default session."""
+
+    supports_ordering = True
+    forced: ClassVar[dict[str, bool]] = {"ordered": True}
+
+
+class DeduplicatingHarness(ServiceBusHarness):
+    supports_deduplication = True
+    supports_ordering = True
+    forced: ClassVar[dict[str, bool]] = {"deduplicated": True}
+
+
+@pytest.fixture(scope="module")
+def sb_broker() -> Iterator[ServiceBusBroker]:
+    with ServiceBusBroker() as running:
+        previous = os.environ.get(CA_FILE_ENV)
+        os.environ[CA_FILE_ENV] = running.certificate_path
+        try:
+            yield running
+        finally:
+            if previous is None:
+                os.environ.pop(CA_FILE_ENV, None)
+            else:
+                os.environ[CA_FILE_ENV] = previous
+            with contextlib.suppress(Exception):
+                servicebus_provider._PROVIDER.close()
+
+
+class TestQueueContract(ContractSuite):
+    @pytest.fixture
+    def harness(self, sb_broker: ServiceBusBroker) -> Harness:
+        harness = ServiceBusHarness(sb_broker)
+        harness.supports_ordering = True  # ordered=True declares a session-enabled queue
+        harness.supports_deduplication = True
+        return harness
+
+
+class TestTopicContract(ContractSuite):
+    @pytest.fixture
+    def harness(self, sb_broker: ServiceBusBroker) -> Harness:
+        return ServiceBusHarness(sb_broker, topics=True)
+
+
+class TestSessionQueueContract(ContractSuite):
+    @pytest.fixture
+    def harness(self, sb_broker: ServiceBusBroker) -> Harness:
+        return SessionHarness(sb_broker)
+
+
+class TestDeduplicatingQueueContract(ContractSuite):
+    @pytest.fixture
+    def harness(self, sb_broker: ServiceBusBroker) -> Harness:
+        return DeduplicatingHarness(sb_broker)
+
