@@ -5,6 +5,11 @@ for their whole life. SDK handlers are not thread-safe: every call goes
 through :meth:`Handler.use`, which serialises callers. After a failure the
 handler is dropped, so the next call opens a fresh one (recovery after a lost
 connection needs nothing more).
+
+The lock is first come, first served. A receiver is used by a loop of short
+receive calls that takes the lock back the moment it lets it go; with a plain
+lock a settlement waiting for it can lose that race again and again (more so
+on a busy machine) until the message's lock expires and the ack fails.
 """
 
 from __future__ import annotations
@@ -14,16 +19,52 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any, Generic, TypeVar
 
-__all__ = ["Handler"]
+__all__ = ["FairLock", "Handler"]
 
 H = TypeVar("H")
+
+
+class FairLock:
+    """A non-reentrant lock granted in the order it was asked for (a ticket lock)."""
+
+    def __init__(self) -> None:
+        self._turn_changed = threading.Condition(threading.Lock())
+        self._next_ticket = 0
+        self._now_serving = 0
+        # Tickets whose holders gave up waiting (interrupted): skipped, not waited for.
+        self._abandoned: set[int] = set()
+
+    def __enter__(self) -> None:
+        with self._turn_changed:
+            ticket = self._next_ticket
+            self._next_ticket += 1
+            try:
+                while ticket != self._now_serving:
+                    self._turn_changed.wait()
+            except BaseException:
+                if ticket == self._now_serving:
+                    self._pass_turn()
+                else:
+                    self._abandoned.add(ticket)
+                raise
+
+    def __exit__(self, *exc_info: object) -> None:
+        with self._turn_changed:
+            self._pass_turn()
+
+    def _pass_turn(self) -> None:
+        self._now_serving += 1
+        while self._now_serving in self._abandoned:
+            self._abandoned.discard(self._now_serving)
+            self._now_serving += 1
+        self._turn_changed.notify_all()
 
 
 class Handler(Generic[H]):
     def __init__(self, opener: Callable[[], H]) -> None:
         self._opener = opener
         self._handler: H | None = None
-        self.lock = threading.Lock()
+        self.lock = FairLock()
         #: Bumped whenever a handler is dropped, so holders of old tokens can tell.
         self.generation = 0
 
