@@ -221,10 +221,9 @@ def test_failed_start_kills_the_process(
     assert server.pid is None
 
 
-def test_early_exit_is_reported_with_the_log(localstack_venv: Path, tmp_path: Path) -> None:
-    # A fake venv whose interpreter works for everything but LocalStack itself.
-    fake = tmp_path / "venv"
-    python = venv_python(fake)
+def _crashing_venv(localstack_venv: Path, where: Path) -> Path:
+    """A fake venv whose interpreter works for everything but LocalStack itself."""
+    python = venv_python(where)
     python.parent.mkdir(parents=True)
     python.write_text(
         "#!/bin/sh\n"
@@ -232,13 +231,30 @@ def test_early_exit_is_reported_with_the_log(localstack_venv: Path, tmp_path: Pa
         f'exec "{venv_python(localstack_venv)}" "$@"\n'
     )
     python.chmod(python.stat().st_mode | stat.S_IXUSR)
-    server = LocalStack(fake, use_env=False, start_timeout=30)
+    return where
+
+
+def test_early_exit_is_reported_with_the_log(localstack_venv: Path, tmp_path: Path) -> None:
+    server = LocalStack(_crashing_venv(localstack_venv, tmp_path / "venv"), use_env=False,
+                        start_timeout=30)
     started = time.monotonic()
     with pytest.raises(LocalStackStartError) as raised:
         server.start()
     assert time.monotonic() - started < 10  # noticed at once, not at the deadline
     assert "exited with code 3" in str(raised.value)
     assert "simulated crash" in str(raised.value)
+
+
+def test_a_relative_venv_is_found_from_where_it_was_given(
+    localstack_venv: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The server runs in its own temporary folder: a relative venv path must still
+    # name the one next to the caller (as `.venv-localstack` does for the benchmarks).
+    _crashing_venv(localstack_venv, tmp_path / "venv")
+    monkeypatch.chdir(tmp_path)
+    server = LocalStack(Path("venv"), use_env=False, start_timeout=30)
+    with pytest.raises(LocalStackStartError, match="exited with code 3"):
+        server.start()
 
 
 def test_missing_venv_is_a_clear_error(tmp_path: Path) -> None:

@@ -120,7 +120,9 @@ class LocalStack:
         if endpoint_url is None and venv_dir is None:
             raise ValueError(f"LocalStack needs venv_dir (or endpoint_url, or ${ENDPOINT_ENV})")
         self._external_url = endpoint_url.rstrip("/") if endpoint_url else None
-        self._venv = Path(venv_dir) if venv_dir is not None else None
+        # Absolute now: the server runs in its own temporary folder, and a relative
+        # path means the caller's working directory.
+        self._venv = Path(venv_dir).absolute() if venv_dir is not None else None
         self._requested_port = port
         self._port: int | None = None
         self._start_timeout = start_timeout
