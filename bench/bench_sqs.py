@@ -207,8 +207,9 @@ def main() -> None:
         }
         # aiobotocore pins botocore tightly, so it is not a dependency: installed, it
         # shows what a native asyncio driver could reach against our worker threads.
+        aio_baseline = "aiobotocore loop, batched by 10"
         if importlib.util.find_spec("aiobotocore") is not None:
-            rates["aiobotocore loop, batched by 10"] = bench.rate(
+            rates[aio_baseline] = bench.rate(
                 lambda _, q: bench.aiobotocore_batched(q), args.repeat
             )
         print(f"{'workload (send + receive + ack)':40} {'msg/s':>10}")
@@ -221,10 +222,10 @@ def main() -> None:
             ("cloudqueue vs naive boto3", portable / rates["boto3 loop, one call per message"], 3.0),
         ):
             print(f"{label:40} {value:8.2f}x  (bar {bar:g}x: {'met' if value >= bar else 'MISSED'})")
-        if "aiobotocore loop, batched by 10" not in rates:
+        if aio_baseline not in rates:
             print("cloudqueue.aio vs aiobotocore: not measured (pip install aiobotocore to compare)")
             return
-        async_ratio = rates["cloudqueue.aio (worker threads)"] / rates["aiobotocore loop, batched by 10"]
+        async_ratio = rates["cloudqueue.aio (worker threads)"] / rates[aio_baseline]
         print(f"{'cloudqueue.aio vs aiobotocore batched':40} {async_ratio:8.2f}x  (informs the "
               "choice of worker threads over aiobotocore)")
 
