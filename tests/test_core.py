@@ -11,7 +11,7 @@ from collections.abc import Iterator, Sequence
 import pytest
 
 import cloudqueue
-from cloudqueue import _registry
+from cloudqueue import _registry, wire
 from cloudqueue.driver import (
     BatchErrors,
     Capabilities,
@@ -43,6 +43,12 @@ def test_public_surface_is_exactly_the_documented_names() -> None:
     assert {"open_producer", "open_consumer", "AsyncProducer", "AsyncConsumer"} <= set(
         cloudqueue.aio.__all__
     )
+
+
+def test_wire_names_are_public_and_never_change() -> None:
+    # Queues already hold messages carrying these names: renaming one breaks their readers.
+    assert all(hasattr(wire, name) for name in wire.__all__)
+    assert (wire.RESERVED_PREFIX, wire.ENCODING_ATTRIBUTE) == ("cloudqueue.", "cloudqueue.encoding")
 
 
 # -- a test provider, registered by hand like a third-party plugin ---------------

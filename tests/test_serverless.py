@@ -20,7 +20,6 @@ from azure.functions import meta
 from azure.functions.servicebus import ServiceBusMessageInConverter
 
 import cloudqueue
-from cloudqueue._wire import encode_sqs_attribute, encode_sqs_body
 from cloudqueue.serverless import (
     HandlerFailed,
     MalformedEvent,
@@ -29,6 +28,7 @@ from cloudqueue.serverless import (
     pubsub_push,
     pubsub_push_wsgi,
 )
+from cloudqueue.wire import encode_sqs_attribute, encode_sqs_body
 
 # -- AWS Lambda, SQS trigger (event shape from the Lambda developer guide) --------------
 

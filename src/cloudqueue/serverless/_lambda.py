@@ -7,8 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .._wire import WireDecodeError, decode_sqs_body, sqs_attribute_text, user_attributes
 from ..driver import Delivery
+from ..wire import WireDecodeError, decode_sqs_body, sqs_attribute_text, user_attributes
 from ._trigger import MalformedEvent, TriggerRunner, log
 
 __all__ = ["Undecodable", "aws_lambda", "deliveries_from_sqs_event"]

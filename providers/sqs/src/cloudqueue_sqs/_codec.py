@@ -1,6 +1,6 @@
 """Messages to SQS request entries and SQS messages to deliveries (no I/O).
 
-Bodies and attribute values follow the wire contract of :mod:`cloudqueue._wire` (plain
+Bodies and attribute values follow the wire contract of :mod:`cloudqueue.wire` (plain
 text when SQS accepts it, else an encoding the reader undoes), shared with the AWS
 Lambda adapter.
 """
@@ -14,8 +14,8 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from cloudqueue import _wire
-from cloudqueue._message import Message
+from cloudqueue import wire
+from cloudqueue.driver import Message
 
 __all__ = [
     "REASON_ATTRIBUTE",
@@ -36,7 +36,7 @@ _STRING = "String"
 
 def encode_attribute(value: str) -> dict[str, str]:
     """One SQS ``MessageAttributeValue`` for a portable string value."""
-    data_type, text = _wire.encode_sqs_attribute(value)
+    data_type, text = wire.encode_sqs_attribute(value)
     return {"DataType": data_type, "StringValue": text}
 
 
@@ -47,7 +47,7 @@ def _wire_size(name: str, value: Mapping[str, str]) -> int:
 
 def measure(message: Message) -> int:
     """Bytes ``message`` occupies on the SQS wire: encoded body, markers and attributes."""
-    size = _wire.encoded_sqs_size(message.body)
+    size = wire.encoded_sqs_size(message.body)
     for name, value in message.attributes.items():
         size += _wire_size(name, encode_attribute(value))
     return size
@@ -57,7 +57,7 @@ def encode_entry(
     entry_id: str, message: Message, *, fifo: bool, content_based_dedup: bool
 ) -> dict[str, Any]:
     """A ``SendMessageBatch`` entry for a message already validated against the limits."""
-    text, markers = _wire.encode_sqs_body(message.body)
+    text, markers = wire.encode_sqs_body(message.body)
     entry: dict[str, Any] = {"Id": entry_id, "MessageBody": text}
     if message.attributes or markers:
         attributes = {name: encode_attribute(value) for name, value in message.attributes.items()}
@@ -87,10 +87,10 @@ def decode_attributes(raw: Mapping[str, Mapping[str, Any]] | None) -> dict[str, 
     for name, value in raw.items():
         data_type = str(value.get("DataType", _STRING))
         try:
-            out[name] = _wire.sqs_attribute_text(
+            out[name] = wire.sqs_attribute_text(
                 data_type, value.get("StringValue"), value.get("BinaryValue")
             )
-        except _wire.WireDecodeError:
+        except wire.WireDecodeError:
             log.warning("attribute %r is marked base64 but is not; kept as sent", name)
             out[name] = str(value.get("StringValue", ""))
     return out
@@ -103,12 +103,12 @@ def decode_body(text: str, attributes: dict[str, str]) -> tuple[bytes, dict[str,
     marker kept, and logged: raising would stall the queue on one corrupt message.
     """
     try:
-        body = _wire.decode_sqs_body(text, attributes)
-    except _wire.WireDecodeError as error:
+        body = wire.decode_sqs_body(text, attributes)
+    except wire.WireDecodeError as error:
         log.warning("cannot decode an SQS message body (%s); handing over the raw text", error)
         return text.encode(), attributes
-    if any(name.startswith(_wire.RESERVED_PREFIX) for name in attributes):
-        attributes = _wire.user_attributes(attributes)
+    if any(name.startswith(wire.RESERVED_PREFIX) for name in attributes):
+        attributes = wire.user_attributes(attributes)
     return body, attributes
 
 

@@ -1,9 +1,25 @@
-"""Wire encodings shared by a provider and the serverless adapter reading the same cloud.
+"""What cloudqueue puts on the wire: reserved attribute names and the SQS text encoding.
+
+Public so that everything reading one cloud agrees on it: the provider plugins, the
+serverless adapters, and producers or consumers written without cloudqueue. It imports
+no SDK.
+
+Attribute names
+---------------
+
+* :data:`RESERVED_PREFIX` (``cloudqueue.``) starts every marker attribute cloudqueue
+  adds for itself; readers strip markers, so user code never sees them, and a provider
+  that adds markers lists the prefix in ``Limits.reserved_attribute_prefixes`` so user
+  attributes cannot collide with them.
+* :data:`ENCODING_ATTRIBUTE` (``cloudqueue.encoding``) says how an SQS body was encoded.
+
+Body encoding on SQS
+--------------------
 
 SQS carries text only: a body must be non-empty and made of the XML characters
 ``#x9 #xA #xD #x20-#xD7FF #xE000-#xFFFD #x10000-#x10FFFF``. cloudqueue bodies are
 bytes, so the SQS driver and the AWS Lambda adapter must agree on one rule, written
-here once and free of any SDK import:
+here once:
 
 * a body that is valid UTF-8 *and* text SQS accepts travels as that text, unmarked;
 * anything else (non-UTF-8 bytes, control characters) travels as standard base64
@@ -11,9 +27,8 @@ here once and free of any SDK import:
 * the empty body, whose base64 would be the empty text SQS refuses, travels as the
   placeholder text ``-`` with ``cloudqueue.encoding = empty``.
 
-Readers strip the marker, so user code never sees it; the ``cloudqueue.`` attribute
-prefix is reserved for such markers. A message sent by a foreign producer carries no
-marker and is read as its UTF-8 text, unchanged.
+A message sent by a foreign producer carries no marker and is read as its UTF-8 text,
+unchanged.
 
 Attribute *values* follow the same character rules and may not be empty either, so a
 value SQS would refuse travels with a custom String data type naming its encoding
@@ -27,6 +42,24 @@ import binascii
 import re
 from collections.abc import Mapping
 
+__all__ = [
+    "BASE64",
+    "BASE64_TYPE",
+    "EMPTY",
+    "EMPTY_PLACEHOLDER",
+    "EMPTY_TYPE",
+    "ENCODING_ATTRIBUTE",
+    "RESERVED_PREFIX",
+    "WireDecodeError",
+    "decode_sqs_body",
+    "encode_sqs_attribute",
+    "encode_sqs_body",
+    "encoded_sqs_size",
+    "is_sqs_text",
+    "sqs_attribute_text",
+    "user_attributes",
+]
+
 #: Attribute prefix reserved for cloudqueue's own markers; user attributes may not use it.
 RESERVED_PREFIX = "cloudqueue."
 #: Message attribute naming how the body was encoded; absent means "plain text".
@@ -35,6 +68,7 @@ ENCODING_ATTRIBUTE = "cloudqueue.encoding"
 BASE64 = "base64"
 #: Marker value: the body is ``b""``; the text is the placeholder :data:`EMPTY_PLACEHOLDER`.
 EMPTY = "empty"
+#: The body text standing for the empty body (SQS refuses an empty body).
 EMPTY_PLACEHOLDER = "-"
 
 #: Data type of an attribute whose value is the base64 of its UTF-8 text.
