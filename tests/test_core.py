@@ -48,7 +48,8 @@ def test_public_surface_is_exactly_the_documented_names() -> None:
 def test_wire_names_are_public_and_never_change() -> None:
     # Queues already hold messages carrying these names: renaming one breaks their readers.
     assert all(hasattr(wire, name) for name in wire.__all__)
-    assert (wire.RESERVED_PREFIX, wire.ENCODING_ATTRIBUTE) == ("cloudqueue.", "cloudqueue.encoding")
+    assert (wire.RESERVED_PREFIX, wire.ENCODING_ATTRIBUTE, wire.DEAD_LETTER_REASON) == (
+        "cloudqueue.", "cloudqueue.encoding", "dead_letter_reason")
 
 
 # -- a test provider, registered by hand like a third-party plugin ---------------

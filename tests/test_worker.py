@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 import cloudqueue
+from cloudqueue.wire import DEAD_LETTER_REASON
 from cloudqueue.worker import App, DoNotRetry, FailurePolicy, Middleware, Outcome, Skip
 
 _names = itertools.count()
@@ -193,7 +194,7 @@ def test_handler_that_settles_itself_is_not_settled_again(make_url: Callable[...
     assert (counters["processed"], counters["failed"], counters["retried"], counters["dead_lettered"]) == (
         4, 1, 1, 1)
     dead = drain(cloudqueue.dead_letter_url(url))
-    assert [(m.text(), m.attributes.get("dead_letter_reason")) for m in dead] == [("dead", "handler said so")]
+    assert [(m.text(), m.attributes.get(DEAD_LETTER_REASON)) for m in dead] == [("dead", "handler said so")]
 
 
 def test_middleware_sees_outcomes_and_can_skip(make_url: Callable[..., str]) -> None:

@@ -12,6 +12,9 @@ Attribute names
   that adds markers lists the prefix in ``Limits.reserved_attribute_prefixes`` so user
   attributes cannot collide with them.
 * :data:`ENCODING_ATTRIBUTE` (``cloudqueue.encoding``) says how an SQS body was encoded.
+* :data:`DEAD_LETTER_REASON` (``dead_letter_reason``) is the attribute a dead letter
+  carries with the reason given to ``message.dead_letter(reason)``, on every provider.
+  It is not a marker: consumers of the dead-letter destination see and read it.
 
 Body encoding on SQS
 --------------------
@@ -45,6 +48,7 @@ from collections.abc import Mapping
 __all__ = [
     "BASE64",
     "BASE64_TYPE",
+    "DEAD_LETTER_REASON",
     "EMPTY",
     "EMPTY_PLACEHOLDER",
     "EMPTY_TYPE",
@@ -60,8 +64,11 @@ __all__ = [
     "user_attributes",
 ]
 
-#: Attribute prefix reserved for cloudqueue's own markers; user attributes may not use it.
+#: Attribute prefix reserved for cloudqueue's own markers (stripped before user code sees them).
 RESERVED_PREFIX = "cloudqueue."
+#: Attribute a dead letter carries with the reason given to ``dead_letter(reason)``
+#: (Service Bus keeps the reason in its native ``DeadLetterReason``, read back under this name).
+DEAD_LETTER_REASON = "dead_letter_reason"
 #: Message attribute naming how the body was encoded; absent means "plain text".
 ENCODING_ATTRIBUTE = "cloudqueue.encoding"
 #: Marker value: the body text is standard base64 of the body bytes.

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from .._message import Message
 from ..driver import Declaration, Delivery
 from ..errors import NotFound, QueueError
+from ..wire import DEAD_LETTER_REASON
 
 __all__ = ["Broker", "Topic", "TopicSettings"]
 
@@ -381,7 +382,7 @@ class Broker:
             topic.subscriptions[""] = _Subscription(topic, "", SubscriptionSettings())
         attributes = dict(record.attributes)
         if reason is not None:
-            attributes["dead_letter_reason"] = reason
+            attributes[DEAD_LETTER_REASON] = reason
         for target in topic.subscriptions.values():
             copy = _Record(
                 record.id, record.body, attributes, record.key, time.time(), next(self.sequence)

@@ -9,6 +9,7 @@ from typing import Any
 
 from azure.servicebus import ServiceBusMessage, ServiceBusReceivedMessage
 from cloudqueue.driver import Delivery, Message
+from cloudqueue.wire import DEAD_LETTER_REASON
 
 from ._admin import ATTEMPTS_PROPERTY, RESERVED_PREFIX
 
@@ -27,7 +28,7 @@ DEFAULT_SESSION = "cloudqueue.default"
 #: The id a copy scheduled by ``nack(delay)`` answers to (its own MessageId must
 #: differ, or duplicate detection would drop it).
 ORIGINAL_ID_PROPERTY = RESERVED_PREFIX + "id"
-DEAD_LETTER_REASON = "dead_letter_reason"
+#: Service Bus properties read back under a portable name (``None``: dropped).
 _SERVICE_PROPERTIES = {"DeadLetterReason": DEAD_LETTER_REASON, "DeadLetterErrorDescription": None}
 _UTC = datetime.UTC
 

@@ -22,6 +22,7 @@ from typing import Any
 
 from cloudqueue.driver import BatchErrors, Capabilities, Delivery, SubscriptionDriver
 from cloudqueue.errors import NotFound, QueueError, Unsupported
+from cloudqueue.wire import DEAD_LETTER_REASON
 from google.api_core import exceptions as api
 from google.pubsub_v1 import PublishRequest, PullRequest
 
@@ -31,10 +32,8 @@ from ._errors import translate_errors
 from ._names import Names
 from ._wire import Token, delivery_of
 
-__all__ = ["DEAD_LETTER_REASON", "PubSubSubscription"]
+__all__ = ["PubSubSubscription"]
 
-#: The attribute carrying ``dead_letter(reason)``, the same name as on every provider.
-DEAD_LETTER_REASON = "dead_letter_reason"
 #: Pub/Sub's shortest ack deadline, assumed until the subscription's own is known.
 _MIN_ACK_DEADLINE = 10
 #: A Pull is given at least this long: shorter deadlines expire before a real server answers.
@@ -168,9 +167,9 @@ class PubSubSubscription(SubscriptionDriver):
         return outcomes
 
     def dead_letter(self, entries: Sequence[tuple[object, str]]) -> BatchErrors:
-        """Publish each message to the subscription's dead-letter topic, with the reason as
-        ``dead_letter_reason``, then acknowledge it. A crash between the two leaves the
-        message in both places (at least once), never in neither."""
+        """Publish each message to the subscription's dead-letter topic, with the reason in
+        the attribute ``DEAD_LETTER_REASON``, then acknowledge it. A crash between the two
+        leaves the message in both places (at least once), never in neither."""
         resource = self._resource if self._resource is not None else self._read_resource()
         dead_letter_topic = resource.dead_letter_policy.dead_letter_topic
         if not dead_letter_topic:

@@ -29,8 +29,9 @@ __all__ = [
 
 log = logging.getLogger("cloudqueue.sqs")
 
-#: Attribute carrying the reason given to ``message.dead_letter(reason)`` (as in memory).
-REASON_ATTRIBUTE = "dead_letter_reason"
+#: The same name as :data:`cloudqueue.wire.DEAD_LETTER_REASON`, kept only until
+#: ``_driver.py`` uses that constant directly; then delete it.
+REASON_ATTRIBUTE = wire.DEAD_LETTER_REASON
 _STRING = "String"
 
 

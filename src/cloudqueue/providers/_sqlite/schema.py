@@ -26,6 +26,8 @@ or due now) and no row of the key is under a live lease.
 
 from __future__ import annotations
 
+from ...wire import DEAD_LETTER_REASON
+
 __all__ = ["SCHEMA", "SCHEMA_VERSION"]
 
 #: 2: dropped the ``messages_leased`` index (see above). Files are upgraded on open.
@@ -173,12 +175,18 @@ WHERE seq = ? AND lease_id = ?
 """
 LEASED_ATTEMPTS = "SELECT attempts FROM messages WHERE seq = ? AND lease_id = ?"
 
+# The reason's JSON path is written into the SQL text once, here. The name is our own
+# constant, not input; a plain identifier needs no quoting as a path label nor inside
+# the SQL string literal, and the check keeps it that way.
+if not DEAD_LETTER_REASON.isidentifier():
+    raise ValueError(f"{DEAD_LETTER_REASON!r} cannot be written into a JSON path unquoted")
+
 #: Copy a leased row to every subscription of the dead-letter topic.
-COPY_TO_DEAD_LETTERS = """
+COPY_TO_DEAD_LETTERS = f"""
 INSERT INTO messages (subscription, id, body, attributes, ordering_key, enqueued_at, visible_at)
 SELECT s.id, m.id, m.body,
        CASE WHEN :reason IS NULL THEN m.attributes
-            ELSE json_set(coalesce(m.attributes, '{}'), '$.dead_letter_reason', :reason) END,
+            ELSE json_set(coalesce(m.attributes, '{{}}'), '$.{DEAD_LETTER_REASON}', :reason) END,
        m.ordering_key, :now, :now
 FROM messages AS m JOIN subscriptions AS s ON s.topic = :target
 WHERE m.seq = :seq AND m.lease_id = :lease
