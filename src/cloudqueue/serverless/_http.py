@@ -40,9 +40,10 @@ def pubsub_push(handler: Callable[..., Any]) -> AsgiApp:
     ``google.cloud.pubsub.topic.v1.messagePublished`` CloudEvents (binary and
     structured) by running ``handler`` on the message: 204 when it succeeded, 500 when
     it failed (Pub/Sub redelivers with the subscription's backoff), 400 with the reason
-    for a malformed request. Serve it with any ASGI server, e.g.
-    ``uvicorn orders.push:app --host 0.0.0.0 --port $PORT``; for WSGI servers use
-    :func:`pubsub_push_wsgi`.
+    for a malformed request, 405 for a method other than POST, 413 for a body above
+    16 MiB. Serve it with any ASGI server, e.g. ``uvicorn push:app --host 0.0.0.0
+    --port $PORT`` for ``app = pubsub_push(handler)`` in ``push.py`` (as in
+    ``examples/orders/cloudrun/``); for WSGI servers use :func:`pubsub_push_wsgi`.
     """
     runner = runner_for(handler)
 

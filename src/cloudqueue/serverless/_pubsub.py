@@ -1,7 +1,8 @@
 """Pub/Sub push and Eventarc: one HTTP request per message; 2xx acks, anything else nacks.
 
-The request parsing and the answer are written once here; :mod:`._asgi` and
-:mod:`._wsgi` only move bytes.
+The request parsing and the answer are written once here; the ASGI and WSGI apps in
+:mod:`._http` (:func:`~cloudqueue.serverless.pubsub_push` and
+:func:`~cloudqueue.serverless.pubsub_push_wsgi`) only move bytes.
 """
 
 from __future__ import annotations
