@@ -84,3 +84,37 @@ def test_example_through_each_adapter(orders: ModuleType) -> None:
     app({"REQUEST_METHOD": "POST", "CONTENT_TYPE": "application/json", "CONTENT_LENGTH": str(len(body)),
          "wsgi.input": io.BytesIO(body)}, lambda status, headers: statuses.append(status))
     assert statuses == ["500 Internal Server Error"]
+
+
+class _SlowStock(dict[str, int]):
+    """Stock whose reads let other threads run, as a database read would: handlers that
+    check and take stock without one lock then lose updates or oversell."""
+
+    def __getitem__(self, sku: str) -> int:
+        left = super().__getitem__(sku)
+        time.sleep(0.002)
+        return left
+
+
+def test_example_handlers_on_the_worker_threads_never_lose_stock(
+    orders: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(orders, "STOCK", _SlowStock(apple=20, pear=0))
+    with cloudqueue.open_producer(orders.ORDERS_URL) as producer:
+        producer.send_batch([
+            cloudqueue.Message(json.dumps({"id": i, "sku": "apple", "quantity": 1})) for i in range(20)
+        ])
+    app = orders.app
+
+    async def main() -> None:
+        serving = asyncio.create_task(app.serve())
+        deadline = time.monotonic() + 10
+        while app.counters()["processed"] < 20:
+            assert time.monotonic() < deadline, app.counters()
+            await asyncio.sleep(0.01)
+        app.stop()
+        await serving
+
+    asyncio.run(main())
+    assert orders.STOCK["apple"] == 0
+    assert (app.counters()["processed"], app.counters()["failed"]) == (20, 0)

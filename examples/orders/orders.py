@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 
 import cloudqueue
 from cloudqueue.worker import App, DoNotRetry
@@ -25,6 +26,10 @@ class OutOfStock(Exception):
 
 
 STOCK = {"apple": 100, "pear": 0}
+# Handlers run on several threads at once (concurrency=4 below, and the serverless
+# adapters too): checking the stock and taking from it must happen under one lock,
+# or two orders can both see the last apple and both take it.
+STOCK_LOCK = threading.Lock()
 
 
 def process_order(message: cloudqueue.ReceivedMessage) -> None:
@@ -36,9 +41,11 @@ def process_order(message: cloudqueue.ReceivedMessage) -> None:
         raise DoNotRetry(f"unreadable order: {error}") from error
     if sku not in STOCK:
         raise DoNotRetry(f"unknown sku {sku!r}")
-    if STOCK[sku] < quantity:
-        raise OutOfStock(f"{sku}: {STOCK[sku]} left, {quantity} wanted (attempt {message.delivery_attempt})")
-    STOCK[sku] -= quantity
+    with STOCK_LOCK:
+        left = STOCK[sku]
+        if left < quantity:
+            raise OutOfStock(f"{sku}: {left} left, {quantity} wanted (attempt {message.delivery_attempt})")
+        STOCK[sku] = left - quantity
     log.info("order %s reserved %d x %s", order.get("id"), quantity, sku)
 
 
