@@ -11,12 +11,18 @@ Parameters: ``queue`` (required), ``subscription``, ``synchronous``
 power loss; ``off`` neither) and ``busy_timeout`` (seconds to wait for another
 process's write lock, default 5). The file, its tables and the destination are
 created on first use. See docs/sqlite.md for durability and concurrency.
+
+A file is open in this process while a producer or consumer of it is open
+(and for the duration of ``declare``, ``purge``, ``delete`` and
+``capabilities``): closing the last one closes its connections and its
+checkpoint thread.
 """
 
 from __future__ import annotations
 
 import os
-import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from .._url import Url
 from ..driver import Capabilities, Declaration, Provider, SubscriptionDriver, TopicDriver
@@ -24,7 +30,7 @@ from ..errors import InvalidArgument
 from ..hookspecs import hookimpl
 from ._broker import dead_letter_name
 from ._sqlite import store
-from ._sqlite.database import DEFAULT_BUSY_TIMEOUT, Database, Options
+from ._sqlite.database import DEFAULT_BUSY_TIMEOUT, Database, Options, Registry
 from ._sqlite.drivers import SqliteSubscription, SqliteTopic, capabilities_for
 
 __all__ = ["SqliteProvider", "cloudqueue_providers"]
@@ -33,15 +39,15 @@ _FORM = "sqlite:///relative/path.db?queue=<name> or sqlite:////absolute/path.db?
 
 
 class SqliteProvider(Provider):
-    """``sqlite:///<file>?queue=<name>[&subscription=<name>]``; one pool per file."""
+    """``sqlite:///<file>?queue=<name>[&subscription=<name>]``; one pool per file,
+    open while something uses it."""
 
     schemes = ("sqlite",)
     distribution = "cloudqueue"
     parameters = frozenset({"queue", "subscription", "synchronous", "busy_timeout"})
 
     def __init__(self) -> None:
-        self._databases: dict[tuple[str, Options], Database] = {}
-        self._lock = threading.Lock()
+        self.registry = Registry()
 
     # -- URLs ---------------------------------------------------------------------------
 
@@ -55,7 +61,8 @@ class SqliteProvider(Provider):
             raise InvalidArgument("the subscription parameter must not be empty")
         return queue, subscription or ""
 
-    def _database(self, url: Url) -> Database:
+    @staticmethod
+    def _location(url: Url) -> tuple[str, Options]:
         if url.host or url.username is not None:
             raise InvalidArgument(
                 f"SQLite URLs have no host: the file path follows three slashes ({_FORM}), not {url}"
@@ -67,12 +74,17 @@ class SqliteProvider(Provider):
             synchronous=(url.param("synchronous") or "normal").lower(),
             busy_timeout=url.float_param("busy_timeout", DEFAULT_BUSY_TIMEOUT),
         )
-        key = (os.path.abspath(path), options)
-        with self._lock:
-            database = self._databases.get(key)
-            if database is None:
-                database = self._databases[key] = Database(key[0], options)
-            return database
+        return os.path.abspath(path), options
+
+    def _acquire(self, url: Url) -> Database:
+        """The file, held open until the driver given it releases it."""
+        return self.registry.acquire(*self._location(url))
+
+    @contextmanager
+    def _using(self, url: Url) -> Iterator[Database]:
+        """The file, open for one call."""
+        with self.registry.using(*self._location(url)) as database:
+            yield database
 
     # -- Provider -----------------------------------------------------------------------
 
@@ -80,35 +92,46 @@ class SqliteProvider(Provider):
         topic, _ = self._names(url)
         if url.subscription is not None:
             raise InvalidArgument(f"a producer sends to a destination, not to a subscription: {url}")
-        database = self._database(url)
-        database.write(
-            lambda cursor: store.ensure_topic(cursor, topic, create_queue=True), "opening a topic in"
-        )
-        return SqliteTopic(database, topic)
+        database = self._acquire(url)
+        try:
+            database.write(
+                lambda cursor: store.ensure_topic(cursor, topic, create_queue=True),
+                "opening a topic in",
+            )
+        except BaseException:
+            self.registry.release(database)
+            raise
+        return SqliteTopic(database, topic, self.registry.release)
 
     def open_subscription(self, url: Url) -> SubscriptionDriver:
         topic, subscription = self._names(url)
-        database = self._database(url)
-        sub_id = database.write(
-            lambda cursor: store.ensure_subscription(cursor, topic, subscription),
-            "opening a subscription in",
-        )
-        return SqliteSubscription(database, topic, subscription, sub_id)
+        database = self._acquire(url)
+        try:
+            sub_id = database.write(
+                lambda cursor: store.ensure_subscription(cursor, topic, subscription),
+                "opening a subscription in",
+            )
+        except BaseException:
+            self.registry.release(database)
+            raise
+        return SqliteSubscription(database, topic, subscription, sub_id, self.registry.release)
 
     def capabilities(self, url: Url) -> Capabilities:
         topic, _ = self._names(url)
-        database = self._database(url)
-        return capabilities_for(
-            database.read(lambda cursor: store.topic_settings(cursor, topic), "reading settings from")
-        )
+        with self._using(url) as database:
+            settings = database.read(
+                lambda cursor: store.topic_settings(cursor, topic), "reading settings from"
+            )
+        return capabilities_for(settings)
 
     def declare(self, url: Url, declaration: Declaration) -> None:
         topic, subscription = self._names(url)
-        database = self._database(url)
-        database.write(
-            lambda cursor: store.declare(cursor, topic, subscription, declaration), "declaring in"
-        )
-        database.settings_generation += 1
+        with self._using(url) as database:
+            database.write(
+                lambda cursor: store.declare(cursor, topic, subscription, declaration),
+                "declaring in",
+            )
+            database.settings_generation += 1
 
     def dead_letter_url(self, url: Url) -> Url:
         topic, subscription = self._names(url)
@@ -116,21 +139,21 @@ class SqliteProvider(Provider):
 
     def purge(self, url: Url) -> None:
         topic, subscription = self._names(url)
-        self._database(url).write(
-            lambda cursor: store.purge(cursor, topic, subscription), "purging in"
-        )
+        with self._using(url) as database:
+            database.write(lambda cursor: store.purge(cursor, topic, subscription), "purging in")
 
     def delete(self, url: Url) -> None:
         topic, _ = self._names(url)
-        database = self._database(url)
-        database.write(lambda cursor: store.delete(cursor, topic, url.subscription), "deleting in")
-        database.signal.notify()
+        with self._using(url) as database:
+            database.write(
+                lambda cursor: store.delete(cursor, topic, url.subscription), "deleting in"
+            )
+            database.signal.notify()
 
     def close(self) -> None:
-        with self._lock:
-            databases, self._databases = list(self._databases.values()), {}
-        for database in databases:
-            database.close()
+        """Close every file still open (registry teardown); drivers still open
+        then raise ``Closed``, and opening anew opens the file again."""
+        self.registry.close()
 
 
 _PROVIDER = SqliteProvider()

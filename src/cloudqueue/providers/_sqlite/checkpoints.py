@@ -21,20 +21,24 @@ import sqlite3
 import threading
 from collections.abc import Callable
 
-__all__ = ["BACKSTOP_PAGES", "Checkpointer"]
+__all__ = ["BACKSTOP_PAGES", "THREAD_NAME", "Checkpointer"]
 
 #: ``wal_autocheckpoint`` of request connections: only reached if the thread lags.
 BACKSTOP_PAGES = 10_000
 #: Seconds between checkpoints while writes go on: each costs two fsyncs, so
 #: they are spaced; changes to the same pages meanwhile are copied once.
 INTERVAL = 0.05
+#: The thread's name, followed by the path of its file.
+THREAD_NAME = "cloudqueue sqlite checkpoints"
 
 
 class Checkpointer:
-    """Checkpoints the file of ``connect`` after writes, in its own thread."""
+    """Checkpoints the file of ``connect`` after writes, in its own thread
+    (started by the first write, ended by :meth:`stop`; never restarted)."""
 
-    def __init__(self, connect: Callable[[], sqlite3.Connection]) -> None:
+    def __init__(self, connect: Callable[[], sqlite3.Connection], path: str) -> None:
         self._connect = connect
+        self._name = f"{THREAD_NAME} {path}"
         self._written = threading.Event()
         self._stopped = threading.Event()
         self._thread: threading.Thread | None = None
@@ -46,7 +50,7 @@ class Checkpointer:
             with self._lock:
                 if self._thread is None and not self._stopped.is_set():
                     self._thread = threading.Thread(
-                        target=self._run, name="cloudqueue sqlite checkpoints", daemon=True
+                        target=self._run, name=self._name, daemon=True
                     )
                     self._thread.start()
         self._written.set()
@@ -71,9 +75,11 @@ class Checkpointer:
             connection.close()
 
     def stop(self) -> None:
-        """End the thread (after a checkpoint under way); idempotent."""
-        self._stopped.set()
+        """End the thread (after a checkpoint under way) and close its connection;
+        idempotent. Writes after this start no thread."""
+        with self._lock:  # a concurrent first write either started it or will not
+            self._stopped.set()
+            thread = self._thread
         self._written.set()
-        thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout=5)

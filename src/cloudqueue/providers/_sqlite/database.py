@@ -5,6 +5,11 @@ autocommit mode so every write is an explicit ``BEGIN IMMEDIATE`` transaction:
 the write lock is taken up front, which makes leases exclusive across
 processes and lets the busy timeout apply (a deferred transaction that later
 upgrades to a write fails at once with SQLITE_BUSY instead of waiting).
+
+A file is open in a process only while something uses it: :class:`Registry`
+counts the users of each :class:`Database` (drivers, and ``declare``, ``purge``,
+``delete`` and ``capabilities`` for their duration) and closes it, connections and
+checkpoint thread, when the last one lets go. Using it again opens it afresh.
 """
 
 from __future__ import annotations
@@ -13,11 +18,12 @@ import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import TypeVar
 
 from ...errors import (
+    Closed,
     ErrorCode,
     FailedPrecondition,
     InvalidArgument,
@@ -29,7 +35,7 @@ from ...errors import (
 from .checkpoints import BACKSTOP_PAGES, Checkpointer
 from .schema import SCHEMA, SCHEMA_VERSION
 
-__all__ = ["Database", "Options", "Signal"]
+__all__ = ["Database", "Options", "Registry", "Signal"]
 
 T = TypeVar("T")
 
@@ -143,7 +149,11 @@ def signal_for(path: str) -> Signal:
 
 
 class Database:
-    """A pool of connections to one file, created with its tables on first use."""
+    """A pool of connections to one file, created with its tables on first use.
+
+    Opened by the constructor; :meth:`close` closes every connection and the
+    checkpoint thread, after which it refuses to be used (open a new one).
+    """
 
     def __init__(self, path: str, options: Options) -> None:
         self.path = path
@@ -151,13 +161,22 @@ class Database:
         self.signal = signal_for(path)
         #: Bumped by ``declare`` in this process, so drivers re-read settings at once.
         self.settings_generation = 0
+        #: Users counted by the :class:`Registry` that opened it.
+        self.users = 0
         self._idle: list[sqlite3.Connection] = []
+        #: Every pooled connection of this process, idle or in use.
+        self._open: set[sqlite3.Connection] = set()
+        self._closed = False
         self._lock = threading.Lock()
         self._pid = os.getpid()
-        self._checkpointer = Checkpointer(self._connect)
+        self._checkpointer = Checkpointer(self._connect, path)
         self._check_location()
-        with self.connection() as connection:
-            self._create(connection)
+        try:
+            with self.connection() as connection:
+                self._create(connection)
+        except BaseException:
+            self.close()
+            raise
 
     # -- opening ---------------------------------------------------------------------
 
@@ -189,12 +208,16 @@ class Database:
                 check_same_thread=False,
                 cached_statements=128,
             )
+        except sqlite3.Error as exc:
+            raise self.error(exc, "opening") from exc
+        try:
             connection.execute(f"PRAGMA synchronous = {self.options.synchronous}")
             # The checkpointer thread checkpoints; commits only past the backstop.
             connection.execute(f"PRAGMA wal_autocheckpoint = {BACKSTOP_PAGES}")
             # ...and a WAL that a burst grew is cut back to this after a checkpoint.
             connection.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
         except sqlite3.Error as exc:
+            connection.close()  # else the traceback would keep the file open
             raise self.error(exc, "opening") from exc
         return connection
 
@@ -223,20 +246,42 @@ class Database:
 
     # -- connections and transactions -------------------------------------------------
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def connections(self) -> int:
+        """Pooled connections open in this process (idle or in use), without the
+        checkpoint thread's."""
+        with self._lock:
+            return len(self._open)
+
     @contextmanager
     def connection(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
+            if self._closed:
+                raise Closed(f"SQLite database {self.path!r} was closed in this process")
             if self._pid != os.getpid():  # forked: the parent's connections and thread are not ours
-                self._idle, self._pid = [], os.getpid()
-                self._checkpointer = Checkpointer(self._connect)
+                self._idle, self._open, self._pid = [], set(), os.getpid()
+                self._checkpointer = Checkpointer(self._connect, self.path)
             connection = self._idle.pop() if self._idle else None
         if connection is None:
             connection = self._connect()
+            with self._lock:
+                self._open.add(connection)
         try:
             yield connection
         finally:
             with self._lock:
-                self._idle.append(connection)
+                ours = connection in self._open
+                keep = ours and not self._closed
+                if keep:
+                    self._idle.append(connection)
+                elif ours:
+                    self._open.discard(connection)
+            if ours and not keep:  # the database was closed during this call
+                connection.close()
 
     def write(self, work: Callable[[sqlite3.Cursor], T], what: str) -> T:
         """Run ``work`` in one ``BEGIN IMMEDIATE`` transaction."""
@@ -293,8 +338,93 @@ class Database:
         return translated(exc, ERROR_TABLE, f"{what} SQLite database {self.path!r}")
 
     def close(self) -> None:
-        self._checkpointer.stop()
+        """Stop the checkpoint thread and close every connection (those in use
+        when their call ends); idempotent. Once the last connection of every
+        process is closed, SQLite checkpoints the WAL into the file and removes it."""
         with self._lock:
+            self._closed = True
             idle, self._idle = self._idle, []
+            self._open.difference_update(idle)
+            checkpointer = self._checkpointer
+        checkpointer.stop()
         for connection in idle:
-            connection.close()
+            with suppress(sqlite3.Error):  # closing never fails usefully; the file stays valid
+                connection.close()
+
+
+class Registry:
+    """The databases a provider has open in this process, each counted by its users.
+
+    :meth:`acquire` opens a file (or counts one more user of it), :meth:`release`
+    counts one less and closes it with the last. Thread-safe. In this process a
+    file is opened or closed by one thread at a time: connections creating a new
+    file at once would race to switch it to WAL (SQLite refuses one of them at
+    once with SQLITE_BUSY, without waiting), and opening a file overlapping its
+    last close (which checkpoints and removes the WAL) gains nothing.
+    """
+
+    def __init__(self) -> None:
+        self._open: dict[tuple[str, Options], Database] = {}
+        #: Per path: held while a database of it is being opened or closed.
+        self._gates: dict[str, threading.Lock] = {}
+        self._lock = threading.Lock()
+
+    def acquire(self, path: str, options: Options) -> Database:
+        key = (path, options)
+        with self._lock:
+            database = self._open.get(key)
+            if database is not None:
+                database.users += 1
+                return database
+            gate = self._gates.setdefault(path, threading.Lock())
+        # Opening does I/O (and may wait for another process's lock): not under the lock.
+        with gate:
+            with self._lock:
+                database = self._open.get(key)
+                if database is not None:  # opened by the thread we waited for
+                    database.users += 1
+                    return database
+            database = Database(path, options)
+            with self._lock:
+                self._open[key] = database
+                database.users = 1
+        return database
+
+    def release(self, database: Database) -> None:
+        """One user less; the last one closes the file. Each acquire releases once."""
+        with self._lock:
+            if database.users > 0:
+                database.users -= 1
+            if database.users > 0:
+                return
+            key = (database.path, database.options)
+            if self._open.get(key) is database:
+                del self._open[key]
+            gate = self._gates.setdefault(database.path, threading.Lock())
+        with gate:
+            database.close()
+
+    @contextmanager
+    def using(self, path: str, options: Options) -> Iterator[Database]:
+        """The file open for the duration of one call (``declare``, ``purge``...)."""
+        database = self.acquire(path, options)
+        try:
+            yield database
+        finally:
+            self.release(database)
+
+    def databases(self) -> list[Database]:
+        """The databases open now (for tests and diagnostics)."""
+        with self._lock:
+            return list(self._open.values())
+
+    def close(self) -> None:
+        """Close every database, whoever still uses it (their calls then raise ``Closed``)."""
+        with self._lock:
+            databases, self._open = list(self._open.values()), {}
+            for database in databases:
+                database.users = 0
+            gates = [self._gates.setdefault(db.path, threading.Lock()) for db in databases]
+        for database, gate in zip(databases, gates, strict=True):
+            with gate:
+                database.close()

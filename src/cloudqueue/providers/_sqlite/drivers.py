@@ -1,7 +1,8 @@
 """The SQLite topic and subscription drivers.
 
 Calls block on disk I/O, so the asyncio twins stay the driver interface's
-defaults (a worker thread each).
+defaults (a worker thread each). Each driver holds its file open (one user of
+the provider's :class:`~.database.Registry`) until it is closed.
 """
 
 from __future__ import annotations
@@ -10,11 +11,12 @@ import dataclasses
 import os
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 
 from ..._message import Message
 from ...driver import BatchErrors, Capabilities, Delivery, SubscriptionDriver, TopicDriver
-from ...errors import InvalidArgument, QueueError
+from ...errors import Closed, InvalidArgument, QueueError
 from .. import memory
 from . import store
 from .database import Database
@@ -36,60 +38,122 @@ def capabilities_for(settings: tuple[bool, bool] | None) -> Capabilities:
     )
 
 
+class _Use:
+    """A driver's hold on its database: counts the driver's calls under way, so
+    that closing waits for them (waiting receives see ``closed`` and return),
+    then lets go of the database exactly once, however often it is closed."""
+
+    def __init__(self, database: Database, release: Callable[[Database], None]) -> None:
+        self.database = database
+        self._release = release
+        self._condition = threading.Condition()
+        self._calls = 0
+        self._released = False
+        #: Set once by :meth:`close`; waiting receives poll it.
+        self.closed = False
+
+    @contextmanager
+    def call(self) -> Iterator[Database]:
+        """The database for one driver call; ``Closed`` once the driver is."""
+        with self._condition:
+            if self.closed:
+                raise Closed(f"this driver of SQLite database {self.database.path!r} is closed")
+            self._calls += 1
+        try:
+            yield self.database
+        finally:
+            with self._condition:
+                self._calls -= 1
+                if not self._calls:
+                    self._condition.notify_all()
+
+    def close(self) -> None:
+        with self._condition:
+            self.closed = True
+        self.database.signal.notify()  # wakes our waiting receives
+        with self._condition:
+            while self._calls:
+                self._condition.wait()
+            if self._released:
+                return
+            self._released = True
+        self._release(self.database)
+
+
 class _Settings:
     """A topic's settings, re-read when stale."""
 
-    def __init__(self, database: Database, topic: str) -> None:
-        self._database = database
+    def __init__(self, use: _Use, topic: str) -> None:
+        self._use = use
         self._topic = topic
         self._value: Capabilities | None = None
         self._read_at = 0.0
         self._generation = -1
 
     def capabilities(self) -> Capabilities:
-        database = self._database
+        database = self._use.database
         if (
             self._value is None
             or self._generation != database.settings_generation
             or time.monotonic() - self._read_at > SETTINGS_TTL
         ):
             generation = database.settings_generation
-            settings = database.read(
-                lambda cursor: store.topic_settings(cursor, self._topic), "reading settings from"
-            )
+            try:
+                with self._use.call():
+                    settings = database.read(
+                        lambda cursor: store.topic_settings(cursor, self._topic),
+                        "reading settings from",
+                    )
+            except Closed:
+                if self._value is None:
+                    raise
+                return self._value  # closed: the portable layer refuses the call itself
             self._value = capabilities_for(settings)
             self._read_at, self._generation = time.monotonic(), generation
         return self._value
 
 
 class SqliteTopic(TopicDriver):
-    def __init__(self, database: Database, topic: str) -> None:
-        self._database = database
+    def __init__(
+        self, database: Database, topic: str, release: Callable[[Database], None]
+    ) -> None:
+        self._use = _Use(database, release)
         self._topic = topic
-        self._settings = _Settings(database, topic)
+        self._settings = _Settings(self._use, topic)
 
     @property
     def capabilities(self) -> Capabilities:
         return self._settings.capabilities()
 
     def send_batch(self, messages: Sequence[Message]) -> list[str | QueueError]:
-        ids = self._database.write(
-            lambda cursor: store.publish(cursor, self._topic, messages), "sending to"
-        )
-        self._database.signal.notify()
+        with self._use.call() as database:
+            ids = database.write(
+                lambda cursor: store.publish(cursor, self._topic, messages), "sending to"
+            )
+            database.signal.notify()
         return ids
 
+    def close(self) -> None:
+        """Let go of the file (closed with its last user in this process); idempotent."""
+        self._use.close()
+
     def native_objects(self) -> Iterable[object]:
-        return (self._database,)
+        return (self._use.database,)
 
 
 class SqliteSubscription(SubscriptionDriver):
-    def __init__(self, database: Database, topic: str, subscription: str, sub_id: int) -> None:
-        self._database = database
+    def __init__(
+        self,
+        database: Database,
+        topic: str,
+        subscription: str,
+        sub_id: int,
+        release: Callable[[Database], None],
+    ) -> None:
+        self._use = _Use(database, release)
         self._sub_id = sub_id
         self._describe = repr(topic) + (f" subscription {subscription!r}" if subscription else "")
-        self._settings = _Settings(database, topic)
-        self._closed = threading.Event()
+        self._settings = _Settings(self._use, topic)
         # 63 random bits per receive: tokens of different leases never match.
         self._lease_ids = iter(lambda: int.from_bytes(os.urandom(8), "big") >> 1, None)
 
@@ -101,74 +165,81 @@ class SqliteSubscription(SubscriptionDriver):
         """Lease what is visible; else wait, polling other processes' writes with a
         growing interval, woken at once by this process's, never past the next
         row's visibility (a delay or a lease running out)."""
-        database, signal = self._database, self._database.signal
-        give_up = time.monotonic() + wait
-        interval = POLL_FIRST
-        seen = signal.generation
-        taken = self._lease(max_messages)  # callers come when they expect messages
-        while not taken:
-            # Idle: look with a read (no write lock taken) until something is visible.
-            exists, earliest = database.read(
-                lambda cursor: store.peek(cursor, self._sub_id), "receiving from"
-            )
-            if not exists or (earliest is not None and earliest <= time.time()):
-                seen = signal.generation
-                taken = self._lease(max_messages)
-                if taken:
-                    break
-                earliest = None  # visible rows held back by their ordering keys: poll
-            remaining = give_up - time.monotonic()
-            if remaining <= 0 or self._closed.is_set():
-                return []
-            pause = min(remaining, interval)
-            if earliest is not None:
-                pause = min(pause, max(0.0, earliest - time.time()))
-            signal.wait(seen, pause)
+        use = self._use
+        with use.call() as database:
+            signal = database.signal
+            give_up = time.monotonic() + wait
+            interval = POLL_FIRST
             seen = signal.generation
-            interval = min(interval * 2, POLL_LAST)
-        return taken
+            taken = self._lease(database, max_messages)  # callers come when they expect messages
+            while not taken:
+                # Idle: look with a read (no write lock taken) until something is visible.
+                exists, earliest = database.read(
+                    lambda cursor: store.peek(cursor, self._sub_id), "receiving from"
+                )
+                if not exists or (earliest is not None and earliest <= time.time()):
+                    seen = signal.generation
+                    taken = self._lease(database, max_messages)
+                    if taken:
+                        break
+                    earliest = None  # visible rows held back by their ordering keys: poll
+                remaining = give_up - time.monotonic()
+                if remaining <= 0 or use.closed:
+                    return []
+                pause = min(remaining, interval)
+                if earliest is not None:
+                    pause = min(pause, max(0.0, earliest - time.time()))
+                signal.wait(seen, pause)
+                seen = signal.generation
+                interval = min(interval * 2, POLL_LAST)
+            return taken
 
-    def _lease(self, max_messages: int) -> list[Delivery]:
+    def _lease(self, database: Database, max_messages: int) -> list[Delivery]:
         lease_id = next(self._lease_ids)
-        result = self._database.write(
+        result = database.write(
             lambda cursor: store.lease(cursor, self._sub_id, self._describe, max_messages, lease_id),
             "receiving from",
         )
         return result.deliveries
 
     def ack(self, tokens: Sequence[object]) -> BatchErrors:
-        self._database.write(lambda cursor: store.ack(cursor, tokens), "acknowledging in")  # type: ignore[arg-type]
-        self._database.signal.notify()  # may free an ordering key
+        with self._use.call() as database:
+            database.write(lambda cursor: store.ack(cursor, tokens), "acknowledging in")  # type: ignore[arg-type]
+            database.signal.notify()  # may free an ordering key
         return None
 
     def nack(self, entries: Sequence[tuple[object, float]]) -> BatchErrors:
-        self._database.write(
-            lambda cursor: store.nack(cursor, self._sub_id, entries),  # type: ignore[arg-type]
-            "giving back to",
-        )
-        self._database.signal.notify()
+        with self._use.call() as database:
+            database.write(
+                lambda cursor: store.nack(cursor, self._sub_id, entries),  # type: ignore[arg-type]
+                "giving back to",
+            )
+            database.signal.notify()
         return None
 
     def release(self, tokens: Sequence[object]) -> BatchErrors:
-        self._database.write(
-            lambda cursor: store.release(cursor, tokens),  # type: ignore[arg-type]
-            "giving back to",
-        )
-        self._database.signal.notify()
+        with self._use.call() as database:
+            database.write(
+                lambda cursor: store.release(cursor, tokens),  # type: ignore[arg-type]
+                "giving back to",
+            )
+            database.signal.notify()
         return None
 
     def dead_letter(self, entries: Sequence[tuple[object, str]]) -> BatchErrors:
-        self._database.write(
-            lambda cursor: store.dead_letter(cursor, self._sub_id, entries),  # type: ignore[arg-type]
-            "dead-lettering in",
-        )
-        self._database.signal.notify()
+        with self._use.call() as database:
+            database.write(
+                lambda cursor: store.dead_letter(cursor, self._sub_id, entries),  # type: ignore[arg-type]
+                "dead-lettering in",
+            )
+            database.signal.notify()
         return None
 
     def extend(self, entries: Sequence[tuple[object, float]]) -> list[float | QueueError]:
-        extended = self._database.write(
-            lambda cursor: store.extend(cursor, entries), "extending leases in"  # type: ignore[arg-type]
-        )
+        with self._use.call() as database:
+            extended = database.write(
+                lambda cursor: store.extend(cursor, entries), "extending leases in"  # type: ignore[arg-type]
+            )
         now = time.monotonic()
         return [
             now + seconds if ok else InvalidArgument("the lease has already ended or been settled")
@@ -176,9 +247,10 @@ class SqliteSubscription(SubscriptionDriver):
         ]
 
     def close(self) -> None:
-        """Stop waiting receives of this driver (they return empty within a poll interval)."""
-        self._closed.set()
-        self._database.signal.notify()
+        """Stop waiting receives of this driver (they return empty within a poll
+        interval), wait for calls under way, then let go of the file (closed with
+        its last user in this process). Idempotent; later calls raise ``Closed``."""
+        self._use.close()
 
     def native_objects(self) -> Iterable[object]:
-        return (self._database,)
+        return (self._use.database,)
