@@ -88,7 +88,6 @@ ADD_SUBSCRIPTION = "INSERT OR IGNORE INTO subscriptions (topic, name) VALUES (?,
 TOPIC_SETTINGS = "SELECT ordered, deduplicated FROM topics WHERE name = ?"
 SUBSCRIPTION_ID = "SELECT id FROM subscriptions WHERE topic = ? AND name = ?"
 SUBSCRIPTION_NAMES = "SELECT topic, name FROM subscriptions WHERE id = ?"
-SUBSCRIPTION_IDS = "SELECT id FROM subscriptions WHERE topic = ?"
 #: The topic's deduplication flag and its subscriptions, one row per subscription
 #: (one row with a NULL id when it has none; no row when the topic is missing).
 PUBLISH_TARGETS = """
@@ -173,7 +172,6 @@ RELEASE = """
 UPDATE messages SET visible_at = ?, lease_id = NULL, attempts = attempts - 1
 WHERE seq = ? AND lease_id = ?
 """
-LEASED_ATTEMPTS = "SELECT attempts FROM messages WHERE seq = ? AND lease_id = ?"
 
 # The reason's JSON path is written into the SQL text once, here. The name is our own
 # constant, not input; a plain identifier needs no quoting as a path label nor inside

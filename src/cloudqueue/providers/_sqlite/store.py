@@ -58,11 +58,9 @@ class SubscriptionSettings:
 
 @dataclass(frozen=True, slots=True)
 class Lease:
-    """What one receive took, or when to look again."""
+    """What one receive took."""
 
     deliveries: list[Delivery]
-    #: The subscription has rows, but none visible before this ``time.time()``.
-    next_visible: float | None
 
 
 def _describe(topic: str, subscription: str) -> str:
@@ -215,7 +213,7 @@ def lease(
             dead_letter(cursor, sub_id, exhausted)
             rows = [row for row in rows if row[6] <= limit]
     if not rows:
-        return Lease([], None)
+        return Lease([])
     rows.sort()  # RETURNING gives no order; seq is the order of sending
     deadline = time.monotonic() + settings.lease
     # Rows sent in one batch share their enqueue time: convert each time once.
@@ -235,8 +233,7 @@ def lease(
                 deadline,
             )
             for seq, message_id, body, attributes, key, enqueued_at, attempts in rows
-        ],
-        None,
+        ]
     )
 
 
