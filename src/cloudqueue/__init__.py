@@ -26,6 +26,7 @@ from ._engine.retry import RetryPolicy
 from ._message import Message
 from ._received import AsyncReceivedMessage, ReceivedMessage
 from ._registry import plugin_manager
+from ._settlement import Settlement
 from ._sync import Consumer, Producer
 from .aio import AsyncConsumer, AsyncProducer
 from .driver import Capabilities, Limits
@@ -37,6 +38,7 @@ from .errors import (
     FailedPrecondition,
     Internal,
     InvalidArgument,
+    LeaseLost,
     MessageTooLarge,
     NotFound,
     PermissionDenied,
@@ -64,6 +66,7 @@ __all__ = [
     "FailedPrecondition",
     "Internal",
     "InvalidArgument",
+    "LeaseLost",
     "Limits",
     "Message",
     "MessageTooLarge",
@@ -75,6 +78,7 @@ __all__ = [
     "ResourceExhausted",
     "RetryPolicy",
     "SendBatchError",
+    "Settlement",
     "Unavailable",
     "Unknown",
     "Unsupported",

@@ -5,11 +5,9 @@ from __future__ import annotations
 import datetime
 from typing import TYPE_CHECKING, TypeVar
 
-from ._engine.consuming import ACK, DEAD_LETTER, EXTEND, NACK
+from ._settlement import Settlement, Settler
 
 if TYPE_CHECKING:
-    from ._sync import Consumer
-    from .aio import AsyncConsumer
     from .driver import Delivery
 
 __all__ = ["AsyncReceivedMessage", "ReceivedMessage"]
@@ -18,9 +16,17 @@ T = TypeVar("T")
 
 
 class _ReceivedBase:
-    __slots__ = ("_consumer", "_delivery")
+    __slots__ = ("_delivery", "_settler")
 
-    _delivery: Delivery
+    def __init__(self, delivery: Delivery, settler: Settler) -> None:
+        self._delivery = delivery
+        self._settler = settler
+
+    @property
+    def delivery(self) -> Delivery:
+        """The driver's record of this delivery (see :mod:`cloudqueue.driver`): for
+        runtimes that hand the message on under another settler."""
+        return self._delivery
 
     @property
     def body(self) -> bytes:
@@ -66,29 +72,29 @@ class _ReceivedBase:
 
 class ReceivedMessage(_ReceivedBase):
     """A message from :meth:`Consumer.receive`. Settle it once: ``ack``,
-    ``nack`` or ``dead_letter`` (a second settlement does nothing)."""
+    ``nack`` or ``dead_letter`` (a second settlement does nothing).
+
+    Settling a message whose lease was lost (a renewal was refused) raises
+    :class:`~cloudqueue.LeaseLost`: it may be delivered again."""
 
     __slots__ = ()
 
-    def __init__(self, delivery: Delivery, consumer: Consumer) -> None:
-        self._delivery = delivery
-        self._consumer = consumer
-
     def ack(self) -> None:
         """Done: it will not be delivered again (sent in the background, flushed by close)."""
-        self._consumer._settle(self._delivery, ACK, None)
+        self._settler.settle(self._delivery, Settlement.ACK, None)
 
     def nack(self, delay: float = 0.0) -> None:
         """Make it available again after ``delay`` seconds."""
-        self._consumer._settle(self._delivery, NACK, delay)
+        self._settler.settle(self._delivery, Settlement.NACK, delay)
 
     def extend(self, seconds: float) -> None:
-        """Lengthen the lease: it stays ours for ``seconds`` from now."""
-        self._consumer._settle(self._delivery, EXTEND, seconds)
+        """Keep it leased until ``seconds`` from now: the consumer renews the lease
+        as often as the provider needs until then (or until it is settled)."""
+        self._settler.settle(self._delivery, Settlement.EXTEND, seconds)
 
     def dead_letter(self, reason: str = "") -> None:
         """Move it to the dead-letter destination now."""
-        self._consumer._settle(self._delivery, DEAD_LETTER, reason)
+        self._settler.settle(self._delivery, Settlement.DEAD_LETTER, reason)
 
 
 class AsyncReceivedMessage(_ReceivedBase):
@@ -96,20 +102,16 @@ class AsyncReceivedMessage(_ReceivedBase):
 
     __slots__ = ()
 
-    def __init__(self, delivery: Delivery, consumer: AsyncConsumer) -> None:
-        self._delivery = delivery
-        self._consumer = consumer
-
     async def ack(self) -> None:
-        self._consumer._settle(self._delivery, ACK, None)
+        self._settler.settle(self._delivery, Settlement.ACK, None)
 
     async def nack(self, delay: float = 0.0) -> None:
-        self._consumer._settle(self._delivery, NACK, delay)
+        self._settler.settle(self._delivery, Settlement.NACK, delay)
 
     async def extend(self, seconds: float) -> None:
-        self._consumer._settle(self._delivery, EXTEND, seconds)
+        self._settler.settle(self._delivery, Settlement.EXTEND, seconds)
 
     async def dead_letter(self, reason: str = "") -> None:
-        self._consumer._settle(self._delivery, DEAD_LETTER, reason)
+        self._settler.settle(self._delivery, Settlement.DEAD_LETTER, reason)
 
 

@@ -16,13 +16,14 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Mapping, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ._engine.effects import AsyncRunner
 from ._engine.retry import RetryPolicy
 from ._message import Message
 from ._options import ConsumerOptions, ProducerOptions
 from ._received import AsyncReceivedMessage
+from ._settlement import Settlement
 from ._shell import ITERATION_WAIT, ConsumerShell, ProducerShell, build_message, raise_failures
 from .errors import Closed, QueueError
 
@@ -114,7 +115,9 @@ class AsyncConsumer(ConsumerShell):
             for message in batch:
                 yield message
 
-    def _settle(self, delivery: Delivery, kind: str, argument: Any) -> None:
+    def settle(self, delivery: Delivery, kind: Settlement, argument: float | str | None) -> None:
+        """Carry out one settlement: the seam received messages and the worker
+        runtime use. Applications call the message's own methods instead."""
         if self._core.settle(delivery, kind, argument):
             self._runner.wake()
 

@@ -9,7 +9,9 @@ through the ``cloudqueue.providers`` entry point group, see
 
 Contract for every driver method below:
 
-- **Never retry and never batch on your own.** Raise a :class:`~cloudqueue.QueueError`
+- **Only translate.** Never retry, batch, hold back, reorder or renew on your own:
+  the portable layer owns retries, batching, per-key ordering and lease renewal.
+  Raise a :class:`~cloudqueue.QueueError`
   subclass whose ``retryable`` flag is true for transient failures; the portable
   layer retries with backoff. Calls receive at most the batch sizes declared in
   :class:`Limits`.
@@ -86,8 +88,11 @@ class Limits:
     max_delay: float | None = None
     #: Longest ``nack(delay=...)``; None when only an immediate nack is possible.
     max_nack_delay: float | None = None
-    #: Longest single lease extension.
+    #: Longest lease one renewal (``SubscriptionDriver.extend``) can ask for.
     max_lease: float = 600.0
+    #: Longest a lease can be kept after receipt, however often it is renewed
+    #: (SQS: 12 hours); None when renewals can go on for ever.
+    max_lease_total: float | None = None
     #: Longest wait one ``receive_batch`` call honours (long polling).
     max_receive_wait: float = 20.0
     #: Longest ordering key / deduplication id, in characters.
@@ -160,7 +165,10 @@ class Delivery:
     delivery_attempt: int | None
     ordering_key: str | None = None
     enqueued_at: datetime.datetime | None = None
-    #: ``time.monotonic()`` at which the lease ends, if known.
+    #: ``time.monotonic()`` at which the lease the server granted ends, if known;
+    #: measured from *before* the request, so that it is never later than the
+    #: server's. The portable layer renews the lease before then while it keeps the
+    #: message, and updates this with what each renewal returns.
     lease_deadline: float | None = None
     #: The SDK's own message object, for ``as_``.
     native: object = field(default=None, repr=False)
@@ -186,8 +194,8 @@ class TopicDriver(_Native, abc.ABC):
     @property
     @abc.abstractmethod
     def capabilities(self) -> Capabilities:
-        """What this destination supports; read on every send, so it may change
-        (for example after ``declare``)."""
+        """What this destination supports. A producer reads it on every send, so it
+        may change (for example after ``declare``)."""
 
     @abc.abstractmethod
     def send_batch(self, messages: Sequence[Message]) -> list[str | QueueError]:
@@ -226,7 +234,8 @@ class SubscriptionDriver(_Native, abc.ABC):
     @property
     @abc.abstractmethod
     def capabilities(self) -> Capabilities:
-        """What this queue or subscription supports."""
+        """What this queue or subscription supports. A consumer reads it once, when
+        it is opened."""
 
     @abc.abstractmethod
     def receive_batch(self, max_messages: int, wait: float) -> list[Delivery]:
@@ -234,7 +243,14 @@ class SubscriptionDriver(_Native, abc.ABC):
 
         Wait up to ``wait`` seconds (at most ``limits.max_receive_wait``) for the
         first message, then return what is there. Every delivery is leased to
-        this consumer until settled or until its lease ends.
+        this consumer until settled or until its lease ends; set its
+        ``lease_deadline`` to when the server's lease ends.
+
+        On an ordered destination, return messages of one ordering key in order,
+        and as the server gives them: several of one key in one batch is fine.
+        Never hold a message back to sequence keys: the portable layer hands out
+        one message per key at a time, parks the rest and gives them back (through
+        :meth:`release`) when a key's earlier message is nacked or its lease lost.
         """
 
     @abc.abstractmethod
@@ -256,11 +272,19 @@ class SubscriptionDriver(_Native, abc.ABC):
         return self.nack([(token, 0.0) for token in tokens])
 
     def extend(self, entries: Sequence[tuple[object, float]]) -> list[float | QueueError]:
-        """Extend each ``(token, seconds)`` lease to end ``seconds`` from now.
+        """Renew each ``(token, seconds)`` lease once, asking it to end ``seconds``
+        from now (at most ``limits.max_lease``).
 
-        Return per entry the new lease deadline (``time.monotonic()`` clock) or
-        the error. The default raises Unsupported: override it when the
-        provider can extend leases (and set ``capabilities.lease_extension``).
+        Return per entry the lease deadline the server actually granted
+        (``time.monotonic()`` clock; a provider that renews by a fixed duration
+        returns that) or the error. An entry whose lease is already gone (expired,
+        settled, its connection lost) gets a non-retryable error, preferably
+        :class:`~cloudqueue.errors.LeaseLost`: the portable layer then treats the
+        message as lost. The portable layer calls this as often as the lease needs
+        to be kept; a driver never renews by itself (no renewal threads).
+
+        The default raises Unsupported: override it when the provider can extend
+        leases (and set ``capabilities.lease_extension``).
         """
         raise Unsupported("this provider cannot extend leases")
 

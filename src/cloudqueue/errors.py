@@ -22,6 +22,7 @@ __all__ = [
     "FailedPrecondition",
     "Internal",
     "InvalidArgument",
+    "LeaseLost",
     "MessageTooLarge",
     "NotFound",
     "PermissionDenied",
@@ -119,6 +120,12 @@ class MessageTooLarge(InvalidArgument):
 
 class FailedPrecondition(QueueError):
     code = ErrorCode.FAILED_PRECONDITION
+
+
+class LeaseLost(FailedPrecondition):
+    """A received message's lease is gone (a renewal was refused: the lock or ack id
+    expired, or the connection holding it dropped). Settling it can no longer work;
+    the message may be delivered again, to this consumer or another."""
 
 
 class PermissionDenied(QueueError):

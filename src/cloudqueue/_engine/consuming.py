@@ -1,5 +1,16 @@
-"""Receiving: adaptive prefetch under an in-flight cap, settlements batched in
-the background, automatic lease extension, and the close sequence."""
+"""Receiving: adaptive prefetch under an in-flight cap, per-key sequencing, settlements
+batched in the background, lease deadlines kept by renewal, and the close sequence.
+
+Every promise about a received message is kept here, once, for every provider:
+
+- **Ordering** (:mod:`.ordering`): at most one unsettled message per ordering key is
+  handed out; followers a driver returned with it are parked until it is acked.
+- **Leases**: each delivery carries the deadline its server granted. The background
+  worker renews it through the driver, as often as the provider needs, for as long as
+  the consumer keeps the message: ``max_lease_extension`` after receipt automatically,
+  or until ``now + seconds`` after ``extend(seconds)``. A renewal the server refuses
+  means the lease is lost: the message's settlements then raise :class:`LeaseLost`.
+"""
 
 from __future__ import annotations
 
@@ -8,23 +19,31 @@ import time
 from collections import deque
 from typing import Any
 
+from .._settlement import Settlement
 from ..driver import Delivery, SubscriptionDriver
-from ..errors import Closed, InvalidArgument, QueueError, Unsupported
-from .effects import WAKE, Step, Wait
+from ..errors import Closed, InvalidArgument, LeaseLost, QueueError, Unsupported
+from .effects import WAKE, Op, Step, Wait
+from .ordering import Admission, KeyLines
 from .retry import RetryPolicy, batch_call, single_call
 from .validation import check_nack_delay, check_seconds
 
-__all__ = ["ACK", "DEAD_LETTER", "EXTEND", "NACK", "ConsumerCore", "PrefetchSizer"]
+__all__ = ["ConsumerCore", "PrefetchSizer"]
 
 log = logging.getLogger("cloudqueue")
 
-# Settlement kinds, named after the driver method that carries them.
-ACK = "ack"
-NACK = "nack"
-EXTEND = "extend"
-DEAD_LETTER = "dead_letter"
-_KINDS = (ACK, NACK, DEAD_LETTER, EXTEND)
+ACK, NACK, EXTEND, DEAD_LETTER = (
+    Settlement.ACK, Settlement.NACK, Settlement.EXTEND, Settlement.DEAD_LETTER,
+)
+#: Settlements waiting for the background worker, flushed in this order: a nack of
+#: a key's head goes before the release of its followers.
+_FLUSH_ORDER = (Op.ACK, Op.DEAD_LETTER, Op.NACK, Op.RELEASE)
+#: Driver calls whose entries are ``(token, argument)`` pairs; the others take tokens.
+_WITH_ARGUMENT = frozenset({Op.NACK, Op.DEAD_LETTER})
 _FOREVER = 1e12  # seconds: any finite wait below it needs no further checking
+#: When nothing needs a look at leases, the worker still looks this often.
+_IDLE_LOOK = 3600.0
+#: Lost messages remembered so that settling them raises; the oldest are forgotten.
+_LOST_REMEMBERED = 10_000
 
 
 class PrefetchSizer:
@@ -56,13 +75,18 @@ class PrefetchSizer:
 
 
 class _Held:
-    """A delivery this consumer holds: prefetched or handed out, not yet settled."""
+    """A delivery this consumer holds (buffered, parked or handed out), not yet settled."""
 
-    __slots__ = ("lease", "received_at")
+    __slots__ = ("explicit_until", "keep_until", "lease", "received_at")
 
-    def __init__(self, received_at: float, lease: float | None) -> None:
+    def __init__(self, received_at: float, lease: float | None, keep_until: float) -> None:
         self.received_at = received_at
+        #: The lease the server granted at receipt, seconds; None if unknown.
         self.lease = lease
+        #: Renew the lease until this moment (monotonic): automatic extension or extend().
+        self.keep_until = keep_until
+        #: Set by ``extend(seconds)``: renewals then ask for all of the remaining time.
+        self.explicit_until = 0.0
 
 
 class ConsumerCore:
@@ -81,16 +105,21 @@ class ConsumerCore:
         self.driver = driver
         self.where = where
         self.retry = retry
+        # Read once: a consumer's destination does not change its nature while open.
         self.capabilities = driver.capabilities
-        self.limits = driver.capabilities.limits
+        self.limits = self.capabilities.limits
         self.max_in_flight = max_in_flight
         self.settle_delay = check_seconds(settle_delay, "settle_delay")
         self.max_lease_extension = check_seconds(max_lease_extension, "max_lease_extension")
         self.sizer = PrefetchSizer(min(self.limits.max_receive_batch, max_in_flight))
+        #: Ready to hand out, in the order received (for ordered keys: heads only).
         self.buffer: deque[Delivery] = deque()
         self.held: dict[Delivery, _Held] = {}
-        self.pending: dict[str, list[Any]] = {kind: [] for kind in _KINDS}
-        self.pending_extends: list[Delivery] = []
+        #: Per-key sequencing, for destinations that keep order.
+        self.lines = KeyLines() if self.capabilities.ordering else None
+        #: Messages whose lease was lost, with the reason; settling them raises.
+        self.lost: dict[Delivery, QueueError] = {}
+        self.pending: dict[Op, list[tuple[Delivery, Any]]] = {op: [] for op in _FLUSH_ORDER}
         self.pending_count = 0
         self.first_pending_at = 0.0
         self.pulls = 0  # receive calls under way
@@ -111,6 +140,7 @@ class ConsumerCore:
             wait = check_seconds(wait, "wait")
         now = time.monotonic()
         deadline = now + wait
+        lines = self.lines
         while True:
             if self.buffer:
                 return self._hand_out(max_messages)
@@ -118,57 +148,73 @@ class ConsumerCore:
                 return []
             remaining = deadline - now
             room = self.max_in_flight - len(self.held)
-            if room <= 0 or self.pulls:
-                # At the in-flight cap, or another caller is pulling for us.
+            if room <= 0 or self.pulls or (lines is not None and lines.draining):
+                # At the in-flight cap, or another caller is pulling for us, or a
+                # key is being given back (a pull now could bring it out of order).
                 if remaining <= 0:
                     return []
                 yield Wait(remaining)
                 now = time.monotonic()
                 continue
             count = min(room, self.limits.max_receive_batch, max(max_messages, self.sizer.target(now)))
+            epoch = lines.pull_started() if lines is not None else 0
             self.pulls += 1
             try:
                 got: list[Delivery] = yield from single_call(
-                    self.retry, "receive_batch", count,
+                    self.retry, Op.RECEIVE, count,
                     max(0.0, min(remaining, self.limits.max_receive_wait)),
                 )
             finally:
                 self.pulls -= 1
             now = time.monotonic()
             if got:
-                if self._hold(got, now):
-                    yield WAKE  # the worker must look at these leases sooner
+                if self._hold(got, now, epoch):
+                    yield WAKE  # the worker must look at leases or give back sooner
                 if self.closing:
                     yield from self._give_back()
                     return []
                 if len(got) > max_messages:
                     yield WAKE  # others waiting on our pull can take the rest
-            elif remaining <= 0:
+            if lines is not None and not self.pulls:
+                lines.no_pulls_under_way()
+            if remaining <= 0 and not self.buffer:
                 return []
 
-    def _hold(self, deliveries: list[Delivery], now: float) -> bool:
-        """Track new deliveries; True if a lease needs a look before the worker's next."""
+    def _hold(self, deliveries: list[Delivery], now: float, epoch: int) -> bool:
+        """Track new deliveries; True if the worker must look sooner than planned."""
         held = self.held
-        self.buffer.extend(deliveries)
-        if self.max_lease_extension <= 0:  # no extension: only the in-flight count matters
-            for delivery in deliveries:
-                held[delivery] = _Held(now, None)
-            return False
-        soonest = None
+        auto_until = now + self.max_lease_extension
+        total = self.limits.max_lease_total
+        if total is not None:
+            auto_until = min(auto_until, now + total)
+        lines = self.lines
+        soonest = _FOREVER
+        give_back = False
         for delivery in deliveries:
             deadline = delivery.lease_deadline
-            if deadline is None:
-                held[delivery] = _Held(now, None)
-                continue
-            lease = deadline - now
-            held[delivery] = _Held(now, lease)
-            look_at = deadline - _margin(lease)
-            if soonest is None or look_at < soonest:
-                soonest = look_at
-        if soonest is not None and soonest < self.next_lease_check:
+            record = held[delivery] = _Held(
+                now, None if deadline is None else deadline - now, auto_until
+            )
+            key = delivery.ordering_key
+            if lines is None or key is None:
+                self.buffer.append(delivery)
+            else:
+                admission = lines.admit(delivery, key, epoch)
+                if admission is Admission.HEAD:
+                    self.buffer.append(delivery)
+                elif admission is Admission.GIVE_BACK:
+                    del held[delivery]
+                    self._queue(Op.RELEASE, delivery, None)
+                    give_back = True
+                    continue
+            if deadline is not None:
+                look_at = self._look_at(delivery, record, deadline)
+                if look_at < soonest:
+                    soonest = look_at
+        if soonest < self.next_lease_check:
             self.next_lease_check = soonest
             return True
-        return False
+        return give_back
 
     def _hand_out(self, count: int) -> list[Delivery]:
         buffer = self.buffer
@@ -182,47 +228,108 @@ class ConsumerCore:
 
     # -- settling --------------------------------------------------------------
 
-    def settle(self, delivery: Delivery, kind: str, argument: Any) -> bool:
-        """Queue a settlement; True when the background worker must be woken.
+    def settle(self, delivery: Delivery, kind: Settlement, argument: Any) -> bool:
+        """Queue a settlement; True when the background worker or waiting receivers
+        must be woken.
 
         Settling a message twice (ack after ack, nack after ack) is harmless:
-        the first settlement wins and later ones do nothing.
+        the first settlement wins and later ones do nothing. Settling a message
+        whose lease was lost raises :class:`LeaseLost` (a nack does nothing: the
+        message comes back anyway).
         """
         if self.closed:
             raise Closed(
                 f"consumer for {self.where} is closed; the message will be delivered "
                 "again when its lease ends"
             )
-        if kind is NACK:
+        if kind is ACK:
+            op = Op.ACK
+        elif kind is NACK:
+            op = Op.NACK
             argument = check_nack_delay(argument, self.capabilities, self.where)
         elif kind is DEAD_LETTER:
+            op = Op.DEAD_LETTER
             if not self.capabilities.dead_letter:
                 raise Unsupported(f"{self.where} has no dead-letter destination")
             if not isinstance(argument, str):
                 raise InvalidArgument("dead_letter reason must be a str")
         elif kind is EXTEND:
             return self._extend_requested(delivery, argument)
+        else:
+            raise InvalidArgument(f"unknown settlement {kind!r}")
         if self.held.pop(delivery, None) is None:
+            return self._settled_before(delivery, kind)
+        woken = self._queue(op, delivery, argument)
+        key = delivery.ordering_key
+        if key is not None and self.lines is not None:
+            woken = self._key_moves_on(delivery, key, op) or woken
+        return woken
+
+    def _settled_before(self, delivery: Delivery, kind: Settlement) -> bool:
+        lost = self.lost.pop(delivery, None)
+        if lost is None or kind is NACK:
             return False
-        self.pending[kind].append(delivery.token if kind is ACK else (delivery.token, argument))
-        return self._pending_added()
+        raise LeaseLost(
+            f"cannot {kind.replace('_', '-')} message {delivery.id} on {self.where}: its "
+            f"lease was lost ({lost}); it may be delivered again"
+        )
+
+    def _key_moves_on(self, delivery: Delivery, key: str, op: Op) -> bool:
+        """The settled ``delivery`` was (probably) its key's head: after an ack or
+        dead letter the next follower goes out; after a nack the followers go back."""
+        lines = self.lines
+        assert lines is not None
+        if op is Op.NACK:
+            lines.giving_back(key)  # the nack itself: the key drains until it is answered
+            return self._give_back_key(delivery, key)
+        follower = lines.advance(delivery, key)
+        if follower is None:
+            return False
+        deadline = follower.lease_deadline
+        record = self.held.get(follower)
+        if (
+            deadline is not None
+            and record is not None
+            and deadline - time.monotonic() < _least_to_hand_out(record.lease)
+        ):
+            # Too late to be worth handing out: give it and those behind it back.
+            return self._give_back_key(follower, key)
+        self.buffer.append(follower)
+        return True
+
+    def _give_back_key(self, delivery: Delivery, key: str) -> bool:
+        """Reset ``key`` at ``delivery`` and queue the give-back of what it returns."""
+        lines = self.lines
+        assert lines is not None
+        returned = lines.reset(delivery, key)
+        for message in returned:
+            self.held.pop(message, None)
+            self._queue(Op.RELEASE, message, None)
+        return bool(returned)
 
     def _extend_requested(self, delivery: Delivery, seconds: Any) -> bool:
         if not self.capabilities.lease_extension:
             raise Unsupported(f"{self.where} cannot extend leases")
         seconds = check_seconds(seconds, "extend")
-        if seconds > self.limits.max_lease:
+        record = self.held.get(delivery)
+        if record is None:
+            return self._settled_before(delivery, EXTEND)
+        now = time.monotonic()
+        total = self.limits.max_lease_total
+        if total is not None and now + seconds > record.received_at + total:
             raise InvalidArgument(
-                f"cannot extend a lease by {seconds:g}s; {self.where} allows at most "
-                f"{self.limits.max_lease:g}s"
+                f"cannot keep message {delivery.id} leased {seconds:g}s more: {self.where} "
+                f"keeps a lease at most {total:g}s after receipt "
+                f"({record.received_at + total - now:.0f}s left)"
             )
-        if delivery not in self.held:
-            return False
-        self.pending[EXTEND].append((delivery.token, seconds))
-        self.pending_extends.append(delivery)
-        return self._pending_added()
+        until = now + seconds
+        record.explicit_until = max(record.explicit_until, until)
+        record.keep_until = max(record.keep_until, until)
+        self.next_lease_check = now  # renew now if the lease ends before the next look
+        return True
 
-    def _pending_added(self) -> bool:
+    def _queue(self, op: Op, delivery: Delivery, argument: Any) -> bool:
+        self.pending[op].append((delivery, argument))
         self.pending_count += 1
         if self.pending_count == 1:
             self.first_pending_at = time.monotonic()
@@ -233,7 +340,7 @@ class ConsumerCore:
 
     def maintain(self) -> Step[None]:
         """The background worker: flush settlements when a batch is full or the
-        oldest has waited ``settle_delay``; extend leases that are running out."""
+        oldest has waited ``settle_delay``; renew leases that are running out."""
         self.worker_running = True
         try:
             while True:
@@ -248,7 +355,9 @@ class ConsumerCore:
                 if self.closing:
                     return
                 if now >= self.next_lease_check:
-                    self.next_lease_check = yield from self._extend_leases(now)
+                    self.next_lease_check = _FOREVER  # so a look asked for meanwhile is kept
+                    planned = yield from self._tend_leases(now)
+                    self.next_lease_check = min(self.next_lease_check, planned)
                     continue
                 wake_at = self.next_lease_check
                 if self.pending_count:
@@ -259,71 +368,145 @@ class ConsumerCore:
 
     def _flush(self) -> Step[None]:
         limit = self.limits.max_settle_batch
-        for kind in _KINDS:
-            entries = self.pending[kind]
+        for op in _FLUSH_ORDER:
+            entries = self.pending[op]
             if not entries:
                 continue
-            batch, self.pending[kind] = entries[:limit], entries[limit:]
-            extended = None
-            if kind is EXTEND:
-                extended = self.pending_extends[:limit]
-                self.pending_extends = self.pending_extends[limit:]
+            batch, self.pending[op] = entries[:limit], entries[limit:]
             self.pending_count -= len(batch)
             if self.pending_count:
                 self.first_pending_at = time.monotonic()
-            outcomes = yield from batch_call(self.retry, kind, batch)
-            self._record(kind, outcomes, extended)
+            yield from self._send(op, batch)
             return
 
-    def _record(self, kind: str, outcomes: list[Any], extended: list[Delivery] | None) -> None:
+    def _send(self, op: Op, batch: list[tuple[Delivery, Any]]) -> Step[None]:
+        if op in _WITH_ARGUMENT:
+            arguments: list[Any] = [(delivery.token, argument) for delivery, argument in batch]
+        else:
+            arguments = [delivery.token for delivery, _ in batch]
+        outcomes = yield from batch_call(self.retry, op, arguments)
+        self._report_failures(op, outcomes)
+        lines = self.lines
+        if lines is not None and lines.draining and (op is Op.NACK or op is Op.RELEASE):
+            for delivery, _ in batch:
+                if delivery.ordering_key is not None:
+                    lines.given_back(delivery.ordering_key)
+            if not lines.draining:
+                yield WAKE  # receivers waiting for the drain may pull again
+
+    def _report_failures(self, op: Op, outcomes: list[Any]) -> None:
         failures = [outcome for outcome in outcomes if isinstance(outcome, QueueError)]
         if failures:
             self.settle_failures += len(failures)
             log.warning(
                 "%d of %d %s settlements on %s failed (the messages will be delivered "
                 "again after their lease); first error: %s",
-                len(failures), len(outcomes), kind, self.where, failures[0],
+                len(failures), len(outcomes), op.name.lower(), self.where, failures[0],
             )
-        if extended is not None:
-            for delivery, outcome in zip(extended, outcomes, strict=True):
-                if isinstance(outcome, float | int):
-                    delivery.lease_deadline = float(outcome)
 
-    def _extend_leases(self, now: float) -> Step[float]:
-        """Extend held leases that end within half their length; return when to
-        look again."""
-        if not self.capabilities.lease_extension or self.max_lease_extension <= 0:
-            return now + 3600.0
-        due: list[Delivery] = []
-        next_check = now + 1.0
-        for delivery, held in self.held.items():
-            deadline, lease = delivery.lease_deadline, held.lease
-            if deadline is None or lease is None:
+    # -- leases ------------------------------------------------------------------
+
+    def _look_at(self, delivery: Delivery, record: _Held, deadline: float) -> float:
+        """When the worker must next look at this delivery's lease."""
+        if record.keep_until > deadline:
+            return deadline - _margin(record.lease)  # renew it in time
+        if self.lines is not None and delivery.ordering_key is not None:
+            return deadline  # notice its end: its key must move on
+        return _FOREVER
+
+    def _tend_leases(self, now: float) -> Step[float]:
+        """Renew the leases that end within their margin and are still wanted;
+        deal with the ones that ended. Returns when to look again."""
+        renew: list[tuple[Delivery, float]] = []
+        ended: list[Delivery] = []
+        next_look = now + _IDLE_LOOK
+        total = self.limits.max_lease_total
+        for delivery, record in self.held.items():
+            deadline = delivery.lease_deadline
+            if deadline is None:
+                if record.explicit_until > now:  # the provider never said: renew as asked
+                    renew.append((delivery, record.explicit_until - now))
+                    record.explicit_until = 0.0
                 continue
-            if now - held.received_at >= self.max_lease_extension:
-                continue  # extended long enough: let the lease run out
-            margin = _margin(lease)
-            if deadline - now <= margin:
-                due.append(delivery)
+            if deadline <= now:
+                if self.lines is not None and delivery.ordering_key is not None:
+                    ended.append(delivery)
+                continue
+            if record.keep_until > deadline and deadline - now <= _margin(record.lease):
+                if now < record.explicit_until:
+                    seconds = record.explicit_until - now
+                else:
+                    seconds = min(record.lease or self.limits.max_lease, record.keep_until - now)
+                if total is not None:
+                    seconds = min(seconds, record.received_at + total - now)
+                if seconds > 0:
+                    renew.append((delivery, min(seconds, self.limits.max_lease)))
             else:
-                next_check = min(next_check, deadline - margin)
+                next_look = min(next_look, self._look_at(delivery, record, deadline))
+        for delivery in ended:
+            self._lease_ended(delivery)
         limit = self.limits.max_settle_batch
-        for start in range(0, len(due), limit):
-            chunk = due[start : start + limit]
-            entries = [
-                (d.token, min(self.held[d].lease or 0.0, self.limits.max_lease))
-                for d in chunk if d in self.held
-            ]
-            chunk = [d for d in chunk if d in self.held]
-            if entries:
-                outcomes = yield from batch_call(self.retry, EXTEND, entries)
-                self._record(EXTEND, outcomes, chunk)
-                for delivery in chunk:  # the extended leases need a look in time too
-                    still_held = self.held.get(delivery)
-                    lease_end = delivery.lease_deadline
-                    if still_held is not None and still_held.lease and lease_end is not None:
-                        next_check = min(next_check, lease_end - _margin(still_held.lease))
-        return next_check
+        for start in range(0, len(renew), limit):
+            chunk = [(d, s) for d, s in renew[start : start + limit] if d in self.held]
+            if not chunk:
+                continue
+            outcomes = yield from batch_call(
+                self.retry, Op.EXTEND, [(delivery.token, seconds) for delivery, seconds in chunk]
+            )
+            for (delivery, _), outcome in zip(chunk, outcomes, strict=True):
+                kept = self.held.get(delivery)
+                if isinstance(outcome, float | int) and not isinstance(outcome, bool):
+                    delivery.lease_deadline = float(outcome)
+                    if kept is not None:
+                        next_look = min(next_look, self._look_at(delivery, kept, float(outcome)))
+                elif isinstance(outcome, QueueError) and not outcome.retryable:
+                    self._lease_lost(delivery, outcome)
+                elif kept is not None and delivery.lease_deadline is not None:
+                    # A transient failure that outlasted the retries: try again soon,
+                    # while the lease may still be there.
+                    next_look = min(next_look, now + 0.25)
+        return next_look
+
+    def _lease_ended(self, delivery: Delivery) -> None:
+        """A held message of an ordered key outlived its lease: the server redelivers
+        it (and, on some servers, those after it), so its key must move on."""
+        key = delivery.ordering_key
+        lines = self.lines
+        assert key is not None and lines is not None
+        if lines.heads.get(key) is delivery:
+            if delivery in self.buffer:  # never handed out: too late to be worth it
+                self.buffer.remove(delivery)
+                self.held.pop(delivery, None)
+                self._queue(Op.RELEASE, delivery, None)
+                lines.giving_back(key)
+            self._give_back_key(delivery, key)
+        elif lines.is_parked(delivery, key):
+            self._give_back_key(delivery, key)
+        log.debug("lease of message %s on %s ended while held", delivery.id, self.where)
+
+    def _lease_lost(self, delivery: Delivery, error: QueueError) -> None:
+        """A renewal was refused: the lease is gone for good."""
+        log.warning(
+            "lease of message %s on %s was lost (it may be delivered again): %s",
+            delivery.id, self.where, error,
+        )
+        key = delivery.ordering_key
+        lines = self.lines
+        if key is not None and lines is not None and lines.is_parked(delivery, key):
+            self._give_back_key(delivery, key)  # never handed out: it and those behind go back
+            return
+        if delivery in self.buffer:  # never handed out
+            self.buffer.remove(delivery)
+            self.held.pop(delivery, None)
+            handed_out = False
+        else:
+            handed_out = self.held.pop(delivery, None) is not None
+        if key is not None and lines is not None and lines.heads.get(key) is delivery:
+            self._give_back_key(delivery, key)
+        if handed_out:
+            self.lost[delivery] = error
+            if len(self.lost) > _LOST_REMEMBERED:
+                del self.lost[next(iter(self.lost))]
 
     # -- closing ---------------------------------------------------------------
 
@@ -343,23 +526,33 @@ class ConsumerCore:
         while self.pending_count:
             yield from self._flush()
         self.held.clear()  # handed out, never settled: redelivered when leases end
+        self.lost.clear()
         self.closed = True
 
     def _give_back(self) -> Step[None]:
-        if not self.buffer:
-            return
+        """Release everything received but not handed out: buffered and parked."""
         returned = list(self.buffer)
         self.buffer.clear()
+        if self.lines is not None:
+            returned.extend(self.lines.take_all_parked())
+        if not returned:
+            return
         for delivery in returned:
             self.held.pop(delivery, None)
         limit = self.limits.max_settle_batch
         for start in range(0, len(returned), limit):
-            tokens = [d.token for d in returned[start : start + limit]]
-            outcomes = yield from batch_call(self.retry, "release", tokens)
-            self._record("release", outcomes, None)
+            chunk = returned[start : start + limit]
+            outcomes = yield from batch_call(self.retry, Op.RELEASE, [d.token for d in chunk])
+            self._report_failures(Op.RELEASE, outcomes)
 
 
-def _margin(lease: float) -> float:
-    """Extend a lease when less than this remains of it: half of it (at least
+def _margin(lease: float | None) -> float:
+    """Renew a lease when less than this remains of it: half of it (at least
     0.25 s), so a worker thread delayed by a busy machine is still in time."""
-    return max(lease / 2.0, 0.25)
+    return max((lease or 0.0) / 2.0, 0.25)
+
+
+def _least_to_hand_out(lease: float | None) -> float:
+    """A parked message with less lease than this left is given back rather than
+    handed out: its handler would likely see it redelivered meanwhile."""
+    return min(0.5, _margin(lease) / 2.0)

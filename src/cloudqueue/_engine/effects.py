@@ -3,20 +3,67 @@
 from __future__ import annotations
 
 import asyncio
+import enum
 import threading
 import time
-from collections.abc import Generator
-from typing import Any, NamedTuple, TypeAlias, TypeVar, cast
+from collections.abc import Awaitable, Callable, Generator, Mapping
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeAlias, TypeVar, cast
 
-__all__ = ["WAKE", "AsyncRunner", "Call", "Sleep", "Step", "SyncRunner", "Wait"]
+if TYPE_CHECKING:
+    from ..driver import SubscriptionDriver, TopicDriver
+
+__all__ = [
+    "WAKE", "AsyncRunner", "Call", "Op", "Sleep", "Step", "SyncRunner", "Wait",
+    "async_calls", "sync_calls",
+]
 
 T = TypeVar("T")
 
 
-#: Call ``driver.<method>(*args)`` (or ``await driver.a<method>(*args)``): a plain
-#: ``(method, args)`` tuple, the one effect on every hot path, where building a
-#: NamedTuple would cost more than the tuple's own work.
-Call: TypeAlias = tuple[str, tuple[Any, ...]]
+class Op(enum.IntEnum):
+    """The driver methods the engine calls. An int enum: it keys the runners'
+    call tables on every hot path, and hashes as fast as an int."""
+
+    SEND = enum.auto()
+    RECEIVE = enum.auto()
+    ACK = enum.auto()
+    NACK = enum.auto()
+    RELEASE = enum.auto()
+    EXTEND = enum.auto()
+    DEAD_LETTER = enum.auto()
+
+
+#: Call the driver method ``op`` with ``args``: a plain ``(op, args)`` tuple, the
+#: one effect on every hot path, where building a NamedTuple would cost more than
+#: the tuple's own work.
+Call: TypeAlias = tuple[Op, tuple[Any, ...]]
+
+SyncCalls: TypeAlias = Mapping[Op, Callable[..., Any]]
+AsyncCalls: TypeAlias = Mapping[Op, Callable[..., Awaitable[Any]]]
+
+
+def sync_calls(driver: TopicDriver | SubscriptionDriver) -> SyncCalls:
+    """The blocking driver methods behind each :class:`Op` (bound once per driver)."""
+    from ..driver import TopicDriver
+
+    if isinstance(driver, TopicDriver):
+        return {Op.SEND: driver.send_batch}
+    return {
+        Op.RECEIVE: driver.receive_batch, Op.ACK: driver.ack, Op.NACK: driver.nack,
+        Op.RELEASE: driver.release, Op.EXTEND: driver.extend, Op.DEAD_LETTER: driver.dead_letter,
+    }
+
+
+def async_calls(driver: TopicDriver | SubscriptionDriver) -> AsyncCalls:
+    """The coroutine twins behind each :class:`Op`."""
+    from ..driver import TopicDriver
+
+    if isinstance(driver, TopicDriver):
+        return {Op.SEND: driver.asend_batch}
+    return {
+        Op.RECEIVE: driver.areceive_batch, Op.ACK: driver.aack, Op.NACK: driver.anack,
+        Op.RELEASE: driver.arelease, Op.EXTEND: driver.aextend, Op.DEAD_LETTER: driver.adead_letter,
+    }
 
 
 class Sleep(NamedTuple):
@@ -44,10 +91,10 @@ Step: TypeAlias = Generator[Effect, Any, T]
 class SyncRunner:
     """Runs steps in the calling thread; the step's code runs under ``lock``."""
 
-    __slots__ = ("condition", "lock", "target", "waiting")
+    __slots__ = ("calls", "condition", "lock", "waiting")
 
-    def __init__(self, target: object) -> None:
-        self.target = target
+    def __init__(self, driver: TopicDriver | SubscriptionDriver) -> None:
+        self.calls = sync_calls(driver)
         self.lock = threading.Lock()
         self.condition = threading.Condition(self.lock)
         # Threads blocked in a Wait: notifying costs microseconds even with
@@ -77,8 +124,8 @@ class SyncRunner:
             if kind is tuple:  # a Call
                 self.lock.release()
                 try:
-                    name, args = cast(Call, effect)
-                    value = getattr(self.target, name)(*args)
+                    op, args = cast(Call, effect)
+                    value = self.calls[op](*args)
                 except BaseException as exc:  # handed to the step; cancellation re-raises there
                     error = exc
                 finally:
@@ -113,10 +160,10 @@ class AsyncRunner:
     """Runs steps as coroutines on one event loop; steps never interleave
     between effects, so the loop itself is the lock."""
 
-    __slots__ = ("_waiters", "target")
+    __slots__ = ("_waiters", "calls")
 
-    def __init__(self, target: object) -> None:
-        self.target = target
+    def __init__(self, driver: TopicDriver | SubscriptionDriver) -> None:
+        self.calls = async_calls(driver)
         self._waiters: set[asyncio.Future[None]] = set()
 
     async def run(self, step: Step[T]) -> T:
@@ -137,8 +184,8 @@ class AsyncRunner:
             try:
                 kind = type(effect)
                 if kind is tuple:  # a Call
-                    name, args = cast(Call, effect)
-                    value = await getattr(self.target, "a" + name)(*args)
+                    op, args = cast(Call, effect)
+                    value = await self.calls[op](*args)
                 elif kind is Wait:
                     await self._wait(effect.timeout)  # type: ignore[union-attr]
                 elif kind is Sleep:

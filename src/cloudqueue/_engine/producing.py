@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from .._message import Message
 from ..driver import TopicDriver
 from ..errors import Closed, QueueError
-from .effects import WAKE, Step, Wait
+from .effects import WAKE, Op, Step, Wait
 from .retry import RetryPolicy, batch_call
 from .validation import check_batch
 
@@ -73,7 +73,7 @@ class ProducerCore:
             self._sending += 1
             self._keyed_in_flight = keyed
             try:
-                return (yield from batch_call(self.retry, "send_batch", messages))
+                return (yield from batch_call(self.retry, Op.SEND, messages))
             finally:
                 self._sending -= 1
                 if keyed:
@@ -126,7 +126,7 @@ class ProducerCore:
         self._keyed_in_flight = keyed
         try:
             outcomes = yield from batch_call(
-                self.retry, "send_batch", [entry.message for entry in batch]
+                self.retry, Op.SEND, [entry.message for entry in batch]
             )
         except BaseException:
             # Interrupted (cancelled) while carrying others' messages: put them back

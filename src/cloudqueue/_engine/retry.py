@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import Internal, QueueError, Unknown
-from .effects import Sleep, Step
+from .effects import Op, Sleep, Step
 
 __all__ = ["RetryPolicy", "batch_call", "single_call"]
 
@@ -45,8 +45,8 @@ class RetryPolicy:
 
 
 
-def single_call(policy: RetryPolicy, method: str, *args: Any) -> Step[Any]:
-    """``driver.<method>(*args)``, retried while its error is retryable."""
+def single_call(policy: RetryPolicy, method: Op, *args: Any) -> Step[Any]:
+    """The driver method ``method`` called with ``args``, retried while its error is retryable."""
     delays: Iterator[float] | None = None
     while True:
         try:
@@ -59,14 +59,14 @@ def single_call(policy: RetryPolicy, method: str, *args: Any) -> Step[Any]:
             delay = next(delays, None)
             if delay is None:
                 raise
-            log.debug("retrying %s in %.2fs after %r", method, delay, error)
+            log.debug("retrying %s in %.2fs after %r", method.name.lower(), delay, error)
         except Exception as error:
             raise _foreign(method, error) from error
         yield Sleep(delay)
 
 
-def batch_call(policy: RetryPolicy, method: str, entries: Sequence[Any]) -> Step[list[Any]]:
-    """``driver.<method>(entries)`` for a batch method with per-entry outcomes.
+def batch_call(policy: RetryPolicy, method: Op, entries: Sequence[Any]) -> Step[list[Any]]:
+    """The driver method ``method`` called with ``entries``, for a batch method with per-entry outcomes.
 
     Returns one outcome per entry: the driver's value, or a ``QueueError``.
     Entries that failed with a retryable error are sent again (alone) with
@@ -92,7 +92,7 @@ def batch_call(policy: RetryPolicy, method: str, entries: Sequence[Any]) -> Step
             answer = [None] * len(todo)
         elif len(answer) != len(todo):
             answer = [
-                Internal(f"driver {method} answered {len(answer)} outcomes for {len(todo)}")
+                Internal(f"driver {method.name.lower()} answered {len(answer)} outcomes for {len(todo)}")
             ] * len(todo)
         again = []
         for index, outcome in zip(todo, answer, strict=True):
@@ -106,13 +106,15 @@ def batch_call(policy: RetryPolicy, method: str, entries: Sequence[Any]) -> Step
         delay = next(delays, None)
         if delay is None:
             return outcomes
-        log.debug("retrying %d of %d %s entries in %.2fs", len(again), len(entries), method, delay)
+        log.debug(
+            "retrying %d of %d %s entries in %.2fs", len(again), len(entries), method.name.lower(), delay
+        )
         todo = again
         yield Sleep(delay)
         answer = yield from _attempt(method, [entries[i] for i in todo])
 
 
-def _attempt(method: str, entries: Sequence[Any]) -> Step[Any]:
+def _attempt(method: Op, entries: Sequence[Any]) -> Step[Any]:
     """One batch call; a failure of the whole call becomes every entry's outcome."""
     try:
         return (yield (method, (entries,)))
@@ -122,8 +124,8 @@ def _attempt(method: str, entries: Sequence[Any]) -> Step[Any]:
         return [_foreign(method, error)] * len(entries)
 
 
-def _foreign(method: str, error: Exception) -> QueueError:
+def _foreign(method: Op, error: Exception) -> QueueError:
     """A driver raised something that is not a QueueError: a driver bug, wrapped."""
-    wrapped = Unknown(f"driver {method} raised {type(error).__name__}: {error}")
+    wrapped = Unknown(f"driver {method.name.lower()} raised {type(error).__name__}: {error}")
     wrapped.__cause__ = error
     return wrapped

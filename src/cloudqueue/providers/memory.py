@@ -27,7 +27,7 @@ from ..driver import (
     SubscriptionDriver,
     TopicDriver,
 )
-from ..errors import InvalidArgument, NotFound, QueueError
+from ..errors import InvalidArgument, LeaseLost, NotFound, QueueError
 from ..hookspecs import hookimpl
 from . import _broker
 from ._broker import Broker, Topic
@@ -179,7 +179,7 @@ class MemorySubscription(SubscriptionDriver):
             for token, seconds in entries:
                 found = sub.leased.get(token)
                 if found is None:
-                    out.append(InvalidArgument("the lease has already ended or been settled"))
+                    out.append(LeaseLost("the lease has already ended or been settled"))
                     continue
                 deadline = now + seconds
                 sub.leased[token] = (found[0], deadline)

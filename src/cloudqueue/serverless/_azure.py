@@ -6,6 +6,7 @@ import datetime
 from collections.abc import Callable
 from typing import Any
 
+from .._settlement import Settlement
 from ..driver import Delivery
 from ._trigger import MalformedEvent, Result, TriggerRunner
 
@@ -13,9 +14,9 @@ __all__ = ["HandlerFailed", "azure_functions", "delivery_from_servicebus"]
 
 TRIGGER = "Azure Functions Service Bus trigger"
 REFUSALS = {
-    "extend": "the Functions host renews the message lock itself "
+    Settlement.EXTEND: "the Functions host renews the message lock itself "
     "(maxAutoLockRenewalDuration in host.json); it cannot be extended from the function",
-    "dead_letter": "the trigger's ServiceBusMessage cannot be dead-lettered without the SDK "
+    Settlement.DEAD_LETTER: "the trigger's ServiceBusMessage cannot be dead-lettered without the SDK "
     "client; raise and the message moves to the dead-letter queue after MaxDeliveryCount",
 }
 NACK_DELAY = (

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from .._settlement import Settlement
 from ..driver import Delivery
 from ..wire import WireDecodeError, decode_sqs_body, sqs_attribute_text, user_attributes
 from ._trigger import MalformedEvent, TriggerRunner, log
@@ -15,9 +16,9 @@ __all__ = ["Undecodable", "aws_lambda", "deliveries_from_sqs_event"]
 
 TRIGGER = "AWS Lambda SQS trigger"
 REFUSALS = {
-    "extend": "a record's visibility timeout cannot be extended from the trigger; "
+    Settlement.EXTEND: "a record's visibility timeout cannot be extended from the trigger; "
     "set the queue's visibility timeout above the function timeout",
-    "dead_letter": "records cannot be dead-lettered from the trigger; give the queue a "
+    Settlement.DEAD_LETTER: "records cannot be dead-lettered from the trigger; give the queue a "
     "redrive policy (maxReceiveCount) and a failing record moves there by itself",
 }
 NACK_DELAY = (

@@ -15,6 +15,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from .._settlement import Settlement
 from ..driver import Delivery
 from ._trigger import Result, TriggerRunner
 
@@ -25,8 +26,8 @@ MESSAGE_PUBLISHED = "google.cloud.pubsub.topic.v1.messagePublished"
 #: Largest request accepted: 10 MB of data is about 13.4 MB of base64, plus attributes.
 MAX_BODY = 16 * 1024 * 1024
 REFUSALS = {
-    "extend": "a push request's deadline is the subscription's ack deadline; it cannot be extended",
-    "dead_letter": "give the subscription a dead-letter policy: a message that keeps failing "
+    Settlement.EXTEND: "a push request's deadline is the subscription's ack deadline; it cannot be extended",
+    Settlement.DEAD_LETTER: "give the subscription a dead-letter policy: a message that keeps failing "
     "moves there after max_delivery_attempts",
 }
 NACK_DELAY = (

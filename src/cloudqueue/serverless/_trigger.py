@@ -3,7 +3,7 @@ learn per message whether it succeeded.
 
 A trigger settles by its own rules (a Lambda partial-failure list, an exception for the
 Functions host, an HTTP status for Pub/Sub push), so an adapter message settles into a
-:class:`~cloudqueue.worker._handler.Settlement` that records the outcome and refuses,
+:class:`~cloudqueue.worker._handler.SettlementRecord` that records the outcome and refuses,
 with :class:`~cloudqueue.Unsupported`, what the trigger cannot express.
 """
 
@@ -16,10 +16,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from .._engine.consuming import ACK, NACK
+from .._settlement import Settlement
 from ..driver import Delivery
 from ..errors import InvalidArgument, Unsupported
-from ..worker._handler import Settlement, is_async_handler, message_for
+from ..worker._handler import SettlementRecord, is_async_handler, message_for
 from ..worker._policy import failure_summary
 
 __all__ = ["MalformedEvent", "Result", "TriggerRunner"]
@@ -52,7 +52,7 @@ class TriggerRunner:
         self,
         handler: Callable[..., Any],
         trigger: str,
-        refusals: Mapping[str, str],
+        refusals: Mapping[Settlement, str],
         nack_delay_refusal: str,
         concurrency: int = 1,
     ) -> None:
@@ -67,17 +67,17 @@ class TriggerRunner:
         self.nack_delay_refusal = nack_delay_refusal
         self.concurrency = concurrency
 
-    def _forward(self, delivery: Delivery, kind: str, argument: Any) -> None:
+    def _forward(self, delivery: Delivery, kind: Settlement, argument: Any) -> None:
         refusal = self.refusals.get(kind)
         if refusal is not None:
             raise Unsupported(f"{self.trigger}: {refusal}")
-        if kind == NACK and argument:
+        if kind is Settlement.NACK and argument:
             raise Unsupported(f"{self.trigger}: {self.nack_delay_refusal}")
 
-    def _judge(self, delivery: Delivery, settlement: Settlement, error: BaseException | None) -> Result:
-        if settlement.kind == ACK:
+    def _judge(self, delivery: Delivery, settlement: SettlementRecord, error: BaseException | None) -> Result:
+        if settlement.kind is Settlement.ACK:
             ok = True  # the handler said so, even if it raised afterwards
-        elif settlement.kind == NACK:
+        elif settlement.kind is Settlement.NACK:
             ok = False
         else:
             ok = error is None
@@ -91,7 +91,7 @@ class TriggerRunner:
     # -- one message ---------------------------------------------------------------
 
     def run_sync(self, delivery: Delivery) -> Result:
-        settlement = Settlement(self._forward)
+        settlement = SettlementRecord(self._forward)
         error: BaseException | None = None
         try:
             self.handler(message_for(delivery, settlement, False))
@@ -100,7 +100,7 @@ class TriggerRunner:
         return self._judge(delivery, settlement, error)
 
     async def run_async(self, delivery: Delivery) -> Result:
-        settlement = Settlement(self._forward)
+        settlement = SettlementRecord(self._forward)
         error: BaseException | None = None
         try:
             await self.handler(message_for(delivery, settlement, True))

@@ -2,9 +2,10 @@
 
 A handler gets the consumer API's own message types (:class:`cloudqueue.ReceivedMessage`
 for a plain function, :class:`cloudqueue.AsyncReceivedMessage` for a coroutine function).
-Those types settle through their consumer's ``_settle``; here a :class:`Settlement`
-stands in for the consumer, so the runtime learns whether the handler settled the
-message itself and an adapter can refuse what its trigger cannot do.
+Those types settle through a :class:`~cloudqueue._settlement.Settler`, normally their
+consumer; here a :class:`SettlementRecord` stands in for it, so the runtime learns
+whether the handler settled the message itself and an adapter can refuse what its
+trigger cannot do.
 """
 
 from __future__ import annotations
@@ -14,14 +15,15 @@ import inspect
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeAlias, cast
 
-from .._engine.consuming import EXTEND
 from .._received import AsyncReceivedMessage, ReceivedMessage
+from .._settlement import Settlement
 
 if TYPE_CHECKING:
     from ..driver import Delivery
 
 __all__ = [
-    "AsyncHandler", "Handler", "Settlement", "SyncHandler", "is_async_handler", "message_for", "message_type",
+    "AsyncHandler", "Forward", "Handler", "SettlementRecord", "SyncHandler", "is_async_handler",
+    "message_for", "message_type",
 ]
 
 SyncHandler: TypeAlias = Callable[[ReceivedMessage], object]
@@ -29,7 +31,7 @@ AsyncHandler: TypeAlias = Callable[[AsyncReceivedMessage], Awaitable[object]]
 Handler: TypeAlias = SyncHandler | AsyncHandler
 
 #: ``forward(delivery, kind, argument)``: carries a settlement out (or raises to refuse it).
-Forward: TypeAlias = Callable[["Delivery", str, Any], None]
+Forward: TypeAlias = Callable[["Delivery", Settlement, Any], None]
 
 
 def is_async_handler(handler: Callable[..., object]) -> bool:
@@ -43,36 +45,35 @@ def is_async_handler(handler: Callable[..., object]) -> bool:
     return call is not None and inspect.iscoroutinefunction(call)
 
 
-class Settlement:
-    """Stands in for a consumer behind one message: forwards each settlement and
-    remembers the first that ended the delivery (``ack``, ``nack`` or ``dead_letter``;
-    ``extend`` does not end it)."""
+class SettlementRecord:
+    """A :class:`~cloudqueue._settlement.Settler` behind one message: forwards each
+    settlement and remembers the first that ended the delivery (``ack``, ``nack`` or
+    ``dead_letter``; ``extend`` does not end it)."""
 
     __slots__ = ("_forward", "argument", "kind")
 
     def __init__(self, forward: Forward) -> None:
         self._forward = forward
-        self.kind: str | None = None
+        self.kind: Settlement | None = None
         self.argument: Any = None
 
-    def _settle(self, delivery: Delivery, kind: str, argument: Any) -> None:
+    def settle(self, delivery: Delivery, kind: Settlement, argument: float | str | None) -> None:
         self._forward(delivery, kind, argument)  # raises when refused: nothing recorded then
-        if kind != EXTEND and self.kind is None:
+        if kind is not Settlement.EXTEND and self.kind is None:
             self.kind = kind
             self.argument = argument
 
 
-def message_type(is_async: bool) -> Callable[[Delivery, Settlement], ReceivedMessage | AsyncReceivedMessage]:
-    """The message class a handler of this kind takes; built with a Settlement as its consumer."""
-    # The message classes only call ``_settle`` on their consumer: a Settlement is one.
-    return cast(
-        "Callable[[Delivery, Settlement], ReceivedMessage | AsyncReceivedMessage]",
-        AsyncReceivedMessage if is_async else ReceivedMessage,
-    )
+MessageFactory: TypeAlias = Callable[["Delivery", SettlementRecord], ReceivedMessage | AsyncReceivedMessage]
+
+
+def message_type(is_async: bool) -> MessageFactory:
+    """The message class a handler of this kind takes, built with a SettlementRecord."""
+    return cast(MessageFactory, AsyncReceivedMessage if is_async else ReceivedMessage)
 
 
 def message_for(
-    delivery: Delivery, settlement: Settlement, is_async: bool
+    delivery: Delivery, settlement: SettlementRecord, is_async: bool
 ) -> ReceivedMessage | AsyncReceivedMessage:
     """The message type a handler of this kind takes, settling through ``settlement``."""
     return message_type(is_async)(delivery, settlement)

@@ -68,7 +68,7 @@ class Lanes:
         self.processor = Processor(
             route.handler,
             is_async=route.is_async,
-            settle=self.consumer._settle,
+            settle=self.consumer.settle,
             capabilities=self.consumer.capabilities,
             policy=route.policy,
             middleware=self.app.middleware,
@@ -210,7 +210,7 @@ class AsyncLanes(Lanes):
                 # more would wait here for a lane instead of in the consumer's buffer,
                 # where close gives them back.
                 messages = await self.consumer.receive(self.waiting, self.app.poll_wait)
-                self.ready.extend(message._delivery for message in messages)
+                self.ready.extend(message.delivery for message in messages)
         except QueueError as error:
             pause = self._receive_failed(error)
         finally:
@@ -307,7 +307,7 @@ class ThreadLanes(Lanes):
                     time.sleep(OUTAGE_PAUSE)
                 for message in messages:
                     try:
-                        run(message._delivery, tally)
+                        run(message.delivery, tally)
                     except BaseException:
                         # SystemExit and the like from a handler: its message is left to its lease.
                         log.exception("handler for %s stopped abnormally", self.source)

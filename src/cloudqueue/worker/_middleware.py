@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .._received import AsyncReceivedMessage, ReceivedMessage
+from .._settlement import Settlement
 
 __all__ = ["Middleware", "Outcome", "Skip"]
 
@@ -22,9 +23,10 @@ class Outcome:
 
     #: The exception the handler (or a ``before_process`` hook) raised, else None.
     error: BaseException | None
-    #: ``"ack"``, ``"nack"`` or ``"dead_letter"``; None when nothing settled it (a
-    #: settlement refused or the consumer closed): the lease then runs out.
-    settlement: str | None
+    #: ``Settlement.ACK``, ``NACK`` or ``DEAD_LETTER`` (equal to ``"ack"``, ``"nack"``,
+    #: ``"dead_letter"``); None when nothing settled it (a settlement refused or the
+    #: consumer closed): the lease then runs out.
+    settlement: Settlement | None
     #: True when the handler settled the message itself.
     by_handler: bool
     #: True when a ``before_process`` hook raised :class:`Skip`.

@@ -11,11 +11,11 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .._engine.consuming import ACK, DEAD_LETTER, NACK
+from .._settlement import Settlement
 from ..driver import Capabilities, Delivery
 from ..errors import QueueError, scrub
 from ._counters import Tally
-from ._handler import Settlement, message_type
+from ._handler import Forward, SettlementRecord, message_type
 from ._middleware import AnyMessage, Middleware, Outcome, Skip
 from ._policy import FailurePolicy, failure_summary
 
@@ -32,7 +32,7 @@ class Processor:
         handler: Callable[..., Any],
         *,
         is_async: bool,
-        settle: Callable[[Delivery, str, Any], None],
+        settle: Forward,
         capabilities: Capabilities,
         policy: FailurePolicy,
         middleware: Sequence[Middleware],
@@ -54,7 +54,7 @@ class Processor:
     # built: those were a measurable share of a no-op handler's cost.
 
     def run_sync(self, delivery: Delivery, tally: Tally) -> None:
-        settlement = Settlement(self.settle)
+        settlement = SettlementRecord(self.settle)
         message = self.message_type(delivery, settlement)
         started = time.monotonic() if self.middleware else 0.0
         error: BaseException | None = None
@@ -73,7 +73,7 @@ class Processor:
             tally.in_flight = 0  # also when a BaseException ends the lane: its message is left to its lease
 
     async def run_async(self, delivery: Delivery, tally: Tally) -> None:
-        settlement = Settlement(self.settle)
+        settlement = SettlementRecord(self.settle)
         message = self.message_type(delivery, settlement)
         started = time.monotonic() if self.middleware else 0.0
         error: BaseException | None = None
@@ -108,7 +108,7 @@ class Processor:
         self,
         delivery: Delivery,
         message: AnyMessage,
-        settlement: Settlement,
+        settlement: SettlementRecord,
         error: BaseException | None,
         skipped: bool,
         started: float,
@@ -118,10 +118,10 @@ class Processor:
         if not by_handler:
             try:
                 if error is None:
-                    # The common case, without the Settlement in between: it only
+                    # The common case, without the SettlementRecord in between: it only
                     # records what the handler settled, and the handler settled nothing.
-                    self.settle(delivery, ACK, None)
-                    settlement.kind = ACK
+                    self.settle(delivery, Settlement.ACK, None)
+                    settlement.kind = Settlement.ACK
                 else:
                     self._settle_for(delivery, settlement, error)
             except QueueError as exc:
@@ -135,9 +135,9 @@ class Processor:
             tally.failed += 1
         else:
             tally.processed += 1
-        if kind == NACK:
+        if kind is Settlement.NACK:
             tally.retried += 1
-        elif kind == DEAD_LETTER:
+        elif kind is Settlement.DEAD_LETTER:
             tally.dead_lettered += 1
         if not self.middleware:
             return
@@ -155,7 +155,7 @@ class Processor:
             except Exception:
                 log.exception("after_process of %r failed", middleware)
 
-    def _settle_for(self, delivery: Delivery, settlement: Settlement, error: BaseException) -> None:
+    def _settle_for(self, delivery: Delivery, settlement: SettlementRecord, error: BaseException) -> None:
         attempt = delivery.delivery_attempt
         decision = self.policy.decide(error, attempt, self.capabilities)
         summary = scrub(failure_summary(error))
@@ -167,17 +167,17 @@ class Processor:
                 self.source, delivery.id, summary,
             )
             delay = (self.capabilities.limits.max_nack_delay or 0.0) if self.capabilities.nack_delay else 0.0
-            settlement._settle(delivery, NACK, min(delay, self.policy.max_delay))
+            settlement.settle(delivery, Settlement.NACK, min(delay, self.policy.max_delay))
             return
         if decision.action == "dead_letter":
             log.warning(
                 "message %s from %s dead-lettered: %s", delivery.id, self.source, scrub(decision.reason),
                 exc_info=error,
             )
-            settlement._settle(delivery, DEAD_LETTER, scrub(decision.reason))
+            settlement.settle(delivery, Settlement.DEAD_LETTER, scrub(decision.reason))
             return
         log.warning(
             "message %s from %s failed (attempt %s), retrying in %.1fs: %s",
             delivery.id, self.source, attempt, decision.delay, summary, exc_info=error,
         )
-        settlement._settle(delivery, NACK, decision.delay)
+        settlement.settle(delivery, Settlement.NACK, decision.delay)

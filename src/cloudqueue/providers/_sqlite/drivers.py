@@ -16,7 +16,7 @@ from contextlib import contextmanager
 
 from ..._message import Message
 from ...driver import BatchErrors, Capabilities, Delivery, SubscriptionDriver, TopicDriver
-from ...errors import Closed, InvalidArgument, QueueError
+from ...errors import Closed, LeaseLost, QueueError
 from .. import memory
 from . import store
 from .database import Database
@@ -236,13 +236,13 @@ class SqliteSubscription(SubscriptionDriver):
         return None
 
     def extend(self, entries: Sequence[tuple[object, float]]) -> list[float | QueueError]:
+        asked_at = time.monotonic()  # the lease runs from the write, after this
         with self._use.call() as database:
             extended = database.write(
                 lambda cursor: store.extend(cursor, entries), "extending leases in"  # type: ignore[arg-type]
             )
-        now = time.monotonic()
         return [
-            now + seconds if ok else InvalidArgument("the lease has already ended or been settled")
+            asked_at + seconds if ok else LeaseLost("the lease has already ended or been settled")
             for ok, (_, seconds) in zip(extended, entries, strict=True)
         ]
 

@@ -26,6 +26,7 @@ from ._harness import DeclaringHarness, Destination, Harness, eventually, unique
 from .asyncio_api import AsyncAPI
 from .delivery import Delivery
 from .lifecycle import Lifecycle
+from .ordering import Ordering
 from .properties import Properties
 from .publish_receive import PublishReceive
 
@@ -37,6 +38,7 @@ __all__ = [
     "Destination",
     "Harness",
     "Lifecycle",
+    "Ordering",
     "Properties",
     "PublishReceive",
     "collect",
@@ -45,5 +47,5 @@ __all__ = [
 ]
 
 
-class ContractSuite(PublishReceive, Delivery, Lifecycle, AsyncAPI, Properties):
+class ContractSuite(PublishReceive, Delivery, Ordering, Lifecycle, AsyncAPI, Properties):
     """Every behaviour class at once; subclass it and provide a ``harness`` fixture."""

@@ -9,6 +9,7 @@ import time
 import pytest
 
 import cloudqueue
+from cloudqueue.wire import DEAD_LETTER_REASON
 
 from ._base import SuiteBase, collect, quiet_for
 from ._harness import Destination, Harness
@@ -210,7 +211,7 @@ class Delivery(SuiteBase):
             (dead_message,) = collect(dead, 1, timeout=30)
         assert dead_message.body == b"reject me"
         assert dead_message.attributes.get("k") == "v"
-        assert dead_message.attributes.get("dead_letter_reason") == "invalid order total"
+        assert dead_message.attributes.get(DEAD_LETTER_REASON) == "invalid order total"
 
     def test_delayed_delivery(self, dest: Destination, harness: Harness) -> None:
         with cloudqueue.open_producer(dest.producer_url) as producer:
