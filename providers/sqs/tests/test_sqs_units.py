@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import re
-import time
 
 import botocore.exceptions as bex
 import cloudqueue
 import pytest
-from cloudqueue.driver import Delivery
 from cloudqueue.errors import ErrorCode, translate
 
 from cloudqueue_sqs import _codec
 from cloudqueue_sqs._driver import FIFO, LIMITS, STANDARD
 from cloudqueue_sqs._errors import CALL_ERRORS, entry_error
-from cloudqueue_sqs._groups import GroupSequencer
 from cloudqueue_sqs._queues import dead_letter_twin
 
 
@@ -99,39 +96,6 @@ def test_batch_entry_failures_use_the_same_table() -> None:
     assert invalid.code is ErrorCode.INVALID_ARGUMENT and not invalid.retryable
     outage = entry_error("sending", {"Id": "1", "Code": "Unheard", "SenderFault": False})
     assert outage.code is ErrorCode.UNAVAILABLE and outage.retryable
-
-
-def _delivery(group: str, index: int, lease: float = 30.0) -> Delivery:
-    return Delivery(token=index, id=f"{group}{index}", body=b"", attributes={},
-                    delivery_attempt=1, ordering_key=group,
-                    lease_deadline=time.monotonic() + lease)
-
-
-def test_one_message_per_group_is_out_at_a_time() -> None:
-    groups = GroupSequencer()
-    a0, a1, a2, b0 = _delivery("a", 0), _delivery("a", 1), _delivery("a", 2), _delivery("b", 0)
-    assert groups.admit([a0, a1, b0, a2]) == [a0, b0]
-    assert groups.take_ready(10) == []
-    groups.settled([a0])
-    assert groups.take_ready(10) == [a1]
-    # A nack gives back everything parked behind the nacked message.
-    assert groups.released([a1]) == [a2]
-    assert not groups.has_parked
-    assert groups.admit([_delivery("a", 1)])  # the group is free again
-
-
-def test_parked_messages_whose_lease_ran_out_are_dropped() -> None:
-    groups = GroupSequencer()
-    head, stale = _delivery("a", 0), _delivery("a", 1, lease=0.1)
-    groups.admit([head, stale])
-    groups.settled([head])
-    assert groups.take_ready(10) == []
-    # An unsettled head whose lease ended no longer blocks its group.
-    expired = _delivery("c", 0, lease=-1.0)
-    groups.admit([expired])
-    fresh = _delivery("c", 0)
-    assert groups.admit([fresh]) == [fresh]
-    assert groups.drain() == []
 
 
 @pytest.mark.parametrize("after", [1001, 5000])

@@ -18,7 +18,6 @@ from cloudqueue import wire
 from cloudqueue.driver import Message
 
 __all__ = [
-    "REASON_ATTRIBUTE",
     "decode_attributes",
     "decode_body",
     "encode_attribute",
@@ -29,9 +28,6 @@ __all__ = [
 
 log = logging.getLogger("cloudqueue.sqs")
 
-#: The same name as :data:`cloudqueue.wire.DEAD_LETTER_REASON`, kept only until
-#: ``_driver.py`` uses that constant directly; then delete it.
-REASON_ATTRIBUTE = wire.DEAD_LETTER_REASON
 _STRING = "String"
 
 

@@ -25,10 +25,10 @@ from cloudqueue.driver import (
     TopicDriver,
 )
 from cloudqueue.errors import FailedPrecondition, QueueError
+from cloudqueue.wire import DEAD_LETTER_REASON, RESERVED_PREFIX
 
 from . import _codec
 from ._errors import entry_error
-from ._groups import GroupSequencer
 from ._queues import Queue, dead_letter_twin, sqs_call, visibility_seconds
 
 __all__ = ["LIMITS", "SqsSubscription", "SqsTopic", "capabilities_for"]
@@ -50,10 +50,12 @@ LIMITS = Limits(
     # Letters, digits, '_', '-', '.'; no leading, trailing or repeated period; and no
     # "AWS." / "Amazon." prefix in any casing (the reserved prefixes below name them too).
     attribute_name_pattern=r"(?i:(?!aws\.|amazon\.))[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*",
-    reserved_attribute_prefixes=("AWS.", "Amazon.", "cloudqueue."),
+    reserved_attribute_prefixes=("AWS.", "Amazon.", RESERVED_PREFIX),
     max_delay=900.0,
     max_nack_delay=43_200.0,
     max_lease=43_200.0,
+    # A message stays invisible at most 12 hours after it was received, however renewed.
+    max_lease_total=43_200.0,
     max_receive_wait=20.0,
     max_key_length=128,
 )
@@ -79,12 +81,11 @@ def capabilities_for(fifo: bool) -> Capabilities:
 class Receipt:
     """The settlement token of one delivery: its receipt handle and the message."""
 
-    __slots__ = ("delivery", "handle", "message")
+    __slots__ = ("handle", "message")
 
     def __init__(self, handle: str, message: dict[str, Any]) -> None:
         self.handle = handle
         self.message = message
-        self.delivery: Delivery | None = None
 
 
 def _failures(what: str, answer: dict[str, Any], count: int) -> list[QueueError | None] | None:
@@ -140,8 +141,6 @@ class SqsSubscription(SubscriptionDriver):
     def __init__(self, queue: Queue) -> None:
         self._queue = queue
         self.capabilities_ = capabilities_for(queue.fifo)
-        # Only FIFO queues hand out several messages of one group per batch.
-        self._groups = GroupSequencer() if queue.fifo else None
         self._dead_letters: Queue | None = None
 
     @property
@@ -151,15 +150,8 @@ class SqsSubscription(SubscriptionDriver):
     # -- receiving --------------------------------------------------------------
 
     def receive_batch(self, max_messages: int, wait: float) -> list[Delivery]:
-        groups = self._groups
-        if groups is not None:
-            ready = groups.take_ready(max_messages)
-            if ready:
-                return ready
-            if groups.has_parked:
-                # A parked message may become ready when its predecessor is acked: poll
-                # in short slices meanwhile instead of sleeping through a long poll.
-                wait = min(wait, 1.0)
+        # A FIFO queue may return several messages of one group, in order: the
+        # portable layer hands them out one at a time.
         queue = self._queue
         url = queue.url()
         lease = queue.visibility_timeout
@@ -175,19 +167,15 @@ class SqsSubscription(SubscriptionDriver):
                 ],
                 MessageAttributeNames=["All"],
             )
-        deliveries = [self._delivery(raw, started + lease) for raw in answer.get("Messages") or ()]
-        if groups is not None and deliveries:
-            deliveries = groups.admit(deliveries)
-        return deliveries
+        return [self._delivery(raw, started + lease) for raw in answer.get("Messages") or ()]
 
     @staticmethod
     def _delivery(raw: dict[str, Any], lease_deadline: float) -> Delivery:
         system = raw.get("Attributes") or {}
         attributes = _codec.decode_attributes(raw.get("MessageAttributes"))
         body, attributes = _codec.decode_body(str(raw.get("Body", "")), attributes)
-        receipt = Receipt(str(raw["ReceiptHandle"]), raw)
-        delivery = Delivery(
-            token=receipt,
+        return Delivery(
+            token=Receipt(str(raw["ReceiptHandle"]), raw),
             id=str(raw["MessageId"]),
             body=body,
             attributes=attributes,
@@ -197,27 +185,20 @@ class SqsSubscription(SubscriptionDriver):
             lease_deadline=lease_deadline,
             native=raw,
         )
-        receipt.delivery = delivery
-        return delivery
 
     # -- settling ---------------------------------------------------------------
 
     def ack(self, tokens: Sequence[object]) -> BatchErrors:
         receipts: list[Receipt] = list(tokens)  # type: ignore[arg-type]
-        errors = self._delete(receipts, "acknowledging")
-        self._settled(receipts, errors)
-        return errors
+        return self._delete(receipts, "acknowledging")
 
     def nack(self, entries: Sequence[tuple[object, float]]) -> BatchErrors:
         pairs: list[tuple[Receipt, float]] = list(entries)  # type: ignore[arg-type]
-        followers: list[Delivery] = []
-        if self._groups is not None:
-            # Free the groups first: a receive running concurrently may get a nacked
-            # message back as soon as it is visible, and must not park it.
-            followers = self._groups.released(r.delivery for r, _ in pairs if r.delivery)
-        errors = self._change_visibility(pairs, "nacking")
-        self._give_back(followers)
-        return errors
+        return self._change_visibility(pairs, "nacking")
+
+    def release(self, tokens: Sequence[object]) -> BatchErrors:
+        receipts: list[Receipt] = list(tokens)  # type: ignore[arg-type]
+        return self._change_visibility([(r, 0.0) for r in receipts], "giving back")
 
     def extend(self, entries: Sequence[tuple[object, float]]) -> list[float | QueueError]:
         pairs: list[tuple[Receipt, float]] = list(entries)  # type: ignore[arg-type]
@@ -253,7 +234,6 @@ class SqsSubscription(SubscriptionDriver):
         copied = [r for (r, _), error in zip(pairs, errors, strict=True) if error is None]
         if copied:
             deleted = self._delete(copied, "deleting dead-lettered messages")
-            self._settled(copied, deleted)
             if deleted is not None:
                 positions = [index for index, error in enumerate(errors) if error is None]
                 for index, error in zip(positions, deleted, strict=True):
@@ -281,29 +261,6 @@ class SqsSubscription(SubscriptionDriver):
             )
         return _failures(what, answer, len(entries))
 
-    def _settled(self, receipts: Sequence[Receipt], errors: BatchErrors) -> None:
-        if self._groups is None:
-            return
-        self._groups.settled(
-            r.delivery for i, r in enumerate(receipts)
-            if r.delivery is not None and (errors is None or errors[i] is None)
-        )
-
-    def _give_back(self, deliveries: Sequence[Delivery]) -> None:
-        """Make parked messages visible again now. Best effort: if this fails their lease
-        runs out and SQS redelivers them anyway, in order."""
-        limit = LIMITS.max_settle_batch
-        for start in range(0, len(deliveries), limit):
-            chunk = [(d.token, 0.0) for d in deliveries[start : start + limit]]
-            try:
-                self._change_visibility(chunk, "giving back parked messages")  # type: ignore[arg-type]
-            except QueueError:
-                return
-
-    def close(self) -> None:
-        if self._groups is not None:
-            self._give_back(self._groups.drain())
-
     def native_objects(self) -> Iterable[object]:
         return (self._queue.client,)
 
@@ -320,7 +277,7 @@ def _dead_letter_copy(entry_id: str, receipt: Receipt, reason: str, fifo: bool) 
         for name, value in (raw.get("MessageAttributes") or {}).items()
     }
     if len(attributes) < 10:  # the slot kept free for trace context, if unused
-        attributes[_codec.REASON_ATTRIBUTE] = _codec.encode_attribute(reason)
+        attributes[DEAD_LETTER_REASON] = _codec.encode_attribute(reason)
     entry: dict[str, Any] = {"Id": entry_id, "MessageBody": raw.get("Body", "")}
     if attributes:
         entry["MessageAttributes"] = attributes
