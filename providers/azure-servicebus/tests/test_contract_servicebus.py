@@ -32,8 +32,9 @@ class ServiceBusHarness(Harness):
         self.broker = broker
         self.topics = topics
         self.supports_fan_out = topics
-        # A delayed nack schedules a copy; on a topic it would reach every subscription.
-        self.supports_nack_delay = not topics
+        # A delayed nack schedules a copy; on a topic it would reach every subscription,
+        # and in a session it would land behind the session's later messages.
+        self.supports_nack_delay = not topics and not self.forced.get("ordered")
         self.query = "connection_string=" + quote(broker.connection_string, safe="")
 
     def url(self, name: str, subscription: str | None = None) -> str:

@@ -216,8 +216,9 @@ def _capabilities(
     is_topic: bool, sessions: bool, deduplication: bool, max_message_bytes: int, dead_letters: bool
 ) -> Capabilities:
     # A delayed nack schedules a copy on the entity; on a topic that copy would reach
-    # every subscription, and a $deadletterqueue takes no sends at all.
-    nack_delay = not is_topic and not dead_letters
+    # every subscription, and a $deadletterqueue takes no sends at all. In a session
+    # the copy would land behind the session's later messages: out of order.
+    nack_delay = not is_topic and not dead_letters and not sessions
     year = 365 * 86400.0
     limits = Limits(
         max_message_bytes=max_message_bytes,

@@ -3,20 +3,22 @@
 Semantics (see docs/providers/azure-servicebus.md): ack = complete; nack = abandon;
 nack(delay) = schedule a copy at now+delay, then complete the original (a failure
 between the two can duplicate the message, never lose it); extend = renew the
-lock (Service Bus renews by the entity's lock duration); dead_letter = dead-letter
-with the reason.
+lock once (Service Bus renews by the entity's lock duration, whatever was asked;
+the portable layer renews again as often as the lease must be kept); dead_letter =
+dead-letter with the reason.
 
 On session-enabled entities the receiver holds one session at a time (the next
-available one); when that session has nothing more and no message of it is
-unsettled, the receiver lets it go and takes the next one.
+available one) and receives its messages in batches, in order; the portable layer
+hands them out one at a time. When that session has nothing more and no message of
+it is unsettled, the receiver lets it go and takes the next one. Every message of a
+session shares the session's lock: renewing one renews them all.
 """
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from azure.servicebus import (
     NEXT_AVAILABLE_SESSION,
@@ -26,7 +28,7 @@ from azure.servicebus import (
 )
 from azure.servicebus.exceptions import OperationTimeoutError, SessionLockLostError
 from cloudqueue.driver import BatchErrors, Capabilities, Delivery, SubscriptionDriver
-from cloudqueue.errors import FailedPrecondition, QueueError, translate, translated
+from cloudqueue.errors import LeaseLost, QueueError, translate, translated
 
 from ._admin import EntityCatalog, capabilities_for
 from ._errors import ERRORS
@@ -36,6 +38,8 @@ from ._sending import open_sender
 from ._wire import copy_for_retry, delivery_of, seconds_until
 
 __all__ = ["ServiceBusSubscription", "open_receiver"]
+
+T = TypeVar("T")
 
 # Longest single SDK receive call: settlements share the receiver and wait for it,
 # so a long poll is cut into slices this short.
@@ -58,8 +62,8 @@ def open_receiver(catalog: EntityCatalog, target: Target, **options: Any) -> Ser
 
 
 def _renew_if_due(receiver: ServiceBusReceiver) -> None:
-    """Renew a held session's lock when less than half of it is left: a session is
-    held across receive calls, and losing it mid-run would reorder its messages."""
+    """Renew a held session's lock when little of it is left: a session is held
+    across receive calls, and losing it mid-run would reorder its messages."""
     session = receiver.session
     ends, started = seconds_until(session.locked_until_utc), time.monotonic()
     if ends is not None and ends - started < _SESSION_RENEW_MARGIN:
@@ -77,11 +81,6 @@ class ServiceBusSubscription(SubscriptionDriver):
         self._receiver: Handler[ServiceBusReceiver] = Handler(self._open_receiver)
         self._sender = Handler(lambda: open_sender(catalog, target))
         self._unsettled: set[ServiceBusReceivedMessage] = set()
-        # Messages whose lock must be renewed until a moment (monotonic), by the keeper.
-        self._keep_until: dict[ServiceBusReceivedMessage, float] = {}
-        self._next_renewal = 0.0  # monotonic: when the kept locks are next renewed
-        self._keeper: threading.Thread | None = None
-        self._closed = threading.Event()
 
     @property
     def capabilities(self) -> Capabilities:
@@ -90,7 +89,6 @@ class ServiceBusSubscription(SubscriptionDriver):
     def _open_receiver(self) -> ServiceBusReceiver:
         # Locks taken through an earlier receiver are gone with it.
         self._unsettled.clear()
-        self._keep_until.clear()
         options: dict[str, Any] = {"prefetch_count": 0}
         if self._uses_sessions():
             options.update(session_id=NEXT_AVAILABLE_SESSION, max_wait_time=_RECEIVE_SLICE)
@@ -128,27 +126,18 @@ class ServiceBusSubscription(SubscriptionDriver):
 
     def _receive_slice(self, max_messages: int, wait: float, where: str) -> list[Delivery]:
         sessions = self._uses_sessions()
-        if sessions and self._unsettled:
-            # One message of a session in flight at a time: the next one may only be
-            # handed out once this one is settled (a nack must put it back first).
-            # If the session lock lapsed meanwhile (lease not extended), the message
-            # goes back to the entity: let the session go and take the next one.
-            if self._session_lapsed():
-                self._receiver.drop()
-            else:
-                self._closed.wait(wait)
-                return []
+        if sessions and self._unsettled and self._session_lapsed():
+            # The session's lock lapsed with messages unsettled: they go back to the
+            # entity, in order. Let the session go and take the next available one.
+            self._receiver.drop()
         try:
             with translate(ERRORS, where), self._receiver.use() as receiver:
-                # Renew kept locks here too: receives take the receiver lock back to
-                # back, and an unfair lock could starve the keeper thread of it.
-                self._renew_kept(receiver)
-                if sessions and not self._unsettled:
-                    _renew_if_due(receiver)  # an idle held session; leases in flight renew by extend()
-                # In a session, one message at a time: a nacked message must come back
-                # before the ones after it, and a batch would already hold those.
-                count = 1 if sessions else max_messages
-                received = receiver.receive_messages(max_message_count=count, max_wait_time=wait)
+                if sessions:
+                    # The session lock is the receiver's own, held across calls: keep
+                    # it while receiving (message leases are renewed through extend(),
+                    # but a message whose ack is on its way is no longer renewed).
+                    _renew_if_due(receiver)
+                received = receiver.receive_messages(max_message_count=max_messages, max_wait_time=wait)
                 if sessions and not received and not self._unsettled:
                     self._receiver.drop_held()  # an idle session: let another consumer have it
                     return []
@@ -168,30 +157,35 @@ class ServiceBusSubscription(SubscriptionDriver):
     # -- settling ----------------------------------------------------------------
 
     def _each(self, entries: Sequence[Any], what: str,
-              settle: Callable[[ServiceBusReceiver, Any], None]) -> BatchErrors:
-        errors: list[QueueError | None] = []
+              settle: Callable[[ServiceBusReceiver, Any], T]) -> list[T | QueueError]:
+        """``settle`` each entry through the receiver that holds its lock; per-entry outcomes."""
+        outcomes: list[T | QueueError] = []
         where = f"{what} on Service Bus {self._target.describe()}"
         with self._receiver.lock:
             receiver = self._receiver.current
             for entry in entries:
                 try:
                     if receiver is None:
-                        raise FailedPrecondition(f"{where} failed: the receiver holding this lock was closed "
-                                                 "(the message will be delivered again)")
-                    settle(receiver, entry)
-                    errors.append(None)
+                        raise LeaseLost(f"{where} failed: the receiver holding this lock was closed "
+                                        "(the message will be delivered again)")
+                    outcomes.append(settle(receiver, entry))
                 except QueueError as error:
-                    errors.append(error)
+                    outcomes.append(error)
                 except Exception as error:  # the SDK's own, translated through the table
-                    errors.append(translated(error, ERRORS, where))
-        return None if not any(errors) else errors
+                    outcomes.append(translated(error, ERRORS, where))
+        return outcomes
+
+    def _settle_each(self, entries: Sequence[Any], what: str,
+                     settle: Callable[[ServiceBusReceiver, Any], None]) -> BatchErrors:
+        errors = [o if isinstance(o, QueueError) else None for o in self._each(entries, what, settle)]
+        return errors if any(errors) else None
 
     def ack(self, tokens: Sequence[object]) -> BatchErrors:
         def complete(receiver: ServiceBusReceiver, message: Any) -> None:
             self._unsettled.discard(message)
             receiver.complete_message(message)
 
-        return self._each(tokens, "complete", complete)
+        return self._settle_each(tokens, "complete", complete)
 
     def nack(self, entries: Sequence[tuple[object, float]]) -> BatchErrors:
         def abandon_or_reschedule(receiver: ServiceBusReceiver, entry: tuple[Any, float]) -> None:
@@ -206,7 +200,7 @@ class ServiceBusSubscription(SubscriptionDriver):
                 sender.send_messages(copy)
             receiver.complete_message(message)
 
-        return self._each(entries, "nack", abandon_or_reschedule)
+        return self._settle_each(entries, "nack", abandon_or_reschedule)
 
     def dead_letter(self, entries: Sequence[tuple[object, str]]) -> BatchErrors:
         def dead_letter(receiver: ServiceBusReceiver, entry: tuple[Any, str]) -> None:
@@ -214,66 +208,39 @@ class ServiceBusSubscription(SubscriptionDriver):
             self._unsettled.discard(message)
             receiver.dead_letter_message(message, reason=reason, error_description=reason)
 
-        return self._each(entries, "dead-letter", dead_letter)
+        return self._settle_each(entries, "dead-letter", dead_letter)
+
+    def release(self, tokens: Sequence[object]) -> BatchErrors:
+        def abandon(receiver: ServiceBusReceiver, message: Any) -> None:
+            self._unsettled.discard(message)
+            receiver.abandon_message(message)
+
+        return self._settle_each(tokens, "give back", abandon)
 
     def extend(self, entries: Sequence[tuple[object, float]]) -> list[float | QueueError]:
-        # Service Bus renews a lock by the entity's lock duration, whatever was asked.
-        # Renew once now (which proves the lock is still ours), then let the keeper
-        # thread renew again until the asked-for end, so the lease lasts as long as asked.
-        now = time.monotonic()
-        sessions = self._uses_sessions()
+        # Service Bus renews a lock by the entity's lock duration, whatever was asked:
+        # return the deadline it granted; the portable layer renews again in time.
+        # In a session every message shares the session's lock: renew it once.
+        session_until: float | None = None
 
-        def renew(receiver: ServiceBusReceiver, entry: tuple[Any, float]) -> None:
-            message, seconds = entry
-            if sessions:
-                receiver.session.renew_lock()
+        def renew(receiver: ServiceBusReceiver, entry: tuple[Any, float]) -> float:
+            nonlocal session_until
+            message, _ = entry
+            if message not in self._unsettled:
+                raise LeaseLost("the message was settled, or its receiver was replaced")
+            if not self._uses_sessions():
+                until = seconds_until(receiver.renew_message_lock(message))
             else:
-                receiver.renew_message_lock(message)
-            self._keep_until[message] = now + seconds
+                if session_until is None:
+                    session_until = seconds_until(receiver.session.renew_lock())
+                until = session_until
+            if until is None:  # the SDK always says; a missing answer means no lock
+                raise LeaseLost("Service Bus granted no lock")
+            return until
 
-        errors = self._each(entries, "renew lock", renew)
-        self._next_renewal = min(self._next_renewal, now + self._renewal_interval())
-        self._start_keeper()
-        if errors is None:
-            return [now + seconds for _, seconds in entries]
-        return [error if error is not None else now + seconds
-                for error, (_, seconds) in zip(errors, entries, strict=True)]
-
-    def _start_keeper(self) -> None:
-        with self._receiver.lock:
-            if self._keeper is None and self._keep_until:
-                self._keeper = threading.Thread(target=self._keep_locks, daemon=True,
-                                                name=f"servicebus-lock-keeper-{self._target.entity}")
-                self._keeper.start()
-
-    def _renewal_interval(self) -> float:
-        return max(0.1, min(self._catalog.info(self._target).lock_duration / 3, 5.0))
-
-    def _keep_locks(self) -> None:
-        while not self._closed.wait(self._renewal_interval()):
-            with self._receiver.lock:
-                self._renew_kept(self._receiver.current)
-
-    def _renew_kept(self, receiver: ServiceBusReceiver | None) -> None:
-        """Renew the locks extend() keeps, when due; the caller holds the receiver lock."""
-        now = time.monotonic()
-        if not self._keep_until or now < self._next_renewal:
-            return
-        self._next_renewal = now + self._renewal_interval()
-        for message, until in list(self._keep_until.items()):
-            if receiver is None or message not in self._unsettled or until <= now:
-                del self._keep_until[message]
-                continue
-            try:
-                if self._uses_sessions():
-                    receiver.session.renew_lock()
-                else:
-                    receiver.renew_message_lock(message)
-            except Exception:  # lock lost or connection gone: redelivery follows
-                del self._keep_until[message]
+        return self._each(entries, "renew lock", renew)
 
     def close(self) -> None:
-        self._closed.set()
         self._receiver.drop()
         self._sender.drop()
 
