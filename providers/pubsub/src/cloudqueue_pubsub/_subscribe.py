@@ -102,7 +102,8 @@ class PubSubSubscription(SubscriptionDriver):
         counts_attempts = resource is None or bool(resource.dead_letter_policy.dead_letter_topic)
         ack_deadline = self._ack_deadline()
         while True:
-            seconds = max(_MIN_PULL_SECONDS, give_up_at - time.monotonic())
+            started = time.monotonic()  # the ack deadline runs from the server's answer, after this
+            seconds = max(_MIN_PULL_SECONDS, give_up_at - started)
             request = PullRequest.wrap(
                 _PB_PULL(subscription=self._subscription, max_messages=max_messages)
             )
@@ -114,7 +115,7 @@ class PubSubSubscription(SubscriptionDriver):
             if response is not None:
                 received = type(response).pb(response).received_messages
                 if received:
-                    return [delivery_of(r, counts_attempts, ack_deadline) for r in received]
+                    return [delivery_of(r, counts_attempts, started + ack_deadline) for r in received]
             # A server may end a Pull early with nothing; keep asking until the wait is over.
             if time.monotonic() >= give_up_at:
                 return []

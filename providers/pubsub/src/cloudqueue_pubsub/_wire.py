@@ -8,7 +8,6 @@ producers and consumers outside cloudqueue read and write the same messages.
 from __future__ import annotations
 
 import datetime
-import time
 from typing import Any
 
 from cloudqueue.driver import Delivery, Message
@@ -62,8 +61,9 @@ class Token:
         return f"Token({self.ack_id[:16]!r}...)"
 
 
-def delivery_of(received: Any, has_attempts: bool, ack_deadline: float) -> Delivery:
-    """A ``Delivery`` from a ``ReceivedMessage`` (its protobuf form, read field by field)."""
+def delivery_of(received: Any, has_attempts: bool, lease_deadline: float) -> Delivery:
+    """A ``Delivery`` from a ``ReceivedMessage`` (its protobuf form, read field by field);
+    ``lease_deadline`` is the pull's start plus the ack deadline."""
     message = received.message
     attributes = dict(message.attributes)
     if attributes.get(_EMPTY_MARKER) is not None and not message.data:
@@ -85,6 +85,6 @@ def delivery_of(received: Any, has_attempts: bool, ack_deadline: float) -> Deliv
         delivery_attempt=attempt,
         ordering_key=message.ordering_key or None,
         enqueued_at=enqueued_at,
-        lease_deadline=time.monotonic() + ack_deadline,
+        lease_deadline=lease_deadline,
         native=message,
     )
