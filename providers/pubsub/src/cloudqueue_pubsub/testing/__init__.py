@@ -21,8 +21,15 @@ What it approximates or leaves out, compared with the real service:
 - State lives in memory in one process; nothing persists, nothing is replicated.
 - ``delivery_attempt`` is exact (the real service only promises best effort), and a message is
   forwarded to the dead-letter topic as soon as its last allowed attempt is nacked or expires.
-- Ordering is strict and simple: at most one message per ordering key is outstanding at a time
-  (the real service may hand out several of a key at once, in order).
+- Ordering keys follow Google's documentation (details in ``_delivery``): a response may carry
+  several messages of one key, in publish order; while a key has outstanding messages, its
+  later ones go only to the same StreamingPull stream (after a unary Pull, to nobody until
+  they are settled or expired); a nack or an expiry redelivers the failed message and every
+  later message of its key already delivered, acknowledged ones included, in publish order; a
+  message dead-lettered on its last attempt leaves its key without that rewind. Which stream
+  gets a key next is first come, first served (the real service balances keys across streams),
+  and the rewind is exact where the real service may also redeliver a key's messages on its
+  own (server restarts, rebalancing).
 - Retry backoff is exactly ``min(maximum, minimum * 2 ** (attempt - 1))``; the real service
   treats the backoff as a hint.
 - Retention is enforced lazily, when a message would be delivered; ``retain_acked_messages``,

@@ -1,10 +1,21 @@
 """Topics, subscriptions, leases and timers of the local server, behind one lock.
 
-One lock guards everything: the work under it is short (moving references between deques and
-dicts), and a single lock keeps publish fan-out, dead-letter forwarding and ordering atomic.
-Waiting is done on condition variables bound to that lock: one per subscription (new messages,
-freed flow-control room, deletion) and one for the timer thread, which sleeps until the earliest
-entry of a heap of deadlines (lease expiries and retry-backoff releases).
+One lock guards everything: the work under it is short (moving references between deques,
+dicts and heaps; a rewind walks the delivered messages of one ordering key), and a single lock
+keeps publish fan-out, dead-letter forwarding and ordering atomic. Waiting is done on condition
+variables bound to that lock: one per subscription (new messages, freed flow-control room,
+deletion) and one for the timer thread, which sleeps until the earliest entry of a heap of
+deadlines (lease expiries and retry-backoff releases).
+
+What delivery, acknowledgement and failure mean per message is decided in ``_delivery``; for a
+subscription with message ordering that module's docstring states what the server does and what
+Google documents. In short: a response may carry several messages of one ordering key, in
+publish order; a key's outstanding messages belong to one stream (or, after a unary Pull, block
+the key) until they are settled or expire; a nack or an expiry rewinds the key to the failed
+message and redelivers it and every later message of the key already delivered, acknowledged
+ones included; the retry backoff of the failed message holds the whole key back; a message
+dead-lettered on its last attempt leaves its key without a rewind, so the key moves on.
+Messages in a retry backoff count as backlog.
 """
 
 from __future__ import annotations
@@ -251,24 +262,30 @@ class Broker:
         settings = subscription.settings
         # A message larger than the byte budget still goes to a subscriber holding nothing.
         at_least_one = owner is None or owner.outstanding_messages == 0
-        envelopes = subscription.queue.take(
-            max_messages, max_bytes, time.time() - settings.retention, at_least_one
-        )
-        if not envelopes:
-            return []
         deadline = time.monotonic() + ack_deadline
+        leases = subscription.queue.deliver(
+            max_messages,
+            max_bytes,
+            time.time() - settings.retention,
+            at_least_one,
+            deadline,
+            owner,
+        )
+        if not leases:
+            return []
         with_attempts = bool(settings.dead_letter_topic)
-        delivered: list[Delivered] = []
-        lease = subscription.queue.lease
-        for envelope in envelopes:
-            ack_id = lease(envelope, deadline, owner).ack_id
-            delivered.append(
-                Delivered(ack_id, envelope.message, envelope.attempts if with_attempts else 0)
+        delivered = [
+            Delivered(
+                lease.ack_id,
+                lease.envelope.message,
+                lease.envelope.attempts if with_attempts else 0,
             )
+            for lease in leases
+        ]
         if owner is not None:
-            owner.outstanding_messages += len(envelopes)
-            owner.outstanding_bytes += sum(envelope.size for envelope in envelopes)
-        ack_ids = [item.ack_id for item in delivered]
+            owner.outstanding_messages += len(leases)
+            owner.outstanding_bytes += sum(lease.envelope.size for lease in leases)
+        ack_ids = [lease.ack_id for lease in leases]
         self._schedule(deadline, lambda now: self._expire(subscription, ack_ids, now))
         return delivered
 
@@ -320,7 +337,7 @@ class Broker:
             # without exactly-once delivery.
             lease = queue.end_lease(ack_id)
             if lease is not None:
-                queue.finish(lease.envelope)
+                queue.acknowledge(lease.envelope)
                 settled = True
         if settled:
             subscription.changed.notify_all()
@@ -368,7 +385,11 @@ class Broker:
     def _redeliver_or_dead_letter(
         self, subscription: Subscription, failed: list[Lease], now: float
     ) -> None:
-        """A nack or an expiry: forward exhausted messages, delay or redeliver the others."""
+        """A nack or an expiry: forward exhausted messages, delay or redeliver the others.
+
+        A keyed message rewinds its key (it and the later messages of the key go out again, in
+        order); its retry backoff holds the whole key back.
+        """
         if not failed:
             return
         settings = subscription.settings
@@ -382,25 +403,40 @@ class Broker:
                 and envelope.attempts >= settings.max_delivery_attempts
                 and self._forward_to_dead_letter_topic(subscription, envelope)
             ):
-                queue.finish(envelope)
+                queue.drop(envelope)
                 continue
             delay = settings.backoff(envelope.attempts)
-            if delay > 0:
+            if envelope.ordering_key:
+                hold_until = now + delay if delay > 0 else 0.0
+                if queue.rewind(envelope, hold_until):
+                    release = functools.partial(
+                        self._release_key, subscription, envelope.ordering_key
+                    )
+                    self._schedule(hold_until, release)
+            elif delay > 0:
                 delayed.setdefault(delay, []).append(envelope)
             else:
                 redeliver_now.append(envelope)
         if redeliver_now:
             queue.requeue(redeliver_now)
         for delay, envelopes in delayed.items():
+            queue.park(envelopes)
             self._schedule(now + delay, functools.partial(self._release, subscription, envelopes))
         subscription.changed.notify_all()
 
     def _release(self, subscription: Subscription, envelopes: list[Envelope], now: float) -> None:
-        """Timer action: the retry backoff of these envelopes is over."""
+        """Timer action: the retry backoff of these unkeyed envelopes is over."""
         if subscription.deleted:
             return
-        subscription.queue.requeue(envelopes)
+        subscription.queue.unpark(envelopes)
         subscription.changed.notify_all()
+
+    def _release_key(self, subscription: Subscription, key: str, now: float) -> None:
+        """Timer action: the retry backoff holding an ordering key back may be over."""
+        if subscription.deleted:
+            return
+        if subscription.queue.release_key(key, now):
+            subscription.changed.notify_all()
 
     def _forward_to_dead_letter_topic(self, subscription: Subscription, envelope: Envelope) -> bool:
         topic = self._topics.get(subscription.settings.dead_letter_topic)

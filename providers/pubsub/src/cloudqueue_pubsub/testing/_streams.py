@@ -45,7 +45,7 @@ class StreamSession:
         return self.subscription.settings.ordered
 
     def lease_ended(self, size: int) -> None:
-        # Called under the broker lock by DeliveryQueue.end_lease.
+        # Called under the broker lock when a lease ends (settled, failed, expired or rewound).
         self.outstanding_messages -= 1
         self.outstanding_bytes -= size
 
