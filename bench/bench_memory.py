@@ -4,7 +4,9 @@ Run: ``python bench/bench_memory.py [--messages N] [--flow N]``. Everything runs
 in one process, one after the other, so the ratios compare like with like.
 Bars (issue 2): batched >= 5x kombu; one-at-a-time >= 1.5x kombu; async within
 2x of sync; a million messages flowing (backlog < 10,000, consumer capped at
-1,000 in flight) grow peak memory by less than 50 MB.
+1,000 in flight) grow peak memory by less than 50 MB. Bar (issue 10): a backlog
+spread over 100 ordering keys on an ordered topic drains at >= 0.5x the same
+backlog without keys.
 """
 
 from __future__ import annotations
@@ -35,6 +37,38 @@ def cq_batched(count: int) -> None:
 
 def cq_single(count: int) -> None:
     single_round_trips(fresh_url(), count)
+
+
+KEYS = 100
+
+
+def _drain_backlog(count: int, *, ordered: bool) -> None:
+    """Send ``count`` messages (over ``KEYS`` ordering keys, if ordered), then receive
+    and ack them 100 at a time: the steady state of a consumer with a backlog."""
+    url = fresh_url()
+    if ordered:
+        cloudqueue.declare(url, ordered=True)
+    with cloudqueue.open_producer(url) as producer:
+        for start in range(0, count, 100):
+            producer.send_batch([
+                cloudqueue.Message(BODY, ordering_key=f"k{i % KEYS}" if ordered else None)
+                for i in range(start, start + 100)
+            ])
+    with cloudqueue.open_consumer(url) as consumer:
+        received = 0
+        while received < count:
+            batch = consumer.receive(max_messages=100, wait=1.0)
+            for message in batch:
+                message.ack()
+            received += len(batch)
+
+
+def cq_backlog(count: int) -> None:
+    _drain_backlog(count, ordered=False)
+
+
+def cq_backlog_ordered(count: int) -> None:
+    _drain_backlog(count, ordered=True)
 
 
 # -- cloudqueue, asyncio -----------------------------------------------------------
@@ -173,6 +207,8 @@ def main() -> None:
         "cloudqueue one-at-a-time (async)": (n, cq_async_single),
         "kombu one-at-a-time": (n, kombu_single),
         "bare deque loop": (n, deque_loop),
+        "cloudqueue backlog, no keys": (n, cq_backlog),
+        f"cloudqueue backlog, {KEYS} ordering keys": (n, cq_backlog_ordered),
     }, repeats=3))
     print(f"{'workload':40} {'msg/s':>12}")
     for name, value in results.items():
@@ -186,6 +222,9 @@ def main() -> None:
          / results["cloudqueue batched (sync)"], 0.5),
         ("one-at-a-time: async / sync", results["cloudqueue one-at-a-time (async)"]
          / results["cloudqueue one-at-a-time (sync)"], 0.5),
+        (f"backlog: {KEYS} ordering keys / no keys",
+         results[f"cloudqueue backlog, {KEYS} ordering keys"]
+         / results["cloudqueue backlog, no keys"], 0.5),
     ]
     print()
     for label, value, bar in ratios:

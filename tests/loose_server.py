@@ -22,6 +22,7 @@ import dataclasses
 import itertools
 import threading
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -60,6 +61,8 @@ class LooseServer:
     #: key -> indexes in the order their acks arrived.
     acked: dict[str, list[int]] = field(default_factory=dict)
     renewals: int = 0
+    #: message id ("key-index") -> how often a pull handed it out.
+    deliveries: Counter[str] = field(default_factory=Counter)
 
     def __post_init__(self) -> None:
         self._keys = {
@@ -93,6 +96,7 @@ class LooseServer:
                         continue
                     message.ack_id = next(self._ack_ids)
                     self._by_ack_id[message.ack_id] = message
+                    self.deliveries[f"{message.key}-{message.index}"] += 1
                     out.append(message)
         return out
 

@@ -151,6 +151,20 @@ def test_a_lost_lease_fails_the_ack_and_the_key_restarts_from_it() -> None:
     assert server.acked == {"a": [0, 1, 2]}
 
 
+def test_a_parked_message_whose_lease_is_nearly_over_is_given_back_not_handed_out() -> None:
+    server = LooseServer({"a": 3}, lease=0.6)
+    with server.consumer(max_lease_extension=0) as consumer:
+        (head,) = consumer.receive(max_messages=10, wait=1.0)
+        time.sleep(0.5)  # a-1 and a-2, parked unrenewed, have about 0.1 s left
+        head.ack()
+        for index in (1, 2):
+            (message,) = consumer.receive(max_messages=10, wait=2.0)
+            assert message.id == f"a-{index}"
+            message.ack()
+    assert server.acked == {"a": [0, 1, 2]}
+    assert server.deliveries["a-1"] == 2  # given back, then delivered afresh
+
+
 def test_close_gives_parked_messages_back() -> None:
     server = LooseServer({"a": 3})
     consumer = server.consumer()

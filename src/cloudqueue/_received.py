@@ -12,6 +12,11 @@ if TYPE_CHECKING:
 
 __all__ = ["AsyncReceivedMessage", "ReceivedMessage"]
 
+# Module constants: looking a member up on the enum class costs more, per settlement.
+_ACK, _NACK, _EXTEND, _DEAD_LETTER = (
+    Settlement.ACK, Settlement.NACK, Settlement.EXTEND, Settlement.DEAD_LETTER,
+)
+
 T = TypeVar("T")
 
 
@@ -81,20 +86,20 @@ class ReceivedMessage(_ReceivedBase):
 
     def ack(self) -> None:
         """Done: it will not be delivered again (sent in the background, flushed by close)."""
-        self._settler.settle(self._delivery, Settlement.ACK, None)
+        self._settler.settle(self._delivery, _ACK, None)
 
     def nack(self, delay: float = 0.0) -> None:
         """Make it available again after ``delay`` seconds."""
-        self._settler.settle(self._delivery, Settlement.NACK, delay)
+        self._settler.settle(self._delivery, _NACK, delay)
 
     def extend(self, seconds: float) -> None:
         """Keep it leased until ``seconds`` from now: the consumer renews the lease
         as often as the provider needs until then (or until it is settled)."""
-        self._settler.settle(self._delivery, Settlement.EXTEND, seconds)
+        self._settler.settle(self._delivery, _EXTEND, seconds)
 
     def dead_letter(self, reason: str = "") -> None:
         """Move it to the dead-letter destination now."""
-        self._settler.settle(self._delivery, Settlement.DEAD_LETTER, reason)
+        self._settler.settle(self._delivery, _DEAD_LETTER, reason)
 
 
 class AsyncReceivedMessage(_ReceivedBase):
@@ -103,15 +108,15 @@ class AsyncReceivedMessage(_ReceivedBase):
     __slots__ = ()
 
     async def ack(self) -> None:
-        self._settler.settle(self._delivery, Settlement.ACK, None)
+        self._settler.settle(self._delivery, _ACK, None)
 
     async def nack(self, delay: float = 0.0) -> None:
-        self._settler.settle(self._delivery, Settlement.NACK, delay)
+        self._settler.settle(self._delivery, _NACK, delay)
 
     async def extend(self, seconds: float) -> None:
-        self._settler.settle(self._delivery, Settlement.EXTEND, seconds)
+        self._settler.settle(self._delivery, _EXTEND, seconds)
 
     async def dead_letter(self, reason: str = "") -> None:
-        self._settler.settle(self._delivery, Settlement.DEAD_LETTER, reason)
+        self._settler.settle(self._delivery, _DEAD_LETTER, reason)
 
 

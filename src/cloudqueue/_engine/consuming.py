@@ -31,14 +31,20 @@ __all__ = ["ConsumerCore", "PrefetchSizer"]
 
 log = logging.getLogger("cloudqueue")
 
+# Enum members as module constants: looking one up on its class costs about 200 ns
+# in CPython 3.11, a measurable share of an ack on the hot path.
 ACK, NACK, EXTEND, DEAD_LETTER = (
     Settlement.ACK, Settlement.NACK, Settlement.EXTEND, Settlement.DEAD_LETTER,
 )
+_OP_RECEIVE, _OP_ACK, _OP_NACK, _OP_RELEASE, _OP_EXTEND, _OP_DEAD_LETTER = (
+    Op.RECEIVE, Op.ACK, Op.NACK, Op.RELEASE, Op.EXTEND, Op.DEAD_LETTER,
+)
+_HEAD, _GIVE_BACK = Admission.HEAD, Admission.GIVE_BACK
 #: Settlements waiting for the background worker, flushed in this order: a nack of
 #: a key's head goes before the release of its followers.
-_FLUSH_ORDER = (Op.ACK, Op.DEAD_LETTER, Op.NACK, Op.RELEASE)
+_FLUSH_ORDER = (_OP_ACK, _OP_DEAD_LETTER, _OP_NACK, _OP_RELEASE)
 #: Driver calls whose entries are ``(token, argument)`` pairs; the others take tokens.
-_WITH_ARGUMENT = frozenset({Op.NACK, Op.DEAD_LETTER})
+_WITH_ARGUMENT = frozenset({_OP_NACK, _OP_DEAD_LETTER})
 _FOREVER = 1e12  # seconds: any finite wait below it needs no further checking
 #: When nothing needs a look at leases, the worker still looks this often.
 _IDLE_LOOK = 3600.0
@@ -119,9 +125,14 @@ class ConsumerCore:
         self.lines = KeyLines() if self.capabilities.ordering else None
         #: Messages whose lease was lost, with the reason; settling them raises.
         self.lost: dict[Delivery, QueueError] = {}
-        self.pending: dict[Op, list[tuple[Delivery, Any]]] = {op: [] for op in _FLUSH_ORDER}
+        #: Settlements for the worker to send: tokens for ACK, deliveries for
+        #: RELEASE, ``(delivery, argument)`` pairs for NACK and DEAD_LETTER.
+        self.pending: dict[Op, list[Any]] = {op: [] for op in _FLUSH_ORDER}
+        self.pending_acks: list[object] = self.pending[_OP_ACK]
         self.pending_count = 0
         self.first_pending_at = 0.0
+        #: Flush pending settlements now, without waiting for settle_delay.
+        self.flush_soon = False
         self.pulls = 0  # receive calls under way
         self.closing = False
         self.closed = False
@@ -156,12 +167,17 @@ class ConsumerCore:
                 yield Wait(remaining)
                 now = time.monotonic()
                 continue
+            if lines is not None and self.pending_count and not self.flush_soon:
+                # On an ordered destination a key's next message may wait on the ack
+                # of its predecessor: send the acks now rather than after settle_delay.
+                self.flush_soon = True
+                yield WAKE
             count = min(room, self.limits.max_receive_batch, max(max_messages, self.sizer.target(now)))
             epoch = lines.pull_started() if lines is not None else 0
             self.pulls += 1
             try:
                 got: list[Delivery] = yield from single_call(
-                    self.retry, Op.RECEIVE, count,
+                    self.retry, _OP_RECEIVE, count,
                     max(0.0, min(remaining, self.limits.max_receive_wait)),
                 )
             finally:
@@ -183,36 +199,44 @@ class ConsumerCore:
     def _hold(self, deliveries: list[Delivery], now: float, epoch: int) -> bool:
         """Track new deliveries; True if the worker must look sooner than planned."""
         held = self.held
+        buffer = self.buffer
         auto_until = now + self.max_lease_extension
         total = self.limits.max_lease_total
         if total is not None:
             auto_until = min(auto_until, now + total)
         lines = self.lines
-        soonest = _FOREVER
+        soonest = _FOREVER  # the earliest lease deadline among them
         give_back = False
         for delivery in deliveries:
             deadline = delivery.lease_deadline
-            record = held[delivery] = _Held(
-                now, None if deadline is None else deadline - now, auto_until
-            )
+            if deadline is None:
+                held[delivery] = _Held(now, None, auto_until)
+            else:
+                held[delivery] = _Held(now, deadline - now, auto_until)
+                if deadline < soonest:
+                    soonest = deadline
             key = delivery.ordering_key
             if lines is None or key is None:
-                self.buffer.append(delivery)
-            else:
-                admission = lines.admit(delivery, key, epoch)
-                if admission is Admission.HEAD:
-                    self.buffer.append(delivery)
-                elif admission is Admission.GIVE_BACK:
-                    del held[delivery]
-                    self._queue(Op.RELEASE, delivery, None)
-                    give_back = True
-                    continue
-            if deadline is not None:
-                look_at = self._look_at(delivery, record, deadline)
-                if look_at < soonest:
-                    soonest = look_at
-        if soonest < self.next_lease_check:
-            self.next_lease_check = soonest
+                buffer.append(delivery)
+                continue
+            admission = lines.admit(delivery, key, epoch)
+            if admission is _HEAD:
+                buffer.append(delivery)
+            elif admission is _GIVE_BACK:
+                del held[delivery]
+                self._queue(_OP_RELEASE, delivery, None)
+                give_back = True
+        if soonest == _FOREVER:
+            return give_back
+        # All were received together, so the earliest deadline needs the earliest look.
+        if auto_until > soonest:
+            look_at = soonest - _margin(soonest - now)  # renew in time
+        elif lines is not None:
+            look_at = soonest  # notice the end: a key must move on
+        else:
+            return give_back
+        if look_at < self.next_lease_check:
+            self.next_lease_check = look_at
             return True
         return give_back
 
@@ -243,12 +267,12 @@ class ConsumerCore:
                 "again when its lease ends"
             )
         if kind is ACK:
-            op = Op.ACK
+            op = _OP_ACK
         elif kind is NACK:
-            op = Op.NACK
+            op = _OP_NACK
             argument = check_nack_delay(argument, self.capabilities, self.where)
         elif kind is DEAD_LETTER:
-            op = Op.DEAD_LETTER
+            op = _OP_DEAD_LETTER
             if not self.capabilities.dead_letter:
                 raise Unsupported(f"{self.where} has no dead-letter destination")
             if not isinstance(argument, str):
@@ -259,7 +283,17 @@ class ConsumerCore:
             raise InvalidArgument(f"unknown settlement {kind!r}")
         if self.held.pop(delivery, None) is None:
             return self._settled_before(delivery, kind)
-        woken = self._queue(op, delivery, argument)
+        if op is _OP_ACK:  # the hot path: _queue written out
+            # Only the token: the delivery can be freed with its message meanwhile.
+            self.pending_acks.append(delivery.token)
+            self.pending_count += 1
+            if self.pending_count == 1:
+                self.first_pending_at = time.monotonic()
+                woken = True
+            else:
+                woken = self.pending_count >= self.limits.max_settle_batch
+        else:
+            woken = self._queue(op, delivery, argument)
         key = delivery.ordering_key
         if key is not None and self.lines is not None:
             woken = self._key_moves_on(delivery, key, op) or woken
@@ -279,7 +313,7 @@ class ConsumerCore:
         dead letter the next follower goes out; after a nack the followers go back."""
         lines = self.lines
         assert lines is not None
-        if op is Op.NACK:
+        if op is _OP_NACK:
             lines.giving_back(key)  # the nack itself: the key drains until it is answered
             return self._give_back_key(delivery, key)
         follower = lines.advance(delivery, key)
@@ -293,9 +327,19 @@ class ConsumerCore:
             and deadline - time.monotonic() < _least_to_hand_out(record.lease)
         ):
             # Too late to be worth handing out: give it and those behind it back.
-            return self._give_back_key(follower, key)
+            self._give_back_head(follower, key)
+            return True
         self.buffer.append(follower)
         return True
+
+    def _give_back_head(self, delivery: Delivery, key: str) -> None:
+        """Give back a key's head that was never handed out, and those behind it."""
+        lines = self.lines
+        assert lines is not None
+        self.held.pop(delivery, None)
+        lines.giving_back(key)
+        self._queue(_OP_RELEASE, delivery, None)
+        self._give_back_key(delivery, key)
 
     def _give_back_key(self, delivery: Delivery, key: str) -> bool:
         """Reset ``key`` at ``delivery`` and queue the give-back of what it returns."""
@@ -304,7 +348,7 @@ class ConsumerCore:
         returned = lines.reset(delivery, key)
         for message in returned:
             self.held.pop(message, None)
-            self._queue(Op.RELEASE, message, None)
+            self._queue(_OP_RELEASE, message, None)
         return bool(returned)
 
     def _extend_requested(self, delivery: Delivery, seconds: Any) -> bool:
@@ -329,7 +373,14 @@ class ConsumerCore:
         return True
 
     def _queue(self, op: Op, delivery: Delivery, argument: Any) -> bool:
-        self.pending[op].append((delivery, argument))
+        """Queue a settlement for the worker; True when it must be woken."""
+        if op is _OP_ACK:
+            entry: Any = delivery.token
+        elif op in _WITH_ARGUMENT:
+            entry = (delivery, argument)
+        else:
+            entry = delivery
+        self.pending[op].append(entry)
         self.pending_count += 1
         if self.pending_count == 1:
             self.first_pending_at = time.monotonic()
@@ -345,8 +396,11 @@ class ConsumerCore:
         try:
             while True:
                 now = time.monotonic()
-                if self.pending_count and (
+                if not self.pending_count:
+                    self.flush_soon = False
+                elif (
                     self.closing
+                    or self.flush_soon
                     or self.pending_count >= self.limits.max_settle_batch
                     or now >= self.first_pending_at + self.settle_delay
                 ):
@@ -372,23 +426,29 @@ class ConsumerCore:
             entries = self.pending[op]
             if not entries:
                 continue
-            batch, self.pending[op] = entries[:limit], entries[limit:]
+            batch = entries[:limit]
+            del entries[:limit]  # in place: pending_acks stays the same list
             self.pending_count -= len(batch)
             if self.pending_count:
                 self.first_pending_at = time.monotonic()
             yield from self._send(op, batch)
             return
 
-    def _send(self, op: Op, batch: list[tuple[Delivery, Any]]) -> Step[None]:
-        if op in _WITH_ARGUMENT:
-            arguments: list[Any] = [(delivery.token, argument) for delivery, argument in batch]
+    def _send(self, op: Op, batch: list[Any]) -> Step[None]:
+        deliveries: list[Delivery] = []
+        if op is _OP_ACK:
+            arguments: list[Any] = batch
+        elif op in _WITH_ARGUMENT:
+            deliveries = [delivery for delivery, _ in batch]
+            arguments = [(delivery.token, argument) for delivery, argument in batch]
         else:
-            arguments = [delivery.token for delivery, _ in batch]
+            deliveries = batch
+            arguments = [delivery.token for delivery in batch]
         outcomes = yield from batch_call(self.retry, op, arguments)
         self._report_failures(op, outcomes)
         lines = self.lines
-        if lines is not None and lines.draining and (op is Op.NACK or op is Op.RELEASE):
-            for delivery, _ in batch:
+        if lines is not None and lines.draining and (op is _OP_NACK or op is _OP_RELEASE):
+            for delivery in deliveries:
                 if delivery.ordering_key is not None:
                     lines.given_back(delivery.ordering_key)
             if not lines.draining:
@@ -451,7 +511,7 @@ class ConsumerCore:
             if not chunk:
                 continue
             outcomes = yield from batch_call(
-                self.retry, Op.EXTEND, [(delivery.token, seconds) for delivery, seconds in chunk]
+                self.retry, _OP_EXTEND, [(delivery.token, seconds) for delivery, seconds in chunk]
             )
             for (delivery, _), outcome in zip(chunk, outcomes, strict=True):
                 kept = self.held.get(delivery)
@@ -476,10 +536,9 @@ class ConsumerCore:
         if lines.heads.get(key) is delivery:
             if delivery in self.buffer:  # never handed out: too late to be worth it
                 self.buffer.remove(delivery)
-                self.held.pop(delivery, None)
-                self._queue(Op.RELEASE, delivery, None)
-                lines.giving_back(key)
-            self._give_back_key(delivery, key)
+                self._give_back_head(delivery, key)
+            else:
+                self._give_back_key(delivery, key)
         elif lines.is_parked(delivery, key):
             self._give_back_key(delivery, key)
         log.debug("lease of message %s on %s ended while held", delivery.id, self.where)
@@ -542,8 +601,8 @@ class ConsumerCore:
         limit = self.limits.max_settle_batch
         for start in range(0, len(returned), limit):
             chunk = returned[start : start + limit]
-            outcomes = yield from batch_call(self.retry, Op.RELEASE, [d.token for d in chunk])
-            self._report_failures(Op.RELEASE, outcomes)
+            outcomes = yield from batch_call(self.retry, _OP_RELEASE, [d.token for d in chunk])
+            self._report_failures(_OP_RELEASE, outcomes)
 
 
 def _margin(lease: float | None) -> float:

@@ -44,6 +44,10 @@ class Admission(enum.Enum):
     GIVE_BACK = enum.auto()
 
 
+# Members as module constants: a lookup on the enum class is slow in CPython 3.11.
+_HEAD, _PARK, _GIVE_BACK = Admission.HEAD, Admission.PARK, Admission.GIVE_BACK
+
+
 class KeyLines:
     __slots__ = ("_epoch", "_suspect_before", "draining", "heads", "parked")
 
@@ -74,15 +78,15 @@ class KeyLines:
     def admit(self, delivery: Delivery, key: str, epoch: int) -> Admission:
         if key in self.draining or self._suspect_before.get(key, -1) > epoch:
             self.giving_back(key)
-            return Admission.GIVE_BACK
+            return _GIVE_BACK
         if key in self.heads:
             line = self.parked.get(key)
             if line is None:
                 line = self.parked[key] = deque()
             line.append(delivery)
-            return Admission.PARK
+            return _PARK
         self.heads[key] = delivery
-        return Admission.HEAD
+        return _HEAD
 
     # -- settlements ---------------------------------------------------------------
 

@@ -34,6 +34,9 @@ Handler: TypeAlias = SyncHandler | AsyncHandler
 Forward: TypeAlias = Callable[["Delivery", Settlement, Any], None]
 
 
+_EXTEND = Settlement.EXTEND  # a module constant: a lookup on the enum class is slow
+
+
 def is_async_handler(handler: Callable[..., object]) -> bool:
     """True for a coroutine function (also behind ``functools.partial`` or as ``__call__``)."""
     target: object = handler
@@ -59,7 +62,7 @@ class SettlementRecord:
 
     def settle(self, delivery: Delivery, kind: Settlement, argument: float | str | None) -> None:
         self._forward(delivery, kind, argument)  # raises when refused: nothing recorded then
-        if kind is not Settlement.EXTEND and self.kind is None:
+        if kind is not _EXTEND and self.kind is None:
             self.kind = kind
             self.argument = argument
 

@@ -23,6 +23,9 @@ __all__ = ["Processor"]
 
 log = logging.getLogger("cloudqueue.worker")
 
+# Module constants: a lookup on the enum class is slow in CPython 3.11.
+_ACK, _NACK, _DEAD_LETTER = Settlement.ACK, Settlement.NACK, Settlement.DEAD_LETTER
+
 
 class Processor:
     """Runs a handler on deliveries from one consumer and settles them."""
@@ -120,8 +123,8 @@ class Processor:
                 if error is None:
                     # The common case, without the SettlementRecord in between: it only
                     # records what the handler settled, and the handler settled nothing.
-                    self.settle(delivery, Settlement.ACK, None)
-                    settlement.kind = Settlement.ACK
+                    self.settle(delivery, _ACK, None)
+                    settlement.kind = _ACK
                 else:
                     self._settle_for(delivery, settlement, error)
             except QueueError as exc:
@@ -135,9 +138,9 @@ class Processor:
             tally.failed += 1
         else:
             tally.processed += 1
-        if kind is Settlement.NACK:
+        if kind is _NACK:
             tally.retried += 1
-        elif kind is Settlement.DEAD_LETTER:
+        elif kind is _DEAD_LETTER:
             tally.dead_lettered += 1
         if not self.middleware:
             return
@@ -167,17 +170,17 @@ class Processor:
                 self.source, delivery.id, summary,
             )
             delay = (self.capabilities.limits.max_nack_delay or 0.0) if self.capabilities.nack_delay else 0.0
-            settlement.settle(delivery, Settlement.NACK, min(delay, self.policy.max_delay))
+            settlement.settle(delivery, _NACK, min(delay, self.policy.max_delay))
             return
         if decision.action == "dead_letter":
             log.warning(
                 "message %s from %s dead-lettered: %s", delivery.id, self.source, scrub(decision.reason),
                 exc_info=error,
             )
-            settlement.settle(delivery, Settlement.DEAD_LETTER, scrub(decision.reason))
+            settlement.settle(delivery, _DEAD_LETTER, scrub(decision.reason))
             return
         log.warning(
             "message %s from %s failed (attempt %s), retrying in %.1fs: %s",
             delivery.id, self.source, attempt, decision.delay, summary, exc_info=error,
         )
-        settlement.settle(delivery, Settlement.NACK, decision.delay)
+        settlement.settle(delivery, _NACK, decision.delay)
