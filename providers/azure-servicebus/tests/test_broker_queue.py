@@ -220,12 +220,13 @@ def test_unknown_entity_is_reported(client: ServiceBusClient) -> None:
         sender.send_messages(ServiceBusMessage("x"))
 
 
-def test_throughput_batches_with_prefetch(
+def test_batches_with_prefetch_deliver_each_message_once(
     client: ServiceBusClient, broker: ServiceBusBroker, queue: str
 ) -> None:
-    """2,000 messages in batches of 100, prefetch, complete: each exactly once, at a usable rate."""
+    """2,000 messages in batches of 100, prefetch, complete: each exactly once. (The rate
+    is measured by bench/bench_servicebus.py, not asserted: a timed assertion failed
+    whenever the machine was busy.)"""
     total = 2000
-    started = time.perf_counter()
     with client.get_queue_sender(queue) as sender, \
             client.get_queue_receiver(queue, prefetch_count=300) as rcv:
         for start in range(0, total, 100):
@@ -239,7 +240,5 @@ def test_throughput_batches_with_prefetch(
             for msg in rcv.receive_messages(max_message_count=300, max_wait_time=1):
                 seen.append(int(str(msg)))
                 rcv.complete_message(msg)
-    elapsed = time.perf_counter() - started
     assert sorted(seen) == list(range(total))
     assert broker.message_counts(queue)["total"] == 0
-    assert total / elapsed > 300  # about 1,700 msg/s measured on a 2-core machine
