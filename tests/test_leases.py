@@ -93,3 +93,16 @@ def test_extend_beyond_one_renewal_is_allowed_where_there_is_no_total() -> None:
         (message,) = consumer.receive(max_messages=1, wait=1.0)
         message.extend(3 * 24 * 3600.0)
         message.ack()
+
+
+def test_an_ack_near_the_end_of_its_lease_is_sent_at_once() -> None:
+    server = LooseServer({"": 2}, lease=0.6)
+    # A long settle_delay: acks normally wait up to 5 s to share a request.
+    with server.consumer(settle_delay=5.0, max_lease_extension=0) as consumer:
+        first, second = consumer.receive(max_messages=2, wait=1.0)
+        first.ack()  # 0.6 s of lease left: it would lapse while waiting
+        deadline = time.monotonic() + 2.0
+        while server.acked[""] != [0] and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert server.acked[""] == [0]
+        second.nack()

@@ -48,6 +48,8 @@ _WITH_ARGUMENT = frozenset({_OP_NACK, _OP_DEAD_LETTER})
 _FOREVER = 1e12  # seconds: any finite wait below it needs no further checking
 #: When nothing needs a look at leases, the worker still looks this often.
 _IDLE_LOOK = 3600.0
+#: An ack whose lease ends within this (beyond ``settle_delay``) is sent at once.
+_ACK_GRACE = 0.5
 #: Lost messages remembered so that settling them raises; the oldest are forgotten.
 _LOST_REMEMBERED = 10_000
 
@@ -292,6 +294,10 @@ class ConsumerCore:
                 woken = True
             else:
                 woken = self.pending_count >= self.limits.max_settle_batch
+            deadline = delivery.lease_deadline
+            if deadline is not None and deadline < self.first_pending_at + self.settle_delay + _ACK_GRACE:
+                # Waiting to share a request could let the lease end first.
+                self.flush_soon = woken = True
         else:
             woken = self._queue(op, delivery, argument)
         key = delivery.ordering_key

@@ -46,8 +46,6 @@ T = TypeVar("T")
 _RECEIVE_SLICE = 0.25
 # The SDK refuses a zero wait; an expired budget still gets one quick look.
 _SHORTEST_WAIT = 0.01
-# A held session's lock is renewed by receive calls when less than this is left.
-_SESSION_RENEW_MARGIN = 1.0
 
 
 def open_receiver(catalog: EntityCatalog, target: Target, **options: Any) -> ServiceBusReceiver:
@@ -61,12 +59,14 @@ def open_receiver(catalog: EntityCatalog, target: Target, **options: Any) -> Ser
     return client.get_queue_receiver(queue_name=target.entity, **options)
 
 
-def _renew_if_due(receiver: ServiceBusReceiver) -> None:
-    """Renew a held session's lock when little of it is left: a session is held
-    across receive calls, and losing it mid-run would reorder its messages."""
+def _renew_if_due(receiver: ServiceBusReceiver, lock_duration: float) -> None:
+    """Renew an idle held session's lock once half of it is gone. A session is held
+    across receive calls; and a message received from it gets what is left of the
+    session's lock as its lease, which must leave the consumer time to renew or
+    settle it (the portable layer renews at half a lease)."""
     session = receiver.session
     ends, started = seconds_until(session.locked_until_utc), time.monotonic()
-    if ends is not None and ends - started < _SESSION_RENEW_MARGIN:
+    if ends is not None and ends - started < lock_duration / 2 + _RECEIVE_SLICE:
         session.renew_lock()
 
 
@@ -132,11 +132,11 @@ class ServiceBusSubscription(SubscriptionDriver):
             self._receiver.drop()
         try:
             with translate(ERRORS, where), self._receiver.use() as receiver:
-                if sessions:
-                    # The session lock is the receiver's own, held across calls: keep
-                    # it while receiving (message leases are renewed through extend(),
-                    # but a message whose ack is on its way is no longer renewed).
-                    _renew_if_due(receiver)
+                if sessions and not self._unsettled:
+                    # An idle held session. With messages unsettled the session's lock
+                    # is their lease: the portable layer renews it through extend(),
+                    # or lets it lapse (max_lease_extension=0).
+                    _renew_if_due(receiver, self._catalog.info(self._target).lock_duration)
                 received = receiver.receive_messages(max_message_count=max_messages, max_wait_time=wait)
                 if sessions and not received and not self._unsettled:
                     self._receiver.drop_held()  # an idle session: let another consumer have it
