@@ -292,6 +292,13 @@ class SubscriptionDriver(_Native, abc.ABC):
         """Move each ``(token, reason)`` delivery to the dead-letter destination now."""
         raise Unsupported("this provider has no dead-letter destination")
 
+    def interrupt_receives(self) -> None:  # optional hook
+        """Make ``receive_batch`` calls under way return soon, with what they have
+        (an empty list is fine). Called from any thread when the consumer closes,
+        before it waits for them; must not block. The default does nothing: a
+        receive then ends within its ``wait``. Override it when the SDK lets a
+        wait be cut short, so that ``close()`` is prompt."""
+
     def close(self) -> None:  # optional hook with nothing to do by default
         """Release the SDK client. Unsettled deliveries may be given back here."""
 
@@ -312,6 +319,9 @@ class SubscriptionDriver(_Native, abc.ABC):
 
     async def adead_letter(self, entries: Sequence[tuple[object, str]]) -> BatchErrors:
         return await asyncio.to_thread(self.dead_letter, entries)
+
+    async def ainterrupt_receives(self) -> None:
+        self.interrupt_receives()  # never blocks: no worker thread needed
 
     async def aclose(self) -> None:
         await asyncio.to_thread(self.close)

@@ -36,8 +36,8 @@ log = logging.getLogger("cloudqueue")
 ACK, NACK, EXTEND, DEAD_LETTER = (
     Settlement.ACK, Settlement.NACK, Settlement.EXTEND, Settlement.DEAD_LETTER,
 )
-_OP_RECEIVE, _OP_ACK, _OP_NACK, _OP_RELEASE, _OP_EXTEND, _OP_DEAD_LETTER = (
-    Op.RECEIVE, Op.ACK, Op.NACK, Op.RELEASE, Op.EXTEND, Op.DEAD_LETTER,
+_OP_RECEIVE, _OP_ACK, _OP_NACK, _OP_RELEASE, _OP_EXTEND, _OP_DEAD_LETTER, _OP_INTERRUPT = (
+    Op.RECEIVE, Op.ACK, Op.NACK, Op.RELEASE, Op.EXTEND, Op.DEAD_LETTER, Op.INTERRUPT,
 )
 _HEAD, _GIVE_BACK = Admission.HEAD, Admission.GIVE_BACK
 #: Settlements waiting for the background worker, flushed in this order: a nack of
@@ -583,6 +583,12 @@ class ConsumerCore:
                 yield Wait(None)
             return
         self.closing = True
+        if self.pulls:
+            # Receives under way (other threads' or tasks') end now, not after their wait.
+            try:
+                yield (_OP_INTERRUPT, ())
+            except QueueError as error:
+                log.debug("interrupting receives on %s failed: %s", self.where, error)
         yield from self._give_back()
         yield WAKE
         while self.worker_running or self.pulls:

@@ -31,6 +31,7 @@ class Op(enum.IntEnum):
     RELEASE = enum.auto()
     EXTEND = enum.auto()
     DEAD_LETTER = enum.auto()
+    INTERRUPT = enum.auto()
 
 
 #: Call the driver method ``op`` with ``args``: a plain ``(op, args)`` tuple, the
@@ -51,6 +52,7 @@ def sync_calls(driver: TopicDriver | SubscriptionDriver) -> SyncCalls:
     return {
         Op.RECEIVE: driver.receive_batch, Op.ACK: driver.ack, Op.NACK: driver.nack,
         Op.RELEASE: driver.release, Op.EXTEND: driver.extend, Op.DEAD_LETTER: driver.dead_letter,
+        Op.INTERRUPT: driver.interrupt_receives,
     }
 
 
@@ -63,6 +65,7 @@ def async_calls(driver: TopicDriver | SubscriptionDriver) -> AsyncCalls:
     return {
         Op.RECEIVE: driver.areceive_batch, Op.ACK: driver.aack, Op.NACK: driver.anack,
         Op.RELEASE: driver.arelease, Op.EXTEND: driver.aextend, Op.DEAD_LETTER: driver.adead_letter,
+        Op.INTERRUPT: driver.ainterrupt_receives,
     }
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import heapq
 import time
 from collections.abc import Iterable, Sequence
 
@@ -98,6 +97,8 @@ class MemorySubscription(SubscriptionDriver):
     def __init__(self, subscription: _broker._Subscription) -> None:
         self._sub = subscription
         self._lock = subscription.topic.broker.lock
+        #: Set by interrupt_receives: waiting receives return what they have.
+        self._interrupted = False
 
     @property
     def capabilities(self) -> Capabilities:
@@ -119,7 +120,7 @@ class MemorySubscription(SubscriptionDriver):
             while True:
                 taken, next_due = self._take(max_messages)
                 now = time.time()
-                if taken or now >= give_up:
+                if taken or now >= give_up or self._interrupted:
                     return taken
                 until = give_up if next_due is None else min(give_up, next_due)
                 self._sub.sync_waiting += 1
@@ -135,7 +136,7 @@ class MemorySubscription(SubscriptionDriver):
             with self._lock:
                 taken, next_due = self._take(max_messages)
                 now = time.time()
-                if taken or now >= give_up:
+                if taken or now >= give_up or self._interrupted:
                     return taken
                 future: asyncio.Future[None] = loop.create_future()
                 waiter = (loop, future)
@@ -151,6 +152,11 @@ class MemorySubscription(SubscriptionDriver):
                     with self._lock:
                         if waiter in self._sub.async_waiters:
                             self._sub.async_waiters.remove(waiter)
+
+    def interrupt_receives(self) -> None:
+        with self._lock:
+            self._interrupted = True
+            self._sub.notify()  # others' receives wake too, look, and wait again
 
     def ack(self, tokens: Sequence[object]) -> BatchErrors:
         _broker.settle(self._sub, tokens, _broker.do_ack)
@@ -183,8 +189,9 @@ class MemorySubscription(SubscriptionDriver):
                     continue
                 deadline = now + seconds
                 sub.leased[token] = (found[0], deadline)
-                heapq.heappush(sub.lease_heap, (deadline, next(sub.topic.broker.sequence), [token]))
+                sub.lease_until([token], deadline)
                 out.append(monotonic_now + seconds)
+            sub.compact_leases()  # the old deadline's entry is stale now
         return out
 
     async def aack(self, tokens: Sequence[object]) -> BatchErrors:

@@ -156,6 +156,8 @@ class SqliteSubscription(SubscriptionDriver):
         self._settings = _Settings(self._use, topic)
         # 63 random bits per receive: tokens of different leases never match.
         self._lease_ids = iter(lambda: int.from_bytes(os.urandom(8), "big") >> 1, None)
+        #: Set by interrupt_receives: waiting receives return what they have.
+        self._interrupted = False
 
     @property
     def capabilities(self) -> Capabilities:
@@ -184,7 +186,7 @@ class SqliteSubscription(SubscriptionDriver):
                         break
                     earliest = None  # visible rows held back by their ordering keys: poll
                 remaining = give_up - time.monotonic()
-                if remaining <= 0 or use.closed:
+                if remaining <= 0 or use.closed or self._interrupted:
                     return []
                 pause = min(remaining, interval)
                 if earliest is not None:
@@ -245,6 +247,10 @@ class SqliteSubscription(SubscriptionDriver):
             asked_at + seconds if ok else LeaseLost("the lease has already ended or been settled")
             for ok, (_, seconds) in zip(extended, entries, strict=True)
         ]
+
+    def interrupt_receives(self) -> None:
+        self._interrupted = True
+        self._use.database.signal.notify()
 
     def close(self) -> None:
         """Stop waiting receives of this driver (they return empty within a poll
