@@ -4,6 +4,7 @@ before sending, and opening without touching the network."""
 from __future__ import annotations
 
 import socket
+import threading
 import time
 from collections.abc import Iterator
 
@@ -156,3 +157,18 @@ def test_missing_topic_errors_carry_the_native_cause(url: str) -> None:
     with cloudqueue.open_producer(url) as producer, pytest.raises(cloudqueue.NotFound) as info:
         producer.send(b"nowhere")
     assert info.value.as_(exceptions.NotFound) is not None
+
+
+def test_close_ends_a_receive_waiting_in_another_thread_within_one_pull(url: str) -> None:
+    cloudqueue.declare(url, lease=10)
+    consumer = cloudqueue.open_consumer(url)
+    returned: list[object] = []
+    waiter = threading.Thread(target=lambda: returned.append(consumer.receive(max_messages=1, wait=15.0)))
+    waiter.start()
+    time.sleep(0.5)  # the receive is waiting in a Pull
+    started = time.monotonic()
+    consumer.close()
+    waiter.join(timeout=10)
+    assert returned == [[]]
+    # One Pull (at most 2 s) finishes, instead of the rest of the 15 s wait.
+    assert time.monotonic() - started < 4.0

@@ -38,6 +38,9 @@ __all__ = ["PubSubSubscription"]
 _MIN_ACK_DEADLINE = 10
 #: A Pull is given at least this long: shorter deadlines expire before a real server answers.
 _MIN_PULL_SECONDS = 0.3
+#: A Pull waits at most this long, so that interrupt_receives (close) is honoured soon;
+#: a receive with a longer wait pulls again.
+_MAX_PULL_SECONDS = 2.0
 _CALL_TIMEOUT = 30.0
 
 _PB_PULL: Any = PullRequest.pb()
@@ -54,6 +57,8 @@ class PubSubSubscription(SubscriptionDriver):
         self._where = names.describe()
         self._lock = threading.Lock()
         self._resource: Any | None = None  # the Subscription, once read from the server
+        #: Set by interrupt_receives: receives return after their current Pull.
+        self._interrupted = False
 
     # -- what the subscription is --------------------------------------------------
 
@@ -103,7 +108,7 @@ class PubSubSubscription(SubscriptionDriver):
         ack_deadline = self._ack_deadline()
         while True:
             started = time.monotonic()  # the ack deadline runs from the server's answer, after this
-            seconds = max(_MIN_PULL_SECONDS, give_up_at - started)
+            seconds = min(_MAX_PULL_SECONDS, max(_MIN_PULL_SECONDS, give_up_at - started))
             request = PullRequest.wrap(
                 _PB_PULL(subscription=self._subscription, max_messages=max_messages)
             )
@@ -117,8 +122,11 @@ class PubSubSubscription(SubscriptionDriver):
                 if received:
                     return [delivery_of(r, counts_attempts, started + ack_deadline) for r in received]
             # A server may end a Pull early with nothing; keep asking until the wait is over.
-            if time.monotonic() >= give_up_at:
+            if time.monotonic() >= give_up_at or self._interrupted:
                 return []
+
+    def interrupt_receives(self) -> None:
+        self._interrupted = True
 
     # -- settling ------------------------------------------------------------------
 
