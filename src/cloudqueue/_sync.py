@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING
 
@@ -45,7 +45,7 @@ class Producer(ProducerShell):
         message = build_message(body, attributes, ordering_key, deduplication_id, delay)
         return self.send_batch((message,))[0]
 
-    def send_batch(self, messages: Sequence[Message]) -> list[str]:
+    def send_batch(self, messages: Iterable[Message]) -> list[str]:
         """Send messages, in as few requests as the provider's limits allow.
 
         Every message is validated before any is sent. Returns the ids in order;
@@ -53,10 +53,10 @@ class Producer(ProducerShell):
         ``results`` say which.
         """
         core = self._core
-        sizes = core.validate(messages)
+        batch, sizes = core.validate(messages)
         if not sizes:
             return []
-        return raise_failures(self._runner.run(core.send(messages, sizes)))
+        return raise_failures(self._runner.run(core.send(batch, sizes)))
 
     def close(self) -> None:
         """Wait for sends under way, then release the driver. Idempotent."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING
 
@@ -56,13 +56,13 @@ class AsyncProducer(ProducerShell):
         message = build_message(body, attributes, ordering_key, deduplication_id, delay)
         return (await self.send_batch((message,)))[0]
 
-    async def send_batch(self, messages: Sequence[Message]) -> list[str]:
+    async def send_batch(self, messages: Iterable[Message]) -> list[str]:
         """Send messages in as few requests as the limits allow (see ``Producer.send_batch``)."""
         core = self._core
-        sizes = core.validate(messages)
+        batch, sizes = core.validate(messages)
         if not sizes:
             return []
-        return raise_failures(await self._runner.run(core.send(messages, sizes)))
+        return raise_failures(await self._runner.run(core.send(batch, sizes)))
 
     async def aclose(self) -> None:
         """Wait for sends under way, then release the driver. Idempotent."""

@@ -10,7 +10,7 @@ from ..driver import TopicDriver
 from ..errors import Closed, QueueError
 from .effects import WAKE, Op, Step, Wait
 from .retry import RetryPolicy, batch_call
-from .validation import check_batch
+from .validation import as_batch, check_batch
 
 _SEND = Op.SEND  # a module constant: a lookup on the enum class is slow in CPython 3.11
 
@@ -56,9 +56,11 @@ class ProducerCore:
         self._sending = 0
         self._keyed_in_flight = False
 
-    def validate(self, messages: Sequence[Message]) -> list[int]:
-        """Sizes of ``messages`` after checking them; pure, needs no lock."""
-        return check_batch(messages, self.driver.capabilities, self.driver.measure, self.where)
+    def validate(self, messages: Iterable[Message]) -> tuple[Sequence[Message], list[int]]:
+        """``messages`` as a sequence, and their sizes, after checking them; pure,
+        needs no lock. Any iterable of ``Message`` is taken (a generator too)."""
+        batch = as_batch(messages)
+        return batch, check_batch(batch, self.driver.capabilities, self.driver.measure, self.where)
 
     def send(self, messages: Sequence[Message], sizes: list[int]) -> Step[list[str | QueueError]]:
         if self.closed:

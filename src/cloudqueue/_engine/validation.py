@@ -7,11 +7,27 @@ import re
 from collections.abc import Callable, Sequence
 from functools import lru_cache
 
-from .._message import Message
+from .._message import Message, encoded
 from ..driver import Capabilities, Limits
 from ..errors import InvalidArgument, MessageTooLarge, Unsupported
 
-__all__ = ["check_batch", "check_nack_delay", "check_seconds"]
+__all__ = ["as_batch", "check_batch", "check_nack_delay", "check_reason", "check_seconds"]
+
+_NOT_A_BATCH = (Message, str, bytes, bytearray, memoryview)
+
+
+def as_batch(messages: object) -> Sequence[Message]:
+    """The messages of a ``send_batch`` call as a sequence: any iterable of
+    ``Message`` (a list, a tuple, a generator...) is taken; anything else is refused."""
+    kind = type(messages)
+    if kind is list or kind is tuple:
+        return messages  # type: ignore[return-value]  # the elements are checked later
+    if isinstance(messages, _NOT_A_BATCH) or not hasattr(messages, "__iter__"):
+        raise InvalidArgument(
+            "send_batch(messages): messages must be an iterable of cloudqueue.Message "
+            f"(a list, a tuple, a generator...), not {kind.__name__}"
+        )
+    return list(messages)
 
 
 def check_batch(
@@ -20,14 +36,21 @@ def check_batch(
 ) -> list[int]:
     """Validate every message; return their sizes. Raises on the first bad one,
     naming its index and the limit, so nothing of the batch is sent."""
-    if isinstance(messages, Message | str | bytes):
-        raise InvalidArgument("send_batch takes a list of Message objects")
     limits = capabilities.limits
     sizes = []
     for index, message in enumerate(messages):
         if type(message) is not Message:
             raise InvalidArgument(
                 f"message {index}: expected cloudqueue.Message, not {type(message).__name__}"
+            )
+        if type(message.body) is not bytes:  # assigned after construction
+            raise InvalidArgument(
+                f"message {index}: body must be bytes, not {type(message.body).__name__}"
+            )
+        if type(message.attributes) is not dict:
+            raise InvalidArgument(
+                f"message {index}: attributes must be a dict of str to str, "
+                f"not {type(message.attributes).__name__}"
             )
         if message.attributes:
             _check_attributes(message.attributes, limits, index, where)
@@ -59,12 +82,18 @@ def _check_attributes(attributes: dict[str, str], limits: Limits, index: int, wh
             raise InvalidArgument(
                 f"message {index}: attribute {name!r} must be a str, not {type(value).__name__}"
             )
-        if len(name.encode()) > limits.max_attribute_name_bytes:
+        try:
+            name_bytes, value_bytes = len(name.encode()), len(value.encode())
+        except UnicodeEncodeError:
+            encoded(name, f"message {index}: attribute name {name[:40]!r}")
+            encoded(value, f"message {index}: attribute {name!r} value")
+            raise
+        if name_bytes > limits.max_attribute_name_bytes:
             raise InvalidArgument(
                 f"message {index}: attribute name {name[:40]!r}... is longer than "
                 f"{limits.max_attribute_name_bytes} bytes, the limit of {where}"
             )
-        if len(value.encode()) > limits.max_attribute_value_bytes:
+        if value_bytes > limits.max_attribute_value_bytes:
             raise InvalidArgument(
                 f"message {index}: attribute {name!r} value is longer than "
                 f"{limits.max_attribute_value_bytes} bytes, the limit of {where}"
@@ -98,6 +127,8 @@ def _check_keys(message: Message, capabilities: Capabilities, index: int, where:
             )
         if type(value) is not str or not value:
             raise InvalidArgument(f"message {index}: {label} must be a non-empty str")
+        if not value.isascii():  # the common case needs no encoding
+            encoded(value, f"message {index}: {label}")
         if len(value) > limit:
             raise InvalidArgument(
                 f"message {index}: {label} is {len(value)} characters; {where} accepts "
@@ -124,6 +155,14 @@ def check_seconds(value: object, what: str) -> float:
     if math.isnan(value) or value < 0 or math.isinf(value):
         raise InvalidArgument(f"{what} must be a finite number of seconds >= 0, not {value}")
     return float(value)
+
+
+def check_reason(reason: object) -> str:
+    """A ``dead_letter`` reason: text that every provider can carry."""
+    if type(reason) is not str:
+        raise InvalidArgument(f"dead_letter reason must be a str, not {type(reason).__name__}")
+    encoded(reason, "dead_letter reason")
+    return reason
 
 
 def check_nack_delay(delay: float, capabilities: Capabilities, where: str) -> float:
