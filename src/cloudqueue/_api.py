@@ -18,6 +18,12 @@ __all__ = [
     "purge",
 ]
 
+#: Largest ``dead_letter_after``: Service Bus's MaxDeliveryCount is a 32-bit int, and no
+#: provider counts further (SQS stops at 1000, Pub/Sub at 100).
+_MAX_DELIVERIES = 2**31 - 1
+#: ``lease`` stays below this many seconds (about 11.5 days; clouds allow far less).
+_MAX_LEASE = 10**6
+
 
 def open_producer(
     url: str,
@@ -69,20 +75,26 @@ def declare(
     a received message stays invisible to other consumers.
     """
     if dead_letter_after is not None and (
-        type(dead_letter_after) is not int or dead_letter_after < 1
+        type(dead_letter_after) is not int or not 1 <= dead_letter_after <= _MAX_DELIVERIES
     ):
         raise InvalidArgument(
-            f"dead_letter_after must be a positive int, not {dead_letter_after!r}"
+            f"dead_letter_after must be None or an int from 1 to {_MAX_DELIVERIES}, "
+            f"not {dead_letter_after!r:.60}"
         )
-    if isinstance(lease, bool) or not isinstance(lease, int | float) or not 0 < lease < 10**6:
-        raise InvalidArgument(f"lease must be a positive number of seconds, not {lease!r}")
+    for name, flag in (("ordered", ordered), ("deduplicated", deduplicated)):
+        if type(flag) is not bool:
+            raise InvalidArgument(f"{name} must be True or False, not {flag!r:.60}")
+    if isinstance(lease, bool) or not isinstance(lease, int | float) or not 0 < lease < _MAX_LEASE:
+        raise InvalidArgument(
+            f"lease must be a number of seconds above 0 and below {_MAX_LEASE}, not {lease!r:.60}"
+        )
     provider, parsed = resolve(url)
     provider.declare(
         parsed,
         Declaration(
             dead_letter_after=dead_letter_after,
-            ordered=bool(ordered),
-            deduplicated=bool(deduplicated),
+            ordered=ordered,
+            deduplicated=deduplicated,
             lease=float(lease),
         ),
     )

@@ -11,7 +11,7 @@ from ._engine.retry import RetryPolicy
 from ._message import Message
 from ._options import ConsumerOptions, ProducerOptions
 from ._registry import resolve
-from .errors import QueueError, SendBatchError
+from .errors import InvalidArgument, QueueError, SendBatchError
 
 if TYPE_CHECKING:
     from ._url import Url
@@ -33,8 +33,19 @@ def build_message(
     delay: float | None,
 ) -> Message:
     if isinstance(body, Message):
-        if attributes or ordering_key or deduplication_id or delay is not None:
-            raise TypeError("pass options inside the Message, not beside it")
+        given = [
+            name
+            for name, value in (
+                ("attributes", attributes), ("ordering_key", ordering_key),
+                ("deduplication_id", deduplication_id), ("delay", delay),
+            )
+            if value is not None
+        ]
+        if given:
+            raise InvalidArgument(
+                f"send(Message, {'=..., '.join(given)}=...): pass these inside the Message, "
+                "not beside it"
+            )
         return body
     return Message(
         body,
@@ -63,8 +74,8 @@ class ProducerShell:
 
     @classmethod
     def open(cls, url: str, retry: RetryPolicy | None, max_concurrent_batches: int) -> Self:
+        options = ProducerOptions(RetryPolicy() if retry is None else retry, max_concurrent_batches)
         provider, parsed = resolve(url)
-        options = ProducerOptions(retry or RetryPolicy(), max_concurrent_batches)
         return cls(parsed, provider.open_topic(parsed), options)
 
     @property
@@ -107,10 +118,11 @@ class ConsumerShell:
         max_lease_extension: float,
         retry: RetryPolicy | None,
     ) -> Self:
-        provider, parsed = resolve(url)
         options = ConsumerOptions(
-            retry or RetryPolicy(), max_in_flight, settle_delay, max_lease_extension
+            RetryPolicy() if retry is None else retry, max_in_flight, settle_delay,
+            max_lease_extension,
         )
+        provider, parsed = resolve(url)
         return cls(parsed, provider.open_subscription(parsed), options)
 
     @property

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
+import math
 import random
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import Internal, QueueError, Unknown
+from ..errors import Internal, InvalidArgument, QueueError, Unknown
 from .effects import Op, Sleep, Step
 
 __all__ = ["RetryPolicy", "batch_call", "single_call"]
@@ -32,6 +33,21 @@ class RetryPolicy:
     multiplier: float = 2.0
     jitter: float = 0.5
     deadline: float = 60.0
+
+    def __post_init__(self) -> None:
+        for name, low, high in (
+            ("initial", 0.0, math.inf), ("maximum", 0.0, math.inf), ("multiplier", 1.0, math.inf),
+            ("jitter", 0.0, 1.0), ("deadline", 0.0, math.inf),
+        ):
+            value = getattr(self, name)
+            if (
+                isinstance(value, bool) or not isinstance(value, int | float)
+                or not low <= value <= high or math.isinf(value)
+            ):
+                limit = f"from {low:g} to {high:g}" if high < math.inf else f">= {low:g}"
+                raise InvalidArgument(
+                    f"RetryPolicy {name} must be a finite number {limit}, not {value!r:.60}"
+                )
 
     def delays(self) -> Iterator[float]:
         give_up_at = time.monotonic() + self.deadline
