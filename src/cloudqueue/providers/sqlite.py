@@ -24,6 +24,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from .._message import encoded
 from .._url import Url
 from ..driver import Capabilities, Declaration, Provider, SubscriptionDriver, TopicDriver
 from ..errors import InvalidArgument
@@ -59,6 +60,9 @@ class SqliteProvider(Provider):
         subscription = url.subscription
         if subscription == "":
             raise InvalidArgument("the subscription parameter must not be empty")
+        for name, value in (("queue", queue), ("subscription", subscription)):
+            if value is not None:
+                encoded(value, f"URL parameter {name}")
         return queue, subscription or ""
 
     @staticmethod
@@ -70,8 +74,17 @@ class SqliteProvider(Provider):
         path = url.path[1:]  # the slash after the empty host is not part of the path
         if not path:
             raise InvalidArgument(f"SQLite URLs name a database file: {_FORM}, not {url}")
+        if path == ":memory:" or path.startswith("file:"):
+            raise InvalidArgument(
+                f"SQLite URLs name a database file, not {path!r}: an in-process database "
+                "cannot be shared between a producer and a consumer (each opens its own "
+                "connection); use memory://<name> for an in-process queue, or a file path"
+            )
+        if "\0" in path:
+            raise InvalidArgument("the SQLite database path must not contain a NUL character")
+        encoded(path, "SQLite database path")
         options = Options(
-            synchronous=(url.param("synchronous") or "normal").lower(),
+            synchronous=str(url.param("synchronous", "normal")).lower(),
             busy_timeout=url.float_param("busy_timeout", DEFAULT_BUSY_TIMEOUT),
         )
         return os.path.abspath(path), options
