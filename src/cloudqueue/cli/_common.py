@@ -19,6 +19,7 @@ __all__ = [
     "display_url",
     "fail",
     "non_negative_float",
+    "positive_float",
     "positive_int",
     "url_from",
 ]
@@ -90,6 +91,13 @@ def positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+    return value
+
+
+def positive_float(text: str) -> float:
+    value = non_negative_float(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be above 0")
     return value
 
 

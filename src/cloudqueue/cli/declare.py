@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from .. import dead_letter_url, declare
-from ._common import add_url_option, display_url, non_negative_float, positive_int, url_from
+from ._common import add_url_option, display_url, positive_float, positive_int, url_from
 
 NAME = "declare"
 HELP = "create a queue, topic or subscription (or update its settings)"
@@ -23,7 +23,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--deduplicated", action="store_true", help="drop repeats of a deduplication id"
     )
     parser.add_argument(
-        "--lease", type=non_negative_float, default=30.0, metavar="S",
+        "--lease", type=positive_float, default=30.0, metavar="S",
         help="seconds a received message stays hidden from other consumers (default 30)",
     )
 

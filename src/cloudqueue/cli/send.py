@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 
@@ -77,7 +78,9 @@ def _read_body(args: argparse.Namespace) -> bytes:
     if args.body is not None and args.file is not None:
         raise CliError("give the body either as an argument or with --file, not both")
     if args.body is not None:
-        return str(args.body).encode()
+        # The bytes as given: an argument that is not UTF-8 reaches Python with
+        # surrogate escapes, which only the file system encoding turns back into bytes.
+        return os.fsencode(args.body)
     if args.file in (None, "-"):
         return sys.stdin.buffer.read()
     with open(args.file, "rb") as file:
