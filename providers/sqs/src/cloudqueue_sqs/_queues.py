@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from cloudqueue.driver import Url
-from cloudqueue.errors import InvalidArgument, register_secret, translate
+from cloudqueue.errors import InvalidArgument, register_secret, register_url_secrets, translate
 
 from ._errors import CALL_ERRORS
 
@@ -25,6 +27,8 @@ __all__ = ["Endpoint", "Queue", "QueueRegistry", "dead_letter_twin", "sqs_call"]
 
 T = TypeVar("T")
 
+# botocore's rule for region names: a host label, not all digits.
+_REGION = re.compile(r"(?![0-9]+$)(?!-)[a-zA-Z0-9-]{1,63}(?<!-)")
 # 1-80 characters of letters, digits, hyphens and underscores; FIFO names end ".fifo".
 _QUEUE_NAME = re.compile(r"[A-Za-z0-9_-]{1,75}(\.fifo)?|[A-Za-z0-9_-]{1,80}")
 FIFO_SUFFIX = ".fifo"
@@ -53,14 +57,32 @@ class Endpoint:
     @classmethod
     def from_url(cls, url: Url) -> Endpoint:
         endpoint = url.param("endpoint_url")
-        if endpoint is not None and not re.fullmatch(r"https?://[^\s/?#]+/?", endpoint):
+        if endpoint is not None and not _valid_endpoint(endpoint):
             raise InvalidArgument(
-                f"endpoint_url must be http(s)://host[:port], not {endpoint!r}"
+                f"endpoint_url must be http(s)://host[:port], not {endpoint!r:.100}"
             )
         for name in ("region", "profile"):
             if url.param(name) == "":
                 raise InvalidArgument(f"the {name} parameter must not be empty")
-        return cls(url.param("region"), endpoint, url.param("profile"))
+        region = url.param("region")
+        if region is not None and not _REGION.fullmatch(region):
+            # botocore's own rule (a host label), checked here so that the error is ours.
+            raise InvalidArgument(
+                f"URL parameter region={region!r:.80} is not an AWS region name "
+                "(letters, digits and hyphens, at most 63, e.g. us-east-1)"
+            )
+        return cls(region, endpoint, url.param("profile"))
+
+
+def _valid_endpoint(endpoint: str) -> bool:
+    if not endpoint.isascii() or not re.fullmatch(r"https?://[^\s/?#]+/?", endpoint):
+        return False
+    try:
+        parts = urlsplit(endpoint)
+        parts.port  # noqa: B018  # raises ValueError for a port out of range
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        return False
+    return bool(parts.hostname)
 
 
 def queue_name(url: Url) -> str:
@@ -192,7 +214,14 @@ def _make_client(endpoint: Endpoint) -> Any:
         for secret in (frozen.secret_key, frozen.token):
             if secret:
                 register_secret(secret)
+    # A user:password@ in an endpoint taken from the environment or the shared
+    # configuration shows in botocore's errors and DEBUG logs: register it before any
+    # request (the endpoint_url parameter's is registered when the URL is parsed).
+    for name in ("AWS_ENDPOINT_URL_SQS", "AWS_ENDPOINT_URL"):
+        register_url_secrets(os.environ.get(name) or "")
     config = Config(retries=_BOTOCORE_RETRIES, max_pool_connections=_POOL_CONNECTIONS)
-    return session.client(
+    client = session.client(
         "sqs", region_name=endpoint.region, endpoint_url=endpoint.endpoint_url, config=config
     )
+    register_url_secrets(str(client.meta.endpoint_url or ""))
+    return client
