@@ -17,6 +17,10 @@ Opt in from your provider's tests with a harness (see :class:`Harness`)::
 
 Cases are driven by the harness's claims: a claimed feature must work, an
 unclaimed one must raise :class:`cloudqueue.Unsupported`. Nothing is skipped.
+
+Providers that talk to a server also opt into :class:`ConnectionFaults` (every
+connection cut mid-send, mid-receive and with acks pending), with a harness whose
+``fault_proxy`` stands between the SDK and the server (see :mod:`.faults`).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from ._base import collect
 from ._harness import DeclaringHarness, Destination, Harness, eventually, unique_name
 from .asyncio_api import AsyncAPI
 from .delivery import Delivery
+from .faults import ConnectionFaults
 from .lifecycle import Lifecycle
 from .ordering import Ordering
 from .properties import Properties
@@ -32,6 +37,7 @@ from .publish_receive import PublishReceive
 
 __all__ = [
     "AsyncAPI",
+    "ConnectionFaults",
     "ContractSuite",
     "DeclaringHarness",
     "Delivery",

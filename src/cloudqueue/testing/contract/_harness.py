@@ -9,9 +9,12 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import cloudqueue
+
+if TYPE_CHECKING:  # imported only for annotations: the suite stays cheap to import
+    from ..faultproxy import FaultProxy
 
 __all__ = ["DeclaringHarness", "Destination", "Harness", "eventually", "unique_name"]
 
@@ -74,6 +77,44 @@ class Harness(abc.ABC):
     #: this harness makes have none (then ``supports_dead_letter`` is False but
     #: declaring one is not expected to raise Unsupported).
     provider_declares_dead_letters: bool = False
+
+    # -- fault control (optional; used by ConnectionFaults) -------------------------
+    #: A :class:`~cloudqueue.testing.faultproxy.FaultProxy` standing between the SDK
+    #: and the provider's server, for providers that talk to a server over the
+    #: network. When it is set, every destination :meth:`make` returns must be
+    #: reached through it (its URLs name the proxy's port, or the SDK was pointed at
+    #: the proxy before they were made), so that :meth:`cut_connections` cuts every
+    #: connection producers and consumers of those destinations hold. None (the
+    #: default): this harness cannot cut connections, unless it overrides
+    #: :meth:`cut_connections` and :meth:`restore_connections`.
+    fault_proxy: FaultProxy | None = None
+
+    def cut_connections(self, seconds: float | None = None) -> None:
+        """Cut every connection between clients and the server now, as a network
+        failure would (reset, not closed cleanly), and refuse new ones for ``seconds``,
+        or until :meth:`restore_connections` when ``seconds`` is None.
+
+        The default works through :attr:`fault_proxy`; override both methods to cut
+        another way (a firewall rule, stopping the server). Returns at once.
+        """
+        proxy = self._proxy_for_faults()
+        if seconds is None:
+            proxy.cut_now()
+        else:
+            proxy.cut(seconds)
+
+    def restore_connections(self) -> None:
+        """End the cut in force, if any: new connections reach the server again."""
+        self._proxy_for_faults().restore()
+
+    def _proxy_for_faults(self) -> FaultProxy:
+        if self.fault_proxy is None:
+            raise NotImplementedError(
+                f"{type(self).__name__} cannot cut connections: set its `fault_proxy` to a "
+                "FaultProxy that its destinations are reached through, or override "
+                "cut_connections() and restore_connections()"
+            )
+        return self.fault_proxy
 
     @abc.abstractmethod
     def make(
