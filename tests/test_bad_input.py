@@ -282,6 +282,7 @@ CORE: list[Case] = [
     C("dead_letter reason int", lambda e: e.message().dead_letter(5), IA, r"dead_letter reason must be a str, not int"),
     C("dead_letter reason None", lambda e: e.message().dead_letter(None), IA, r"dead_letter reason must be a str"),
     C("dead_letter reason lone surrogate", lambda e: e.message().dead_letter("bad " + SURROGATE), IA, r"dead_letter reason .*character 4 .*lone surrogate"),
+    C("dead_letter reason over the attribute limit", lambda e: e.message().dead_letter("r" * 5_000_000), IA, r"dead_letter reason is 5000000 bytes; .*at most \d+ bytes"),
     C("aio nack delay negative", lambda e: e.aio_message(lambda m: m.nack(-1)), IA, r"nack delay must be a finite number"),
     C("aio extend NaN", lambda e: e.aio_message(lambda m: m.extend(NAN)), IA, r"extend must be a finite number"),
     C("aio dead_letter reason bytes", lambda e: e.aio_message(lambda m: m.dead_letter(b"why")), IA, r"dead_letter reason must be a str, not bytes"),

@@ -344,3 +344,12 @@ def _no_leftover_threads() -> Iterator[None]:
             return
         time.sleep(0.05)
     raise AssertionError(f"threads left running: {extra}")
+
+
+def test_a_dead_letter_reason_too_long_or_invalid_for_the_provider_is_cut_to_fit() -> None:
+    from cloudqueue.worker._processing import _carried
+
+    assert _carried("short", 100) == "short"
+    assert _carried("x" * 500, 100) == "x" * 97 + "…"
+    assert len(_carried("é" * 500, 100).encode()) <= 100
+    assert _carried("bad \ud800 text", 100) == "bad \\ud800 text"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime
 from typing import TYPE_CHECKING, TypeVar
 
-from ._engine.validation import check_reason
 from ._settlement import Settlement, Settler
 
 if TYPE_CHECKING:
@@ -100,7 +99,7 @@ class ReceivedMessage(_ReceivedBase):
 
     def dead_letter(self, reason: str = "") -> None:
         """Move it to the dead-letter destination now."""
-        self._settler.settle(self._delivery, _DEAD_LETTER, check_reason(reason))
+        self._settler.settle(self._delivery, _DEAD_LETTER, reason)
 
 
 class AsyncReceivedMessage(_ReceivedBase):
@@ -118,6 +117,6 @@ class AsyncReceivedMessage(_ReceivedBase):
         self._settler.settle(self._delivery, _EXTEND, seconds)
 
     async def dead_letter(self, reason: str = "") -> None:
-        self._settler.settle(self._delivery, _DEAD_LETTER, check_reason(reason))
+        self._settler.settle(self._delivery, _DEAD_LETTER, reason)
 
 

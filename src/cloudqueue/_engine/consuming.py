@@ -25,7 +25,7 @@ from ..errors import Closed, InvalidArgument, LeaseLost, QueueError, Unsupported
 from .effects import WAKE, Op, Step, Wait
 from .ordering import Admission, KeyLines
 from .retry import RetryPolicy, batch_call, single_call
-from .validation import check_nack_delay, check_seconds
+from .validation import check_nack_delay, check_reason, check_seconds
 
 __all__ = ["ConsumerCore", "PrefetchSizer"]
 
@@ -277,8 +277,13 @@ class ConsumerCore:
             op = _OP_DEAD_LETTER
             if not self.capabilities.dead_letter:
                 raise Unsupported(f"{self.where} has no dead-letter destination")
-            if not isinstance(argument, str):
-                raise InvalidArgument("dead_letter reason must be a str")
+            argument = check_reason(argument)
+            limit = self.limits.max_attribute_value_bytes
+            if len(argument) * 4 > limit and len(argument.encode()) > limit:
+                raise InvalidArgument(
+                    f"dead_letter reason is {len(argument.encode())} bytes; {self.where} "
+                    f"carries at most {limit} bytes in an attribute"
+                )
         elif kind is EXTEND:
             return self._extend_requested(delivery, argument)
         else:

@@ -177,10 +177,20 @@ class Processor:
                 "message %s from %s dead-lettered: %s", delivery.id, self.source, scrub(decision.reason),
                 exc_info=error,
             )
-            settlement.settle(delivery, _DEAD_LETTER, scrub(decision.reason))
+            limit = self.capabilities.limits.max_attribute_value_bytes
+            settlement.settle(delivery, _DEAD_LETTER, _carried(scrub(decision.reason), limit))
             return
         log.warning(
             "message %s from %s failed (attempt %s), retrying in %.1fs: %s",
             delivery.id, self.source, attempt, decision.delay, summary, exc_info=error,
         )
         settlement.settle(delivery, _NACK, decision.delay)
+
+
+def _carried(reason: str, limit: int) -> str:
+    """``reason`` as a dead-letter reason every provider can carry: valid UTF-8 (an
+    exception's text may hold lone surrogates) within ``limit`` bytes, cut with "…"."""
+    data = reason.encode("utf-8", "backslashreplace")
+    if len(data) <= limit:
+        return data.decode()
+    return data[: max(0, limit - 3)].decode("utf-8", "ignore") + "…"
