@@ -9,6 +9,9 @@ Three harnesses, because what a Pub/Sub consumer can do depends on its subscript
   forwarded to ``<topic>-dead-letter``).
 
 Pub/Sub's shortest ack deadline is 10 s, so the lease-expiry cases take over 10 s each.
+
+``TestConnectionFaults`` runs the connection-fault cases with a FaultProxy between the
+client and the server (``PUBSUB_EMULATOR_HOST`` names the proxy).
 """
 
 from __future__ import annotations
@@ -17,7 +20,14 @@ from collections.abc import Iterator
 
 import cloudqueue
 import pytest
-from cloudqueue.testing.contract import ContractSuite, Destination, Harness, unique_name
+from cloudqueue.testing.contract import (
+    ConnectionFaults,
+    ContractSuite,
+    Destination,
+    Harness,
+    unique_name,
+)
+from cloudqueue.testing.faultproxy import FaultProxy
 
 from cloudqueue_pubsub.testing import PubSubServer
 
@@ -114,3 +124,14 @@ class TestDeadLetterSubscription(ContractSuite):
         with pytest.raises(cloudqueue.InvalidArgument) as info:
             make(dead_letter_after=2)  # type: ignore[operator]
         assert "5..100" in str(info.value)
+
+
+class TestConnectionFaults(ConnectionFaults):
+    @pytest.fixture
+    def harness(self, server: PubSubServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[Harness]:
+        with FaultProxy(server.host, server.port) as proxy:
+            # Drivers opened from now on (declare included) talk through the proxy.
+            monkeypatch.setenv("PUBSUB_EMULATOR_HOST", f"127.0.0.1:{proxy.port}")
+            harness = PubSubHarness()
+            harness.fault_proxy = proxy
+            yield harness
