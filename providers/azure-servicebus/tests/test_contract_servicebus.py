@@ -1,5 +1,6 @@
 """The contract suite against the local broker: queues, topic subscriptions,
-session-enabled entities and duplicate-detecting entities (one harness each)."""
+session-enabled entities and duplicate-detecting entities (one harness each); and the
+connection-fault cases on queues, with a FaultProxy between the SDK and the broker."""
 
 from __future__ import annotations
 
@@ -11,7 +12,14 @@ from urllib.parse import quote
 
 import cloudqueue
 import pytest
-from cloudqueue.testing.contract import ContractSuite, Destination, Harness, unique_name
+from cloudqueue.testing.contract import (
+    ConnectionFaults,
+    ContractSuite,
+    Destination,
+    Harness,
+    unique_name,
+)
+from cloudqueue.testing.faultproxy import FaultProxy
 
 from cloudqueue_azure_servicebus import provider as servicebus_provider
 from cloudqueue_azure_servicebus._names import CA_FILE_ENV
@@ -28,14 +36,17 @@ class ServiceBusHarness(Harness):
     #: Declare every destination with these settings, whatever the test asks.
     forced: ClassVar[dict[str, bool]] = {}
 
-    def __init__(self, broker: ServiceBusBroker, *, topics: bool = False) -> None:
+    def __init__(self, broker: ServiceBusBroker, *, topics: bool = False,
+                 connection_string: str | None = None) -> None:
         self.broker = broker
         self.topics = topics
         self.supports_fan_out = topics
         # A delayed nack schedules a copy; on a topic it would reach every subscription,
         # and in a session it would land behind the session's later messages.
         self.supports_nack_delay = not topics and not self.forced.get("ordered")
-        self.query = "connection_string=" + quote(broker.connection_string, safe="")
+        # connection_string: reach the broker another way (through a FaultProxy).
+        connection_string = connection_string or broker.connection_string
+        self.query = "connection_string=" + quote(connection_string, safe="")
 
     def url(self, name: str, subscription: str | None = None) -> str:
         tail = f"&subscription={subscription}" if subscription else ""
@@ -120,3 +131,33 @@ class TestDeduplicatingQueueContract(ContractSuite):
     def harness(self, sb_broker: ServiceBusBroker) -> Harness:
         return DeduplicatingHarness(sb_broker)
 
+
+
+class TestQueueConnectionFaults(ConnectionFaults):
+    @pytest.fixture
+    def harness(self, sb_broker: ServiceBusBroker) -> Iterator[Harness]:
+        with FaultProxy(sb_broker.host, sb_broker.port) as proxy:
+            # AMQP and the administration surface share the broker's port: both go
+            # through the proxy.
+            through_proxy = sb_broker.connection_string.replace(
+                f":{sb_broker.port};", f":{proxy.port};"
+            )
+            assert through_proxy != sb_broker.connection_string
+            harness = ServiceBusHarness(sb_broker, connection_string=through_proxy)
+            harness.fault_proxy = proxy
+            yield harness
+
+
+class TestSessionQueueConnectionFaults(ConnectionFaults):
+    """On sessions a lost connection takes the session's lock with it: acks pending at
+    the cut fail (reported), and those messages come back."""
+
+    @pytest.fixture
+    def harness(self, sb_broker: ServiceBusBroker) -> Iterator[Harness]:
+        with FaultProxy(sb_broker.host, sb_broker.port) as proxy:
+            through_proxy = sb_broker.connection_string.replace(
+                f":{sb_broker.port};", f":{proxy.port};"
+            )
+            harness = SessionHarness(sb_broker, connection_string=through_proxy)
+            harness.fault_proxy = proxy
+            yield harness
