@@ -59,6 +59,27 @@ def consume(url: str, log_path: str, done_flag: str, hold: float) -> None:
             log.flush()
 
 
+def hold(url: str, settled: int, held: int) -> None:
+    """Ack ``settled`` messages and close (so the acks are flushed), print their
+    numbers; then receive ``held`` more, print them and keep them (to be killed)."""
+    with cloudqueue.open_consumer(url, max_in_flight=settled) as consumer:
+        acked = _receive(consumer, settled)
+        for message in acked:
+            message.ack()
+    print(json.dumps([int(message.text()) for message in acked]), flush=True)
+    with cloudqueue.open_consumer(url, max_in_flight=held) as consumer:
+        holding = _receive(consumer, held)
+        print(json.dumps([int(message.text()) for message in holding]), flush=True)
+        time.sleep(600)  # the consumer renews their leases meanwhile
+
+
+def _receive(consumer: cloudqueue.Consumer, count: int) -> list[cloudqueue.ReceivedMessage]:
+    got: list[cloudqueue.ReceivedMessage] = []
+    while len(got) < count:
+        got += consumer.receive(max_messages=count - len(got), wait=1.0)
+    return got
+
+
 # -- helpers ----------------------------------------------------------------------------
 
 
@@ -149,9 +170,63 @@ def test_killed_producer_and_consumer_lose_nothing_reported_sent(tmp_path: Path)
     assert not missing, f"{len(missing)} messages reported sent were never delivered"
 
 
+def test_killed_consumer_leases_end_after_its_death_and_flushed_acks_stay_done(
+    tmp_path: Path,
+) -> None:
+    """A consumer process SIGKILLed while it holds leased messages: while it lives its
+    consumer renews their leases (no one else gets them); once it is dead they come
+    back when their lease ends, with ``delivery_attempt`` 2; the acks it flushed (by
+    closing an earlier consumer) stay done; nothing is lost."""
+    url = f"sqlite:///{tmp_path}/held.db?queue=work"
+    lease, total = 2.0, 60
+    declare(url, lease)
+    with cloudqueue.open_producer(url) as producer:
+        producer.send_batch([cloudqueue.Message(str(n)) for n in range(total)])
+
+    holder = spawn("hold", url, "10", "20")
+    assert holder.stdout is not None
+    acked = set(json.loads(holder.stdout.readline()))
+    held = set(json.loads(holder.stdout.readline()))
+    assert len(acked) == 10 and len(held) == 20 and not acked & held
+
+    attempts: dict[int, list[tuple[int | None, float]]] = {}
+
+    def receive_for(consumer: cloudqueue.Consumer, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            for message in consumer.receive(max_messages=100, wait=0.2):
+                attempts.setdefault(int(message.text()), []).append(
+                    (message.delivery_attempt, time.monotonic())
+                )
+                message.ack()
+
+    try:
+        with cloudqueue.open_consumer(url) as survivor:
+            # Three leases long: without the holder's renewals its messages would be back.
+            receive_for(survivor, lease * 3)
+            assert set(attempts) == set(range(total)) - acked - held
+            holder.send_signal(signal.SIGKILL)
+            holder.wait(timeout=30)
+            killed_at = time.monotonic()
+            receive_for(survivor, lease + 4.0)
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+            holder.wait(timeout=30)
+
+    assert set(attempts) == set(range(total)) - acked, "lost, or an acked message came back"
+    for number in held:
+        ((attempt, at),) = attempts[number]
+        assert attempt == 2, (number, attempt)
+        assert at - killed_at <= lease + 2.5, f"message {number} came back {at - killed_at:.1f}s after"
+    assert all(len(seen) == 1 for seen in attempts.values()), attempts
+
+
 if __name__ == "__main__":
     role, *rest = sys.argv[1:]
     if role == "produce":
         produce(rest[0], int(rest[1]), int(rest[2]), int(rest[3]))
+    elif role == "hold":
+        hold(rest[0], int(rest[1]), int(rest[2]))
     else:
         consume(rest[0], rest[1], rest[2], float(rest[3]))
