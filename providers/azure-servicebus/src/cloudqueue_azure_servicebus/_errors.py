@@ -2,10 +2,16 @@
 
 Matched by type (most specific class first through the MRO, see
 :func:`cloudqueue.errors.translate`), never by message text.
+
+Connection-level failures are ``Unavailable`` (retryable): the SDK raises
+``ServiceBusConnectionError``/``ServiceBusCommunicationError`` for them, or a plain
+``ServiceBusError`` ("Handler failed") wrapping the transport's own exception, which
+is then translated by the type of that wrapped exception.
 """
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable, Mapping
 
 from azure.core import exceptions as core
@@ -15,9 +21,24 @@ from cloudqueue.errors import ErrorCode
 __all__ = ["ERRORS"]
 
 
-def _by_retryable(exc: BaseException) -> ErrorCode:
-    # ServiceBusError carries the SDK's own verdict on whether a retry can help.
-    return ErrorCode.UNAVAILABLE if getattr(exc, "retryable", False) else ErrorCode.UNKNOWN
+def _by_wrapped(exc: BaseException) -> ErrorCode:
+    """A ``ServiceBusError`` of no more specific class: the code of the exception it
+    wraps (``inner_exception``, public on every ``AzureError``), e.g. a socket error
+    the SDK reports as "Handler failed". The SDK's own retry verdict on it is private
+    (``_retryable``), so it is not consulted; nothing wrapped means ``Unknown``."""
+    seen: set[int] = set()
+    inner = getattr(exc, "inner_exception", None)
+    while isinstance(inner, BaseException) and id(inner) not in seen:
+        seen.add(id(inner))
+        for klass in type(inner).__mro__:
+            entry = ERRORS.get(klass)
+            if entry is None:
+                continue
+            if entry is _by_wrapped:  # a plain ServiceBusError inside another: look deeper
+                break
+            return entry if isinstance(entry, ErrorCode) else entry(inner)
+        inner = getattr(inner, "inner_exception", None)
+    return ErrorCode.UNKNOWN
 
 
 def _by_status(exc: BaseException) -> ErrorCode:
@@ -55,7 +76,7 @@ ERRORS: Mapping[type[BaseException], ErrorCode | Callable[[BaseException], Error
     sb.ServiceBusConnectionError: ErrorCode.UNAVAILABLE,
     sb.ServiceBusCommunicationError: ErrorCode.UNAVAILABLE,
     sb.OperationTimeoutError: ErrorCode.DEADLINE_EXCEEDED,
-    sb.ServiceBusError: _by_retryable,
+    sb.ServiceBusError: _by_wrapped,
     # administration (HTTP) and credentials
     core.ResourceNotFoundError: ErrorCode.NOT_FOUND,
     core.ResourceExistsError: ErrorCode.ALREADY_EXISTS,
@@ -64,4 +85,8 @@ ERRORS: Mapping[type[BaseException], ErrorCode | Callable[[BaseException], Error
     core.ServiceResponseError: ErrorCode.UNAVAILABLE,
     core.HttpResponseError: _by_status,
     core.AzureError: ErrorCode.UNKNOWN,
+    # the transport's own, raised bare or wrapped in a plain ServiceBusError
+    ConnectionError: ErrorCode.UNAVAILABLE,  # reset, refused, aborted, broken pipe
+    socket.gaierror: ErrorCode.UNAVAILABLE,  # name resolution, usually transient
+    TimeoutError: ErrorCode.DEADLINE_EXCEEDED,  # socket.timeout too
 }
