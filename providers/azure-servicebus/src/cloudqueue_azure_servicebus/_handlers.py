@@ -76,13 +76,18 @@ class Handler(Generic[H]):
     def use(self) -> Iterator[H]:
         """The open handler, held exclusively; dropped if the body raises."""
         with self.lock:
-            if self._handler is None:
-                self._handler = self._opener()
+            handler = self.open_held()
             try:
-                yield self._handler
+                yield handler
             except Exception:
                 self._drop_locked()
                 raise
+
+    def open_held(self) -> H:
+        """The open handler, opened now if there is none; the caller holds the lock."""
+        if self._handler is None:
+            self._handler = self._opener()
+        return self._handler
 
     def drop(self) -> None:
         with self.lock:
