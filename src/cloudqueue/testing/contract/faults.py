@@ -40,7 +40,7 @@ messages by body. What it holds the provider (and the portable layer) to:
 Destinations are declared with a lease of :attr:`ConnectionFaults.fault_lease` seconds,
 well beyond a cut and the recovery after it, so that an ack delayed by the cut can
 still reach the server in time, and a message whose ack silently went nowhere comes
-back while the case still watches. Each case takes about 10 to 25 seconds.
+back while the case still watches. Each case takes about 5 to 20 seconds against a local server.
 """
 
 from __future__ import annotations
