@@ -141,3 +141,18 @@ def test_cut_connections_lose_no_sent_message(broker: ServiceBusBroker) -> None:
     assert cut_done
     assert sent - received == set()
     assert len(sent) > 20
+
+
+def test_close_ends_a_receive_waiting_in_another_thread_within_one_slice(broker: ServiceBusBroker) -> None:
+    url = url_for(broker.connection_string, unique_name("wake"))
+    cloudqueue.declare(url)
+    consumer = cloudqueue.open_consumer(url)
+    returned: list[object] = []
+    waiter = threading.Thread(target=lambda: returned.append(consumer.receive(max_messages=1, wait=15.0)))
+    waiter.start()
+    time.sleep(1.0)  # the receive is waiting, slice after slice
+    started = time.monotonic()
+    consumer.close()
+    waiter.join(timeout=10)
+    assert returned == [[]]
+    assert time.monotonic() - started < 3.0  # was the rest of the 15 s wait

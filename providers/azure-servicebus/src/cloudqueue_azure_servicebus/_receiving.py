@@ -114,6 +114,8 @@ class ServiceBusSubscription(SubscriptionDriver):
         self._catalog = catalog
         self._target = target
         self._sessions: bool | None = None
+        #: Set by interrupt_receives: receives return after their current slice.
+        self._interrupted = False
         # prefetch_count=0: the SDK then grants credit per receive call, sized by the
         # batch the portable layer asks for (its adaptive prefetch), and holds nothing
         # locked between calls.
@@ -171,8 +173,11 @@ class ServiceBusSubscription(SubscriptionDriver):
             remaining = give_up - time.monotonic()
             slice_wait = max(_SHORTEST_WAIT, min(_RECEIVE_SLICE, remaining))
             got = self._receive_slice(max_messages, slice_wait, where)
-            if got or remaining <= _RECEIVE_SLICE:
+            if got or remaining <= _RECEIVE_SLICE or self._interrupted:
                 return got
+
+    def interrupt_receives(self) -> None:
+        self._interrupted = True  # a receive ends with its current slice
 
     def _receive_slice(self, max_messages: int, wait: float, where: str) -> list[Delivery]:
         sessions = self._uses_sessions()
