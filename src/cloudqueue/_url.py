@@ -5,13 +5,12 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from urllib.parse import parse_qsl, quote, urlencode, urlsplit
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
-from .errors import InvalidArgument, register_secret
+from ._secrets import REDACTED, hide_url_passwords, register_secret, register_url_secrets, scrub
+from .errors import InvalidArgument
 
 __all__ = ["Url", "parse_url"]
-
-_REDACTED = "***"
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,8 +18,14 @@ class Url:
     """A parsed destination URL: ``scheme://host/path?name=value``.
 
     Providers interpret ``host`` and ``path`` (a queue name, a project and a
-    topic, a file path...). ``str()`` and ``repr()`` hide the password and every
-    parameter the provider marks secret.
+    topic, a file path...). ``username`` and ``password`` are URL-decoded.
+
+    Every secret is registered (see :func:`cloudqueue.errors.register_secret`) as soon
+    as a ``Url`` is made: the password, the values of the provider's secret parameters
+    and the password of every ``scheme://user:password@host`` inside another
+    parameter's value. ``str()`` and ``repr()`` show each of them as ``***`` by
+    position (and then scrub what is left of every registered secret); so does the
+    ``repr()`` of ``params``. Only :meth:`unsafe_str` gives them back.
     """
 
     scheme: str
@@ -30,6 +35,17 @@ class Url:
     username: str | None = None
     password: str | None = field(default=None, repr=False)
     secret_params: frozenset[str] = frozenset()
+
+    def __post_init__(self) -> None:
+        if self.password:
+            register_secret(self.password)
+        for name, value in self.params.items():
+            if name in self.secret_params:
+                register_secret(value)
+            else:
+                register_url_secrets(value)
+        if not isinstance(self.params, _Params) or self.params.secret != self.secret_params:
+            object.__setattr__(self, "params", _Params(self.params, self.secret_params))
 
     @property
     def subscription(self) -> str | None:
@@ -51,7 +67,9 @@ class Url:
         try:
             return float(raw)
         except ValueError:
-            raise InvalidArgument(f"URL parameter {name}={raw!r} is not a number") from None
+            raise InvalidArgument(
+                f"URL parameter {name}={self._shown(name, raw)!r} is not a number"
+            ) from None
 
     def bool_param(self, name: str, default: bool) -> bool:
         raw = self.params.get(name)
@@ -62,7 +80,12 @@ class Url:
             return True
         if lowered in ("0", "false", "no", "off"):
             return False
-        raise InvalidArgument(f"URL parameter {name}={raw!r} is not a boolean (true/false)")
+        raise InvalidArgument(
+            f"URL parameter {name}={self._shown(name, raw)!r} is not a boolean (true/false)"
+        )
+
+    def _shown(self, name: str, value: str) -> str:
+        return REDACTED if name in self.secret_params else hide_url_passwords(value)
 
     def replace(self, **changes: object) -> Url:
         """A copy with the given fields changed (``params`` replaces all parameters)."""
@@ -83,40 +106,45 @@ class Url:
         return self._format(redact=False)
 
     def __str__(self) -> str:
-        return self._format(redact=True)
+        return scrub(self._format(redact=True))
 
     def __repr__(self) -> str:
-        return f"Url({self._format(redact=True)!r})"
+        return f"Url({str(self)!r})"
 
     def _format(self, *, redact: bool) -> str:
         userinfo = ""
         if self.username is not None:
             userinfo = quote(self.username, safe="")
             if self.password is not None:
-                userinfo += ":" + (_REDACTED if redact else quote(self.password, safe=""))
+                userinfo += ":" + (REDACTED if redact else quote(self.password, safe=""))
             userinfo += "@"
         query = ""
         if self.params:
             shown = {
-                name: (_REDACTED if redact and name in self.secret_params else value)
+                name: (self._shown(name, value) if redact else value)
                 for name, value in self.params.items()
             }
-            query = "?" + urlencode(shown, safe="/:*")
+            query = "?" + urlencode(shown, safe="/:*@")
         return f"{self.scheme}://{userinfo}{self.host}{self.path}{query}"
 
 
 def parse_url(text: str, *, secret_params: Iterable[str] = ()) -> Url:
     """Parse ``text`` strictly: a scheme, no fragment, no repeated parameter."""
-    if not isinstance(text, str) or not text:
-        raise InvalidArgument(f"a destination URL must be a non-empty string, not {text!r}")
+    if not isinstance(text, str):
+        raise InvalidArgument(f"a destination URL must be a string, not {type(text).__name__}")
+    if not text:
+        raise InvalidArgument("a destination URL must be a non-empty string")
     if "://" not in text:
         raise InvalidArgument(
-            f"malformed destination URL {_shorten(text)!r}: expected scheme://destination, "
+            f"malformed destination URL {_echo(text)!r}: expected scheme://destination, "
             "for example memory://orders"
         )
-    parts = urlsplit(text)
+    try:
+        parts = urlsplit(text)
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        raise InvalidArgument("malformed host or port in destination URL") from None
     if not parts.scheme:
-        raise InvalidArgument(f"malformed destination URL {_shorten(text)!r}: no scheme")
+        raise InvalidArgument(f"malformed destination URL {_echo(text)!r}: no scheme")
     if parts.fragment:
         raise InvalidArgument("destination URLs take no #fragment")
     params: dict[str, str] = {}
@@ -129,6 +157,9 @@ def parse_url(text: str, *, secret_params: Iterable[str] = ()) -> Url:
             raise InvalidArgument(f"URL parameter {name!r} is given twice")
         params[name] = value
     secrets = frozenset(secret_params)
+    username = unquote(parts.username) if parts.username is not None else None
+    password = unquote(parts.password) if parts.password is not None else None
+    # Register secrets before anything else can fail and echo them; Url does it again.
     for name in secrets & params.keys():
         register_secret(params[name])
     if parts.password:
@@ -149,11 +180,36 @@ def parse_url(text: str, *, secret_params: Iterable[str] = ()) -> Url:
         host=host,
         path=parts.path,
         params=params,
-        username=parts.username,
-        password=parts.password,
+        username=username,
+        password=password,
         secret_params=secrets,
     )
 
 
-def _shorten(text: str, limit: int = 60) -> str:
-    return text if len(text) <= limit else text[:limit] + "..."
+class _Params(dict[str, str]):
+    """A URL's parameters; ``repr()`` hides secret ones and URL passwords in the others."""
+
+    __slots__ = ("secret",)
+
+    def __init__(self, params: Mapping[str, str], secret: frozenset[str]) -> None:
+        super().__init__(params)
+        self.secret = secret
+
+    def __repr__(self) -> str:
+        return scrub(repr({
+            name: REDACTED if name in self.secret else hide_url_passwords(value)
+            for name, value in self.items()
+        }))
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_Params, (dict(self), self.secret))
+
+
+def _echo(text: str, limit: int = 60) -> str:
+    """Unparsable ``text`` as an error may quote it: no query, no user-info."""
+    head, query, _ = text.partition("?")
+    scheme, sep, rest = head.rpartition("://")
+    if "@" in rest:
+        rest = REDACTED + "@" + rest.rpartition("@")[2]
+    shown = scheme + sep + rest + ("?..." if query else "")
+    return shown if len(shown) <= limit else shown[:limit] + "..."

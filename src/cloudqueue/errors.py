@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TypeVar
 
+from ._secrets import register_secret, register_url_secrets, scrub, scrub_exception
+
 __all__ = [
     "AlreadyExists",
     "Closed",
@@ -34,31 +36,17 @@ __all__ = [
     "Unsupported",
     "error_for_code",
     "register_secret",
+    "register_url_secrets",
     "scrub",
+    "scrub_exception",
     "translate",
 ]
 
 T = TypeVar("T")
 
-# Secret values (keys, connection strings, tokens) seen in URLs and options.
-# Every error message is scrubbed against them, so a secret that an SDK echoes
-# in its own exception text never reaches logs or tracebacks through us.
-_SECRETS: set[str] = set()
-_REDACTED = "***"
-
-
-def register_secret(value: str) -> None:
-    """Remember ``value`` as a secret to blank out of every error message."""
-    if len(value) >= 4:  # shorter strings would blank out ordinary words
-        _SECRETS.add(value)
-
-
-def scrub(text: str) -> str:
-    """``text`` with every registered secret replaced by ``***``."""
-    for secret in _SECRETS:
-        if secret in text:
-            text = text.replace(secret, _REDACTED)
-    return text
+# Secrets (keys, connection strings, URL passwords) are registered as the library
+# reads them and scrubbed from every error message, every native exception behind
+# one and every log record: see cloudqueue._secrets and docs/errors.md.
 
 
 class ErrorCode(enum.Enum):
@@ -89,9 +77,16 @@ class QueueError(Exception):
     retryable: bool = False
 
     def __init__(self, message: str, *, retryable: bool | None = None) -> None:
-        super().__init__(scrub(message) if _SECRETS else message)
+        super().__init__(scrub(message))
         if retryable is not None:
             self.retryable = retryable
+
+    def __setattr__(self, name: str, value: object) -> None:
+        # ``error.__cause__ = native`` (what translated() and the engine do) scrubs the
+        # native exception's text in place: tracebacks print the whole chain.
+        if name in ("__cause__", "__context__") and isinstance(value, BaseException):
+            scrub_exception(value)
+        super().__setattr__(name, value)
 
     def as_(self, native_type: type[T]) -> T | None:
         """The native SDK exception behind this error if it is a ``native_type``."""
@@ -242,7 +237,12 @@ def translated(
     table: Mapping[type[BaseException], ErrorCode | Callable[[BaseException], ErrorCode]],
     what: str,
 ) -> QueueError:
-    """The portable error for ``exc`` (see :func:`translate`), with ``exc`` as its cause."""
+    """The portable error for ``exc`` (see :func:`translate`), with ``exc`` as its cause.
+
+    ``exc`` and the exceptions chained to it are scrubbed of registered secrets in place
+    (see :func:`scrub_exception`): tracebacks print the cause chain.
+    """
+    scrub_exception(exc)
     code = ErrorCode.UNKNOWN
     for klass in type(exc).__mro__:
         entry = table.get(klass)
