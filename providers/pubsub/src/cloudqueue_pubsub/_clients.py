@@ -12,6 +12,7 @@ import threading
 from typing import Any
 
 import grpc
+from cloudqueue.errors import register_url_secrets
 from google.pubsub_v1 import PublisherClient, SubscriberClient
 from google.pubsub_v1.services.publisher.transports import PublisherGrpcTransport
 from google.pubsub_v1.services.subscriber.transports import SubscriberGrpcTransport
@@ -90,6 +91,9 @@ class ClientPool:
         self._by_endpoint: dict[str | None, Clients] = {}
 
     def get(self, emulator_host: str | None) -> Clients:
+        if emulator_host:
+            # A user:password@ in PUBSUB_EMULATOR_HOST ends up in gRPC's errors and logs.
+            register_url_secrets("//" + emulator_host)
         with self._lock:
             clients = self._by_endpoint.get(emulator_host)
             if clients is None:
