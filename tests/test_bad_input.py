@@ -387,6 +387,7 @@ CORE: list[Case] = [
     C("sqlite path with NUL", lambda e: e.producer("sqlite:///a\0b.db?queue=q"), IA, r"database path must not contain a NUL"),
     C("sqlite path lone surrogate", lambda e: e.producer("sqlite:///a" + SURROGATE + ".db?queue=q"), IA, r"SQLite database path .*lone surrogate"),
     C("sqlite path is a directory", lambda e: e.producer(f"sqlite:///{e.directory}/?queue=q"), IA, r"is a directory, not a file"),
+    C("URL unclosed IPv6 host", lambda e: cloudqueue.open_producer("memory://[::1"), IA, r"malformed host"),
 ]
 
 SQS: list[Case] = [
@@ -458,12 +459,6 @@ SERVICEBUS: list[Case] = [
     C("azuresb declare lease above 5 minutes", lambda e: cloudqueue.declare(sb(), lease=400), IA, r"lease 400s is longer than Service Bus allows"),
 ]
 
-#: Known gaps, owned elsewhere: expected to fail until fixed there.
-PENDING: list[Case] = [
-    # urlsplit's ValueError escapes parse_url (src/cloudqueue/_url.py).
-    C("URL unclosed IPv6 host", lambda e: cloudqueue.open_producer("memory://[::1"), IA, r"malformed host"),
-]
-
 
 def _installed(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
@@ -479,8 +474,6 @@ def _params() -> Iterator[Any]:
         mark = pytest.mark.skipif(not _installed(module), reason=f"{module} is not installed")
         for case in cases:
             yield pytest.param(case, id=case.what, marks=mark)
-    for case in PENDING:
-        yield pytest.param(case, id=case.what, marks=pytest.mark.xfail(reason="fix pending in _url.py"))
 
 
 @pytest.fixture
@@ -507,7 +500,7 @@ def test_bad_input_is_refused_clearly_before_anything_is_sent(case: Case, env: E
 
 
 def test_the_table_has_one_case_per_description() -> None:
-    names = [case.what for case in (*CORE, *SQS, *PUBSUB, *SERVICEBUS, *PENDING)]
+    names = [case.what for case in (*CORE, *SQS, *PUBSUB, *SERVICEBUS)]
     assert len(names) == len(set(names))
 
 

@@ -163,18 +163,20 @@ class Unknown(QueueError):
 
 
 class SendBatchError(QueueError):
-    """Some messages of a batch were not sent.
+    """Some messages of a batch were not confirmed sent.
 
     ``results`` holds, in the order of the batch, the message id of each message
-    that was sent and the :class:`QueueError` of each one that was not, so the
-    caller knows exactly what to send again.
+    that was sent and the :class:`QueueError` of each one that was not confirmed,
+    so the caller knows exactly what to send again. A retryable error may mean the
+    outcome is unknown (the connection dropped after the request left): sending
+    such a message again can duplicate it, never lose it.
     """
 
     def __init__(self, results: list[str | QueueError]) -> None:
         failed = [r for r in results if isinstance(r, QueueError)]
         first = failed[0] if failed else None
         super().__init__(
-            f"{len(failed)} of {len(results)} messages were not sent"
+            f"{len(failed)} of {len(results)} messages were not confirmed sent"
             + (f"; first error: {first}" if first else "")
         )
         self.results = results
@@ -183,7 +185,7 @@ class SendBatchError(QueueError):
 
     @property
     def sent_ids(self) -> list[str | None]:
-        """Per message: its id if it was sent, else None."""
+        """Per message: its id if it was sent, else None (not confirmed)."""
         return [r if isinstance(r, str) else None for r in self.results]
 
 
