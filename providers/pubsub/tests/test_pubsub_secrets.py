@@ -61,15 +61,7 @@ def test_pubsub_secrets_never_show(
         for target in (missing, url):
             if host == server.address and target == url:
                 continue  # that one works
-            with pytest.raises(cloudqueue.QueueError) as sent:
-                with cloudqueue.open_producer(target, retry=FAST) as producer:
-                    exposure.objects(producer)
-                    producer.send(b"x")
-            exposure.error(sent.value)
-            with pytest.raises(cloudqueue.QueueError) as pulled:
-                with cloudqueue.open_consumer(target, retry=FAST) as consumer:
-                    consumer.receive(max_messages=1, wait=1.0)
-            exposure.error(pulled.value)
+            exposure.failed_round_trip(target, FAST)
             for call in (cloudqueue.capabilities, cloudqueue.purge, cloudqueue.delete):
                 with pytest.raises(cloudqueue.QueueError) as info:
                     call(target)

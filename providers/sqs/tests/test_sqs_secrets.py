@@ -76,15 +76,7 @@ def test_sqs_secrets_never_show(
         sqs_url(queue, dead, user),  # nothing listens there
     ]
     for url in failing:
-        with pytest.raises(cloudqueue.QueueError) as sent:
-            with cloudqueue.open_producer(url, retry=FAST) as producer:
-                exposure.objects(producer)
-                producer.send(b"x")
-        exposure.error(sent.value)
-        with pytest.raises(cloudqueue.QueueError) as pulled:
-            with cloudqueue.open_consumer(url, retry=FAST) as consumer:
-                consumer.receive(max_messages=1, wait=1.0)
-        exposure.error(pulled.value)
+        exposure.failed_round_trip(url, FAST)
         exposure.objects(cloudqueue.capabilities(url))  # known without a call
         for call in (cloudqueue.purge, cloudqueue.delete):
             with pytest.raises(cloudqueue.QueueError) as info:

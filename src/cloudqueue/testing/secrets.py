@@ -27,6 +27,9 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+import cloudqueue
+from cloudqueue import RetryPolicy
+
 __all__ = ["SDK_LOGGERS", "Exposure", "log_everything", "new_secret"]
 
 #: Loggers of the library and of the SDKs its providers use.
@@ -90,6 +93,23 @@ class Exposure:
         """An exception: its text, repr and whole traceback, causes included."""
         self.objects(error)
         self.text(f"traceback of {type(error).__name__}", "".join(traceback.format_exception(error)))
+
+    def failed_round_trip(self, url: str, retry: RetryPolicy | None = None) -> None:
+        """Send to and receive from ``url``, both of which must fail with a
+        :class:`~cloudqueue.QueueError`; keep the producer's repr and both errors."""
+        for what in ("send", "receive"):
+            try:
+                if what == "send":
+                    with cloudqueue.open_producer(url, retry=retry) as producer:
+                        self.objects(producer)
+                        producer.send(b"x")
+                else:
+                    with cloudqueue.open_consumer(url, retry=retry) as consumer:
+                        consumer.receive(max_messages=1, wait=1.0)
+            except cloudqueue.QueueError as error:
+                self.error(error)
+            else:  # the URL holds the secret: it is not named here
+                raise AssertionError(f"a {what} that should have failed succeeded")
 
     def cli(
         self, *args: str, env: Mapping[str, str] | None = None, cwd: str | Path | None = None,
