@@ -6,7 +6,8 @@ from ._engine.retry import RetryPolicy
 from ._registry import resolve
 from ._sync import Consumer, Producer
 from .driver import Capabilities, Declaration
-from .errors import InvalidArgument
+from .errors import InvalidArgument, Unsupported
+from .filters import Filter
 
 __all__ = [
     "capabilities",
@@ -64,6 +65,7 @@ def declare(
     ordered: bool = False,
     deduplicated: bool = False,
     lease: float = 30.0,
+    filter: Filter | None = None,  # the word users look for
 ) -> None:
     """Create the destination named by ``url`` (and its subscription, when the
     URL names one), or bring an existing one to these settings.
@@ -72,7 +74,10 @@ def declare(
     dead-letter destination (see :func:`dead_letter_url`). ``ordered``: deliver
     each ordering key's messages in order. ``deduplicated``: drop messages whose
     deduplication id was seen within the provider's window. ``lease``: seconds
-    a received message stays invisible to other consumers.
+    a received message stays invisible to other consumers. ``filter``: deliver to
+    the subscription named by ``url`` only the messages it matches (see
+    :mod:`cloudqueue.filters`); None delivers every message, and removes the filter
+    an existing subscription has where the provider can change it.
     """
     if dead_letter_after is not None and (
         type(dead_letter_after) is not int or not 1 <= dead_letter_after <= _MAX_DELIVERIES
@@ -88,7 +93,23 @@ def declare(
         raise InvalidArgument(
             f"lease must be a number of seconds above 0 and below {_MAX_LEASE}, not {lease!r:.60}"
         )
+    if filter is not None and not isinstance(filter, Filter):
+        raise InvalidArgument(
+            f"filter must be None or a cloudqueue.filters.Filter (built with where()), "
+            f"not {type(filter).__name__}"
+        )
     provider, parsed = resolve(url)
+    if filter is not None:
+        if parsed.subscription is None:
+            raise InvalidArgument(
+                "a filter belongs to a topic subscription: name one in the URL "
+                "(?subscription=<name>) to declare it with a filter"
+            )
+        if not provider.supports_filters:
+            raise Unsupported(
+                f"the {parsed.scheme}:// provider cannot filter subscriptions "
+                "(its capabilities say filters=False)"
+            )
     provider.declare(
         parsed,
         Declaration(
@@ -96,6 +117,7 @@ def declare(
             ordered=ordered,
             deduplicated=deduplicated,
             lease=float(lease),
+            filter=filter,
         ),
     )
 

@@ -44,6 +44,7 @@ from typing import TypeVar
 from ._message import Message
 from ._url import Url
 from .errors import QueueError, Unsupported
+from .filters import Filter
 
 __all__ = [
     "BatchErrors",
@@ -128,6 +129,9 @@ class Capabilities:
     implicit_create: bool = False
     #: Messages survive a restart of the process / server.
     durable: bool = True
+    #: Subscriptions take ``declare(url, filter=...)`` (see :mod:`cloudqueue.filters`);
+    #: a provider that can express only some filters raises Unsupported naming the part.
+    filters: bool = False
 
     def describe(self) -> dict[str, object]:
         """A plain dict for display (CLI, docs)."""
@@ -150,6 +154,14 @@ class Declaration:
     deduplicated: bool = False
     #: Lease (visibility timeout, lock duration, ack deadline), seconds.
     lease: float = 30.0
+    #: Deliver to this subscription only the messages this filter matches; None: all.
+    #: Only ever set for a URL naming a subscription, and only for providers with
+    #: :attr:`Provider.supports_filters`. Translate it in one place (Pub/Sub: an
+    #: expression; Service Bus: a rule), raise Unsupported naming a part the service
+    #: cannot express, and when the service cannot change a subscription's filter,
+    #: raise FailedPrecondition saying to delete and declare again. None on an
+    #: existing subscription means "no filter": remove the one it has.
+    filter: Filter | None = None
 
 
 @dataclass(slots=True, eq=False)
@@ -343,6 +355,10 @@ class Provider(abc.ABC):
     parameters: frozenset[str] = frozenset({"subscription"})
     #: Parameters holding secrets: never shown in reprs, logs or errors.
     secret_parameters: frozenset[str] = frozenset()
+    #: ``declare`` honours :attr:`Declaration.filter`. Left False, the portable layer
+    #: refuses every filter with Unsupported before calling the provider, so that a
+    #: provider written before filters existed never drops one silently.
+    supports_filters: bool = False
 
     @abc.abstractmethod
     def open_topic(self, url: Url) -> TopicDriver:

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from .._message import Message
 from ..driver import Declaration, Delivery
 from ..errors import NotFound, QueueError
+from ..filters import Filter
 from ..wire import DEAD_LETTER_REASON
 
 __all__ = ["Broker", "Topic", "TopicSettings"]
@@ -46,6 +47,9 @@ class TopicSettings:
 class SubscriptionSettings:
     lease: float = 30.0
     dead_letter_after: int | None = None
+    #: Only messages it matches are routed here, decided at publish time (as on the
+    #: clouds: changing it leaves messages already routed where they are).
+    filter: Filter | None = None
 
 
 class _Record:
@@ -303,6 +307,9 @@ class Topic:
                 delay = message.delay
                 keyed = ordered and message.ordering_key is not None
                 for subscription in subscriptions:
+                    wanted = subscription.settings.filter
+                    if wanted is not None and not wanted.matches(message.attributes):
+                        continue
                     record = _Record(
                         message_id, message.body, message.attributes, message.ordering_key,
                         now, next(broker.sequence),
@@ -370,6 +377,7 @@ class Broker:
             sub.topic.settings.deduplicated = declaration.deduplicated
             sub.settings.lease = declaration.lease
             sub.settings.dead_letter_after = declaration.dead_letter_after
+            sub.settings.filter = declaration.filter
 
     def delete(self, topic_name: str, subscription: str | None) -> None:
         with self.lock:

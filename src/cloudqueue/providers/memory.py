@@ -69,6 +69,7 @@ def _capabilities(ordered: bool, deduplicated: bool) -> Capabilities:
         fan_out=True,
         implicit_create=True,
         durable=False,
+        filters=True,
     )
 
 
@@ -223,6 +224,7 @@ class MemoryProvider(Provider):
     schemes = ("memory",)
     distribution = "cloudqueue"
     parameters = frozenset({"subscription"})
+    supports_filters = True
 
     def __init__(self) -> None:
         self.broker = Broker()

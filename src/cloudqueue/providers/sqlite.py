@@ -46,6 +46,7 @@ class SqliteProvider(Provider):
     schemes = ("sqlite",)
     distribution = "cloudqueue"
     parameters = frozenset({"queue", "subscription", "synchronous", "busy_timeout"})
+    supports_filters = True
 
     def __init__(self) -> None:
         self.registry = Registry()

@@ -33,7 +33,7 @@ from ...errors import (
     translated,
 )
 from .checkpoints import BACKSTOP_PAGES, Checkpointer
-from .schema import SCHEMA, SCHEMA_VERSION
+from .schema import SCHEMA, SCHEMA_VERSION, add_missing_columns
 
 __all__ = ["Database", "Options", "Registry", "Signal"]
 
@@ -231,6 +231,7 @@ class Database:
                 )
             if version < SCHEMA_VERSION:
                 cursor.executescript("BEGIN IMMEDIATE;" + SCHEMA)
+                add_missing_columns(cursor)
                 cursor.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
                 cursor.execute("COMMIT")
 

@@ -26,12 +26,15 @@ or due now) and no row of the key is under a live lease.
 
 from __future__ import annotations
 
+import sqlite3
+
 from ...wire import DEAD_LETTER_REASON
 
-__all__ = ["SCHEMA", "SCHEMA_VERSION"]
+__all__ = ["SCHEMA", "SCHEMA_VERSION", "add_missing_columns"]
 
-#: 2: dropped the ``messages_leased`` index (see above). Files are upgraded on open.
-SCHEMA_VERSION = 2
+#: 2: dropped the ``messages_leased`` index (see above). 3: subscriptions.filter.
+#: Files are upgraded on open.
+SCHEMA_VERSION = 3
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS topics (
@@ -48,6 +51,8 @@ CREATE TABLE IF NOT EXISTS subscriptions (
     name TEXT NOT NULL,
     lease REAL NOT NULL DEFAULT 30.0,
     dead_letter_after INTEGER,
+    -- The subscription's filter in its JSON form (cloudqueue.filters), NULL: none.
+    filter TEXT,
     UNIQUE (topic, name)
 );
 
@@ -81,6 +86,20 @@ CREATE TABLE IF NOT EXISTS deduplication (
 ) WITHOUT ROWID;
 """
 
+#: Columns added after a table was first created: ``CREATE TABLE IF NOT EXISTS``
+#: leaves an older file's table as it was, so an upgrade adds them.
+_ADDED_COLUMNS = (("subscriptions", "filter", "TEXT"),)
+
+
+def add_missing_columns(cursor: sqlite3.Cursor) -> None:
+    """Bring tables made by an older schema version up to this one (in the
+    caller's transaction)."""
+    for table, column, kind in _ADDED_COLUMNS:
+        present = {row[1] for row in cursor.execute(f"PRAGMA table_info({table})")}
+        if column not in present:
+            cursor.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+
+
 # -- destinations ---------------------------------------------------------------
 
 ADD_TOPIC = "INSERT OR IGNORE INTO topics (name) VALUES (?)"
@@ -91,7 +110,7 @@ SUBSCRIPTION_NAMES = "SELECT topic, name FROM subscriptions WHERE id = ?"
 #: The topic's deduplication flag and its subscriptions, one row per subscription
 #: (one row with a NULL id when it has none; no row when the topic is missing).
 PUBLISH_TARGETS = """
-SELECT t.deduplicated, s.id FROM topics AS t LEFT JOIN subscriptions AS s ON s.topic = t.name
+SELECT t.deduplicated, s.id, s.filter FROM topics AS t LEFT JOIN subscriptions AS s ON s.topic = t.name
 WHERE t.name = ?
 """
 SUBSCRIPTION_SETTINGS = """
@@ -100,7 +119,9 @@ FROM subscriptions AS s JOIN topics AS t ON t.name = s.topic
 WHERE s.id = ?
 """
 SET_TOPIC = "UPDATE topics SET ordered = ?, deduplicated = ? WHERE name = ?"
-SET_SUBSCRIPTION = "UPDATE subscriptions SET lease = ?, dead_letter_after = ? WHERE id = ?"
+SET_SUBSCRIPTION = (
+    "UPDATE subscriptions SET lease = ?, dead_letter_after = ?, filter = ? WHERE id = ?"
+)
 PURGE = "DELETE FROM messages WHERE subscription = ?"
 DELETE_SUBSCRIPTION = "DELETE FROM subscriptions WHERE id = ?"
 DELETE_TOPIC_MESSAGES = (

@@ -9,6 +9,7 @@ which the contract suite compares every provider with.
 from __future__ import annotations
 
 import datetime
+import functools
 import itertools
 import json
 import os
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from ..._message import Message
 from ...driver import Declaration, Delivery
 from ...errors import NotFound, QueueError
+from ...filters import Filter
 from .._broker import DEDUPLICATION_WINDOW, dead_letter_name
 from . import schema
 
@@ -97,8 +99,15 @@ def subscription_settings(cursor: sqlite3.Cursor, sub_id: int) -> SubscriptionSe
 def declare(cursor: sqlite3.Cursor, topic: str, subscription: str, declaration: Declaration) -> None:
     sub_id = ensure_subscription(cursor, topic, subscription)
     cursor.execute(schema.SET_TOPIC, (declaration.ordered, declaration.deduplicated, topic))
+    wanted = declaration.filter
     cursor.execute(
-        schema.SET_SUBSCRIPTION, (declaration.lease, declaration.dead_letter_after, sub_id)
+        schema.SET_SUBSCRIPTION,
+        (
+            declaration.lease,
+            declaration.dead_letter_after,
+            None if wanted is None else wanted.to_json_text(),
+            sub_id,
+        ),
     )
 
 
@@ -150,7 +159,12 @@ def publish(cursor: sqlite3.Cursor, topic: str, messages: Sequence[Message]) -> 
     if not targets:
         raise NotFound(f"SQLite destination {topic!r} was deleted")
     deduplicate = bool(targets[0][0])
-    subscriptions = [sub_id for _, sub_id in targets if sub_id is not None]
+    # Routing is decided here, at publish time, from the filters stored now.
+    subscriptions = [
+        (sub_id, None if text is None else _stored_filter(text))
+        for _, sub_id, text in targets
+        if sub_id is not None
+    ]
     now = time.time()
     if deduplicate:
         cursor.execute(schema.FORGET_DEDUPLICATION_IDS, (topic, now))
@@ -173,12 +187,20 @@ def publish(cursor: sqlite3.Cursor, topic: str, messages: Sequence[Message]) -> 
         ids.append(message_id)
         attributes = json.dumps(message.attributes) if message.attributes else None
         visible_at = now + message.delay if message.delay else now
-        for sub_id in subscriptions:
+        for sub_id, wanted in subscriptions:
+            if wanted is not None and not wanted.matches(message.attributes):
+                continue
             rows.append(
                 (sub_id, message_id, message.body, attributes, message.ordering_key, now, visible_at)
             )
     cursor.executemany(schema.INSERT_MESSAGE, rows)
     return ids
+
+
+@functools.lru_cache(maxsize=256)
+def _stored_filter(text: str) -> Filter:
+    """A subscription's filter from its stored JSON (parsed once per distinct text)."""
+    return Filter.from_json(text)
 
 
 # -- receiving ---------------------------------------------------------------------------
