@@ -222,27 +222,111 @@ def test_retry_policy_defaults(subscriber: pubsub_v1.SubscriberClient, topic: st
     assert created.enable_message_ordering
 
 
-def test_unsupported_features_are_unimplemented(
-    subscriber: pubsub_v1.SubscriberClient, topic: str
+_TRANSFORM = {"javascript_udf": {"function_name": "f", "code": "function f(m, x) { return m; }"}}
+
+#: Each unsupported subscription feature, the field the refusal must name, and its value.
+UNSUPPORTED_SUBSCRIPTION_FIELDS = [
+    ("message_transforms", "message_transforms", [_TRANSFORM]),
+    ("bigquery_config", "bigquery_config", {"table": "project.dataset.table"}),
+    ("cloud_storage_config", "cloud_storage_config", {"bucket": "bucket"}),
+    ("bigtable_config", "bigtable_config", {"table": "projects/p/instances/i/tables/t"}),
+    ("enable_exactly_once_delivery", "enable_exactly_once_delivery", True),
+    (
+        "push_config",
+        "push_config.oidc_token",
+        {
+            "push_endpoint": "http://127.0.0.1:9/push",
+            "oidc_token": {"service_account_email": "push@example.iam.gserviceaccount.com"},
+        },
+    ),
+]
+
+UNSUPPORTED_TOPIC_FIELDS = [
+    ("message_transforms", "message_transforms", [_TRANSFORM]),
+    ("schema_settings", "schema_settings", {"schema": f"projects/{PROJECT}/schemas/s"}),
+    ("kms_key_name", "kms_key_name", "projects/p/locations/l/keyRings/r/cryptoKeys/k"),
+    (
+        "ingestion_data_source_settings",
+        "ingestion_data_source_settings",
+        {"aws_kinesis": {"stream_arn": "arn:aws:kinesis:us-east-1:1:stream/s"}},
+    ),
+]
+
+
+@pytest.mark.parametrize(("field", "named", "value"), UNSUPPORTED_SUBSCRIPTION_FIELDS)
+def test_unsupported_subscription_features_get_the_same_refusal_on_create_and_update(
+    subscriber: pubsub_v1.SubscriberClient,
+    make_subscription: SubscriptionFactory,
+    topic: str,
+    field: str,
+    named: str,
+    value: object,
 ) -> None:
-    with pytest.raises(exceptions.MethodNotImplemented):
+    name = unique("subscriptions")
+    with pytest.raises(exceptions.MethodNotImplemented) as created:
         subscriber.create_subscription(
+            request={"name": name, "topic": topic, "ack_deadline_seconds": 10, field: value}
+        )
+    existing = make_subscription()
+    with pytest.raises(exceptions.MethodNotImplemented) as updated:
+        subscriber.update_subscription(
             request={
-                "name": unique("subscriptions"),
-                "topic": topic,
-                "ack_deadline_seconds": 10,
-                "push_config": {"push_endpoint": "https://example.invalid/push"},
+                "subscription": {"name": existing, field: value},
+                "update_mask": {"paths": [field]},
             }
         )
-    with pytest.raises(exceptions.MethodNotImplemented):
-        subscriber.create_subscription(
-            request={
-                "name": unique("subscriptions"),
-                "topic": topic,
-                "ack_deadline_seconds": 10,
-                "enable_exactly_once_delivery": True,
-            }
+    assert created.value.message == updated.value.message
+    assert created.value.message.startswith(f"{named}: ")
+    assert "not supported by this local Pub/Sub server" in created.value.message
+    with pytest.raises(exceptions.NotFound):
+        subscriber.get_subscription(subscription=name)
+    assert not subscriber.get_subscription(subscription=existing).enable_exactly_once_delivery
+
+
+@pytest.mark.parametrize(("field", "named", "value"), UNSUPPORTED_TOPIC_FIELDS)
+def test_unsupported_topic_features_get_the_same_refusal_on_create_and_update(
+    publisher: pubsub_v1.PublisherClient, topic: str, field: str, named: str, value: object
+) -> None:
+    name = unique("topics")
+    with pytest.raises(exceptions.MethodNotImplemented) as created:
+        publisher.create_topic(request={"name": name, field: value})
+    with pytest.raises(exceptions.MethodNotImplemented) as updated:
+        publisher.update_topic(
+            request={"topic": {"name": topic, field: value}, "update_mask": {"paths": [field]}}
         )
+    assert created.value.message == updated.value.message
+    assert created.value.message.startswith(f"{named}: ")
+    with pytest.raises(exceptions.NotFound):
+        publisher.get_topic(topic=name)
+
+
+def test_clearing_an_unsupported_field_is_accepted(
+    publisher: pubsub_v1.PublisherClient, topic: str
+) -> None:
+    updated = publisher.update_topic(
+        request={"topic": {"name": topic}, "update_mask": {"paths": ["message_transforms"]}}
+    )
+    assert list(updated.message_transforms) == []
+
+
+def test_unsupported_methods_are_unimplemented_and_named(
+    server: PubSubServer,
+    publisher: pubsub_v1.PublisherClient,
+    make_subscription: SubscriptionFactory,
+    topic: str,
+) -> None:
+    subscription = make_subscription()
+    with pytest.raises(exceptions.MethodNotImplemented) as detach:
+        publisher.detach_subscription(request={"subscription": subscription})
+    assert "google.pubsub.v1.Publisher/DetachSubscription" in detach.value.message
+    with pytest.raises(exceptions.MethodNotImplemented) as iam:
+        publisher.get_iam_policy(request={"resource": topic})
+    assert "google.iam.v1.IAMPolicy/GetIamPolicy" in iam.value.message
+    schemas = pubsub_v1.SchemaServiceClient()
+    with pytest.raises(exceptions.MethodNotImplemented) as schema:
+        schemas.list_schemas(request={"parent": f"projects/{PROJECT}"})
+    assert "google.pubsub.v1.SchemaService/ListSchemas" in schema.value.message
+    assert server.request_counts()["DetachSubscription"] == 1
 
 
 def test_update_subscription_refuses_immutable_fields(

@@ -13,9 +13,10 @@ from typing import Any
 from google.protobuf import duration_pb2
 from google.pubsub_v1 import types
 
-from ._errors import InvalidArgument, NotFound, Unimplemented
+from ._errors import InvalidArgument, NotFound, unsupported
 from ._filters import compile_filter
 from ._names import parse_subscription, parse_topic
+from ._push_config import check_push_config
 
 TopicPb: Any = types.Topic.pb()
 SubscriptionPb: Any = types.Subscription.pb()
@@ -68,7 +69,16 @@ def check_ack_deadline(seconds: int, *, allow_zero: bool, what: str) -> None:
 
 # --- topics -----------------------------------------------------------------------------------
 
-_TOPIC_UPDATABLE = {"labels", "message_retention_duration", "message_storage_policy"}
+_TOPIC_UPDATABLE = {
+    "labels",
+    "message_retention_duration",
+    "message_storage_policy",
+    # Updatable in the real service; refused by _check_topic_fields unless cleared.
+    "schema_settings",
+    "kms_key_name",
+    "ingestion_data_source_settings",
+    "message_transforms",
+}
 
 
 def _check_topic_fields(topic: Any) -> None:
@@ -79,13 +89,29 @@ def _check_topic_fields(topic: Any) -> None:
                 "Invalid message_retention_duration: must be 10 minutes to 31 days"
             )
     if topic.HasField("schema_settings") and topic.schema_settings.schema:
-        raise Unimplemented("Schemas are not supported by this local Pub/Sub server")
+        raise unsupported("schema_settings", "schemas are")
     if topic.kms_key_name:
-        raise Unimplemented("KMS keys are not supported by this local Pub/Sub server")
+        raise unsupported("kms_key_name", "KMS keys are")
     if topic.HasField("ingestion_data_source_settings"):
-        raise Unimplemented("Ingestion sources are not supported by this local Pub/Sub server")
+        raise unsupported("ingestion_data_source_settings", "ingestion sources are")
     if len(topic.message_transforms) > 0:
-        raise Unimplemented("Message transforms are not supported by this local Pub/Sub server")
+        raise unsupported("message_transforms", "message transforms are")
+
+
+def copy_field(target: Any, source: Any, path: str) -> None:
+    """Replace one top-level field of ``target`` by ``source``'s, as an update mask path does."""
+    field = target.DESCRIPTOR.fields_by_name[path]
+    target.ClearField(path)
+    value = getattr(source, path)
+    if field.message_type is not None and field.message_type.GetOptions().map_entry:
+        getattr(target, path).update(value)
+    elif field.is_repeated:
+        getattr(target, path).extend(value)
+    elif field.message_type is not None:
+        if source.HasField(path):
+            getattr(target, path).CopyFrom(value)
+    else:
+        setattr(target, path, value)
 
 
 def new_topic(request: Any) -> Any:
@@ -106,13 +132,7 @@ def updated_topic(current: Any, update: Any, paths: Sequence[str]) -> Any:
     for path in paths:
         if path not in _TOPIC_UPDATABLE:
             raise InvalidArgument(f"Invalid update_mask path for a topic: {path!r}")
-        if path == "labels":
-            topic.labels.clear()
-            topic.labels.update(update.labels)
-        else:
-            topic.ClearField(path)
-            if update.HasField(path):
-                getattr(topic, path).CopyFrom(getattr(update, path))
+        copy_field(topic, update, path)
     _check_topic_fields(topic)
     return topic
 
@@ -128,6 +148,19 @@ _SUBSCRIPTION_UPDATABLE = {
     "dead_letter_policy",
     "retry_policy",
     "push_config",
+    # Updatable in the real service; refused by _normalise_subscription unless cleared.
+    "bigquery_config",
+    "cloud_storage_config",
+    "bigtable_config",
+    "message_transforms",
+    "enable_exactly_once_delivery",
+}
+
+
+_EXPORTS = {
+    "bigquery_config": "BigQuery subscriptions are",
+    "cloud_storage_config": "Cloud Storage subscriptions are",
+    "bigtable_config": "Bigtable subscriptions are",
 }
 
 
@@ -184,13 +217,14 @@ def _normalise_subscription(subscription: Any, topic_exists: TopicExists) -> Non
 
     compile_filter(subscription.filter)
 
-    if subscription.push_config.push_endpoint:
-        raise Unimplemented("Push subscriptions are not supported by this local Pub/Sub server")
-    for export in ("bigquery_config", "cloud_storage_config", "bigtable_config"):
+    check_push_config(subscription.push_config)
+    for export, feature in _EXPORTS.items():
         if subscription.HasField(export):
-            raise Unimplemented(f"{export} is not supported by this local Pub/Sub server")
+            raise unsupported(export, feature)
+    if len(subscription.message_transforms) > 0:
+        raise unsupported("message_transforms", "message transforms are")
     if subscription.enable_exactly_once_delivery:
-        raise Unimplemented("Exactly-once delivery is not supported by this local Pub/Sub server")
+        raise unsupported("enable_exactly_once_delivery", "exactly-once delivery is")
 
 
 def new_subscription(request: Any, topic_exists: TopicExists) -> Any:
@@ -217,16 +251,17 @@ def updated_subscription(
     for path in paths:
         if path not in _SUBSCRIPTION_UPDATABLE:
             raise InvalidArgument(f"Invalid update_mask path for a subscription: {path!r}")
-        if path == "labels":
-            subscription.labels.clear()
-            subscription.labels.update(update.labels)
-        elif path in ("ack_deadline_seconds", "retain_acked_messages"):
-            setattr(subscription, path, getattr(update, path))
-        else:
-            subscription.ClearField(path)
-            if update.HasField(path):
-                getattr(subscription, path).CopyFrom(getattr(update, path))
+        copy_field(subscription, update, path)
     _normalise_subscription(subscription, topic_exists)
+    return subscription
+
+
+def with_push_config(current: Any, push_config: Any) -> Any:
+    """The subscription ``current`` with its push config replaced (ModifyPushConfig)."""
+    subscription = SubscriptionPb()
+    subscription.CopyFrom(current)
+    subscription.push_config.CopyFrom(push_config)
+    check_push_config(subscription.push_config)
     return subscription
 
 

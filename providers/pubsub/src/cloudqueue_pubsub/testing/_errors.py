@@ -37,3 +37,12 @@ class Unimplemented(ServiceError):
 
 class Unavailable(ServiceError):
     code = grpc.StatusCode.UNAVAILABLE
+
+
+class FailedPrecondition(ServiceError):
+    code = grpc.StatusCode.FAILED_PRECONDITION
+
+
+def unsupported(field: str, feature: str) -> Unimplemented:
+    """The one refusal for a feature this server lacks, the same on every RPC that sets it."""
+    return Unimplemented(f"{field}: {feature} not supported by this local Pub/Sub server")

@@ -34,6 +34,8 @@ class Settings:
     min_backoff: float
     max_backoff: float
     has_retry_policy: bool
+    #: Whether the server pushes this subscription's messages to an HTTP endpoint.
+    push: bool
 
     @classmethod
     def of(cls, config: Any) -> Settings:
@@ -50,14 +52,20 @@ class Settings:
             min_backoff=_config.seconds_of(config.retry_policy.minimum_backoff) if has_retry else 0,
             max_backoff=_config.seconds_of(config.retry_policy.maximum_backoff) if has_retry else 0,
             has_retry_policy=has_retry,
+            push=bool(config.push_config.push_endpoint),
         )
 
     def backoff(self, attempts: int) -> float:
         """Delay before redelivering a message that failed its delivery number ``attempts``."""
         if not self.has_retry_policy:
             return 0.0
-        exponent = min(max(0, attempts - 1), 32)  # 2**32 * anything > 600 s
-        return min(self.max_backoff, self.min_backoff * float(2**exponent))
+        return exponential_backoff(self.min_backoff, self.max_backoff, attempts)
+
+
+def exponential_backoff(minimum: float, maximum: float, attempts: int) -> float:
+    """``min(maximum, minimum * 2 ** (attempts - 1))``: the delay after failed attempt N."""
+    exponent = min(max(0, attempts - 1), 32)  # 2**32 * anything > 600 s
+    return min(maximum, minimum * float(2**exponent))
 
 
 class Topic:
@@ -71,6 +79,10 @@ class Subscription:
         self.queue = DeliveryQueue(iter(ack_ids))
         self.changed = threading.Condition(lock)
         self.deleted = False
+        #: A push loop runs for this subscription (see Broker._push_loop).
+        self.pushing = False
+        #: Push requests sent and not yet answered.
+        self.push_outstanding = 0
         self.configure(config)
 
     def configure(self, config: Any) -> None:

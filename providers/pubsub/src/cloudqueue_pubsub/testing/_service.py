@@ -124,6 +124,10 @@ class PubSubService:
         self._broker.delete_subscription(request.subscription)
         return Empty()
 
+    def modify_push_config(self, request: Any, context: grpc.ServicerContext) -> Any:
+        self._broker.modify_push_config(request.subscription, request.push_config)
+        return Empty()
+
     def pull(self, request: Any, context: grpc.ServicerContext) -> Any:
         # Never wait past the caller's own deadline.
         remaining = context.time_remaining()
@@ -312,8 +316,37 @@ class PubSubService:
                 "ModifyAckDeadline", self.modify_ack_deadline, "ModifyAckDeadlineRequest", Empty
             ),
             "StreamingPull": self._streaming_pull_handler(),
+            "ModifyPushConfig": self._unary(
+                "ModifyPushConfig", self.modify_push_config, "ModifyPushConfigRequest", Empty
+            ),
         }
         return [
             grpc.method_handlers_generic_handler("google.pubsub.v1.Publisher", publisher),
             grpc.method_handlers_generic_handler("google.pubsub.v1.Subscriber", subscriber),
+            _Unimplemented(self._counter),
         ]
+
+
+class _Unimplemented(grpc.GenericRpcHandler):  # type: ignore[misc]
+    """Every other method (schemas, IAM, DetachSubscription, ...): UNIMPLEMENTED, named.
+
+    gRPC's own answer to an unknown method says only "Method not found!"; naming the method
+    tells the user which feature the local server lacks.
+    """
+
+    def __init__(self, counter: RequestCounter) -> None:
+        self._counter = counter
+
+    def service(self, handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler:
+        full_name = str(handler_call_details.method).lstrip("/")
+        counter = self._counter
+
+        def refuse(request: bytes, context: grpc.ServicerContext) -> bytes:
+            counter.add(full_name.rsplit("/", 1)[-1])
+            context.abort(
+                grpc.StatusCode.UNIMPLEMENTED,
+                f"{full_name} is not supported by this local Pub/Sub server",
+            )
+            raise AssertionError("context.abort returns only by raising")  # pragma: no cover
+
+        return grpc.unary_unary_rpc_method_handler(refuse)

@@ -31,15 +31,30 @@ from typing import Any
 from . import _config
 from ._dead_letter import dead_letter_copy
 from ._delivery import Envelope, Lease
-from ._errors import AlreadyExists, InvalidArgument, NotFound, Unavailable
+from ._errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from ._names import DELETED_TOPIC, parse_project, parse_subscription, parse_topic
-from ._resources import Delivered, Subscription, Topic
+from ._push_config import push_request
+from ._pusher import send
+from ._resources import Delivered, Settings, Subscription, Topic, exponential_backoff
 from ._streams import MAX_RESPONSE_BYTES, StreamSession
 
 #: The real service returns at most 1,000 messages per Pull, whatever max_messages asks for.
 MAX_MESSAGES_PER_PULL = 1000
+#: Push backoff after a failed push when the subscription has no retry policy; Google
+#: documents an exponential backoff from 100 milliseconds up to 60 seconds.
+DEFAULT_PUSH_BACKOFF = (0.1, 60.0)
+#: Push requests in flight per subscription (the real service adapts this to the endpoint).
+MAX_OUTSTANDING_PUSHES = 16
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
+
+
+def _refuse_pull_on_push(subscription: Subscription) -> None:
+    if subscription.settings.push:
+        raise FailedPrecondition(
+            "This method is not supported for push subscriptions: "
+            f"{subscription.config.name} pushes to its push_config.push_endpoint"
+        )
 
 
 def _page(names: list[str], page_size: int, page_token: str) -> tuple[list[str], str]:
@@ -59,7 +74,8 @@ def _page(names: list[str], page_size: int, page_token: str) -> tuple[list[str],
 class Broker:
     """All server state. Every public method is thread-safe."""
 
-    def __init__(self) -> None:
+    def __init__(self, push_backoff: tuple[float, float] = DEFAULT_PUSH_BACKOFF) -> None:
+        self._push_backoff = push_backoff
         self._lock = threading.Lock()
         self._topics: dict[str, Topic] = {}
         self._subscriptions: dict[str, Subscription] = {}
@@ -175,8 +191,10 @@ class Broker:
             config = _config.new_subscription(request, self._topic_exists)
             if config.name in self._subscriptions:
                 raise AlreadyExists(f"Subscription already exists: {config.name}")
-            self._subscriptions[config.name] = Subscription(config, self._lock, self._ack_ids)
+            subscription = Subscription(config, self._lock, self._ack_ids)
+            self._subscriptions[config.name] = subscription
             self._topics[config.topic].subscriptions.add(config.name)
+            self._start_pushing(subscription)
             return config
 
     def get_subscription(self, name: str) -> Any:
@@ -190,7 +208,17 @@ class Broker:
                 _config.updated_subscription(subscription.config, update, paths, self._topic_exists)
             )
             subscription.changed.notify_all()
+            self._start_pushing(subscription)
             return subscription.config
+
+    def modify_push_config(self, name: str, push_config: Any) -> None:
+        """Switch a subscription between pull and push (an empty endpoint means pull)."""
+        with self._lock:
+            subscription = self._get_subscription(name)
+            config = _config.with_push_config(subscription.config, push_config)
+            subscription.configure(config)
+            subscription.changed.notify_all()
+            self._start_pushing(subscription)
 
     def list_subscriptions(
         self, project: str, page_size: int, page_token: str
@@ -300,6 +328,7 @@ class Broker:
             raise InvalidArgument("max_messages must be positive")
         with self._lock:
             subscription = self._get_subscription(name)
+            _refuse_pull_on_push(subscription)
             give_up_at = time.monotonic() + wait_seconds
             while True:
                 if subscription.deleted:
@@ -405,7 +434,7 @@ class Broker:
             ):
                 queue.drop(envelope)
                 continue
-            delay = settings.backoff(envelope.attempts)
+            delay = self._backoff(settings, envelope.attempts)
             if envelope.ordering_key:
                 hold_until = now + delay if delay > 0 else 0.0
                 if queue.rewind(envelope, hold_until):
@@ -423,6 +452,11 @@ class Broker:
             queue.park(envelopes)
             self._schedule(now + delay, functools.partial(self._release, subscription, envelopes))
         subscription.changed.notify_all()
+
+    def _backoff(self, settings: Settings, attempts: int) -> float:
+        if settings.push and not settings.has_retry_policy:
+            return exponential_backoff(*self._push_backoff, attempts)
+        return settings.backoff(attempts)
 
     def _release(self, subscription: Subscription, envelopes: list[Envelope], now: float) -> None:
         """Timer action: the retry backoff of these unkeyed envelopes is over."""
@@ -459,6 +493,7 @@ class Broker:
             raise InvalidArgument("Flow control limits must not be negative")
         with self._lock:
             subscription = self._get_subscription(name)
+            _refuse_pull_on_push(subscription)
             return StreamSession(self, subscription, ack_deadline, max_messages, max_bytes)
 
     def update_stream(
@@ -536,3 +571,68 @@ class Broker:
                     if delivered:
                         return delivered
                 subscription.changed.wait()
+
+    # --- push ---------------------------------------------------------------------------------
+
+    def _start_pushing(self, subscription: Subscription) -> None:
+        """Start the subscription's push loop if it pushes and no loop runs (lock held)."""
+        if not subscription.settings.push or subscription.pushing or self._closed:
+            return
+        subscription.pushing = True
+        threading.Thread(
+            target=self._push_loop, args=(subscription,), daemon=True, name="pubsub-local-push"
+        ).start()
+
+    def _push_loop(self, subscription: Subscription) -> None:
+        """Lease messages one at a time and push each from its own thread.
+
+        One message per lease keeps ordering keys to one outstanding push each: a key's next
+        message is not leased until the previous one is settled (the unary Pull rule).
+        """
+        with self._lock:
+            try:
+                while not (self._closed or subscription.deleted) and subscription.settings.push:
+                    if (
+                        subscription.push_outstanding < MAX_OUTSTANDING_PUSHES
+                        and subscription.queue.has_ready()
+                    ):
+                        delivered = self._deliver(
+                            subscription,
+                            1,
+                            MAX_RESPONSE_BYTES,
+                            subscription.settings.ack_deadline,
+                            None,
+                        )
+                        if delivered:
+                            self._push(subscription, delivered[0])
+                            continue
+                    subscription.changed.wait()
+            finally:
+                subscription.pushing = False
+
+    def _push(self, subscription: Subscription, delivered: Delivered) -> None:
+        request = push_request(subscription.config, delivered.message, delivered.delivery_attempt)
+        subscription.push_outstanding += 1
+        threading.Thread(
+            target=self._push_one,
+            args=(subscription, request, delivered.ack_id, subscription.settings.ack_deadline),
+            daemon=True,
+            name="pubsub-local-push-request",
+        ).start()
+
+    def _push_one(
+        self, subscription: Subscription, request: Any, ack_id: str, timeout: float
+    ) -> None:
+        acknowledged = send(request, timeout)
+        with self._lock:
+            subscription.push_outstanding -= 1
+            if subscription.deleted:
+                return
+            if acknowledged:
+                # After the ack deadline the lease is gone and this acknowledges nothing.
+                self._acknowledge(subscription, [ack_id])
+            else:
+                lease = subscription.queue.end_lease(ack_id)
+                if lease is not None:
+                    self._redeliver_or_dead_letter(subscription, [lease], time.monotonic())
+            subscription.changed.notify_all()

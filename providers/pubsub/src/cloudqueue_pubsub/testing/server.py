@@ -9,7 +9,7 @@ from types import TracebackType
 import grpc
 
 from ._service import PubSubService, RequestCounter
-from ._state import Broker
+from ._state import DEFAULT_PUSH_BACKOFF, Broker
 
 #: How long a Pull without return_immediately waits for a message before returning empty.
 DEFAULT_PULL_WAIT_SECONDS = 2.0
@@ -43,6 +43,9 @@ class PubSubServer:
 
     ``port=0`` picks a free port. ``pull_wait_seconds`` bounds how long a Pull without
     ``return_immediately`` waits for a message before returning an empty response.
+    ``push_backoff`` is the (minimum, maximum) delay in seconds before a message whose push
+    failed is pushed again, doubling per failed attempt, when the subscription has no retry
+    policy; Google documents 100 ms to 60 s, and tests may shorten it.
     """
 
     def __init__(
@@ -52,6 +55,7 @@ class PubSubServer:
         *,
         pull_wait_seconds: float = DEFAULT_PULL_WAIT_SECONDS,
         max_workers: int = 64,
+        push_backoff: tuple[float, float] = DEFAULT_PUSH_BACKOFF,
     ) -> None:
         _check_loopback(host)
         if not 0 <= port <= 65535:
@@ -61,6 +65,13 @@ class PubSubServer:
         self._port = 0
         self._pull_wait_seconds = pull_wait_seconds
         self._max_workers = max_workers
+        low, high = push_backoff
+        if not 0 <= low <= high:
+            raise ValueError(
+                "push_backoff must be (minimum, maximum) seconds with 0 <= minimum <= maximum, "
+                f"got {push_backoff!r}"
+            )
+        self._push_backoff = push_backoff
         self._counter = RequestCounter()
         self._broker: Broker | None = None
         self._server: grpc.Server | None = None
@@ -99,7 +110,7 @@ class PubSubServer:
     def start(self) -> PubSubServer:
         if self._server is not None:
             raise RuntimeError("PubSubServer is already running")
-        broker = Broker()
+        broker = Broker(self._push_backoff)
         service = PubSubService(broker, self._counter, self._pull_wait_seconds)
         server = grpc.server(
             futures.ThreadPoolExecutor(
