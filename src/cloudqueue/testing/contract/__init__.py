@@ -30,6 +30,7 @@ from ._harness import DeclaringHarness, Destination, Harness, eventually, unique
 from .asyncio_api import AsyncAPI
 from .delivery import Delivery
 from .faults import ConnectionFaults
+from .filters import FilteringHarness, Filters
 from .lifecycle import Lifecycle
 from .ordering import Ordering
 from .properties import Properties
@@ -42,6 +43,8 @@ __all__ = [
     "DeclaringHarness",
     "Delivery",
     "Destination",
+    "FilteringHarness",
+    "Filters",
     "Harness",
     "Lifecycle",
     "Ordering",
@@ -53,5 +56,5 @@ __all__ = [
 ]
 
 
-class ContractSuite(PublishReceive, Delivery, Ordering, Lifecycle, AsyncAPI, Properties):
+class ContractSuite(PublishReceive, Delivery, Ordering, Lifecycle, AsyncAPI, Properties, Filters):
     """Every behaviour class at once; subclass it and provide a ``harness`` fixture."""

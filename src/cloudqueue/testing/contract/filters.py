@@ -1,0 +1,274 @@
+"""Subscription filters: each subscription of a topic gets exactly the messages its
+filter matches, as :meth:`cloudqueue.filters.Filter.matches` decides.
+
+Runs on harnesses with ``supports_fan_out``; on others it checks that a filter is
+refused. The random-filter case draws filters and attribute sets and compares what
+the provider delivers with ``matches``: on the clouds' local servers it checks the
+provider's translation (Pub/Sub expression, Service Bus rule) against the server's
+own evaluation.
+
+Destinations with filters are made by declaring each subscription of a topic made by
+``harness.make(subscriptions=N)`` again with its filter. A provider whose filters
+cannot change after creation (Pub/Sub) lets its harness implement
+:class:`FilteringHarness` to create the subscriptions with their filters instead.
+"""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+from collections.abc import Callable, Iterator, Mapping, Sequence
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import cloudqueue
+from cloudqueue.filters import Absent, Equals, Exists, Filter, OneOf, Prefix, where
+
+from ._base import SuiteBase, collect, quiet_for
+from ._harness import Destination, Harness
+
+__all__ = ["FilteringHarness", "Filters"]
+
+MakeFiltered = Callable[[Sequence[Filter | None]], Destination]
+
+
+class FilteringHarness(abc.ABC):
+    """Mix into a harness whose provider cannot add a filter to an existing subscription."""
+
+    @abc.abstractmethod
+    def make_filtered(self, filters: Sequence[Filter | None]) -> Destination:
+        """A fresh topic with one subscription per entry of ``filters`` (None: no
+        filter), in order: the first is ``consumer_url``, the others
+        ``other_subscriptions``."""
+
+
+def _declare_filters(harness: Harness, filters: Sequence[Filter | None]) -> Destination:
+    destination = harness.make(subscriptions=len(filters))
+    urls = (destination.consumer_url, *destination.other_subscriptions)
+    for url, wanted in zip(urls, filters, strict=True):
+        if wanted is not None:
+            cloudqueue.declare(
+                url, filter=wanted, lease=destination.lease, ordered=destination.ordered,
+                deduplicated=destination.deduplicated,
+                dead_letter_after=destination.dead_letter_after,
+            )
+    return destination
+
+
+#: Attribute names and values chosen to need quoting or escaping somewhere: dots,
+#: hyphens and spaces in names; quotes, LIKE wildcards, the escape characters of
+#: Pub/Sub (backslash) and Service Bus (our '!'), and non-ASCII in values.
+_NAMES = ("kind", "re-gion", "dotted.name", "sp ace", "_under")
+_VALUES = ("", "eu-west", "o'neil", 'say "hi"', "100%", "a_b", "x!y", "back\\slash", "ünï", "eu")
+_PREFIXES = ("eu", "eu-", "o'", "100", "a_", "x!", "back\\", "ü", 'say "')
+
+_MESSAGES: tuple[dict[str, str], ...] = (
+    {"kind": "order", "re-gion": "eu-west"},
+    {"kind": "refund", "re-gion": "us-east"},
+    {"kind": "order"},
+    {"re-gion": "eu-north", "urgent": ""},
+    {"kind": "test", "urgent": "yes"},
+    {},
+    {"kind": "Order", "re-gion": "EU-west"},
+    {"kind": "order", "re-gion": "eu", "urgent": "no"},
+)
+
+
+def _conditions() -> st.SearchStrategy[Filter]:
+    names = st.sampled_from(_NAMES)
+    values = st.sampled_from(_VALUES)
+    return st.one_of(
+        st.builds(Equals, names, values),
+        st.builds(lambda n, vs: OneOf(n, tuple(vs)), names, st.lists(values, min_size=1, max_size=2)),
+        st.builds(Prefix, names, st.sampled_from(_PREFIXES)),
+        st.builds(Exists, names),
+        st.builds(Absent, names),
+    )
+
+
+def _small_filters() -> st.SearchStrategy[Filter]:
+    """At most three conditions, so that every provider's length limit holds them."""
+    condition = _conditions()
+    pair = st.builds(lambda a, b, both: a & b if both else a | b, condition, condition, st.booleans())
+    triple = st.builds(
+        lambda a, b, c, shape: (a & b) | c if shape else (a | b) & c,
+        condition, condition, condition, st.booleans(),
+    )
+    return st.one_of(condition, pair, triple)
+
+
+_ATTRIBUTE_SETS = st.dictionaries(st.sampled_from(_NAMES), st.sampled_from(_VALUES), max_size=3)
+
+
+class Filters(SuiteBase):
+    @pytest.fixture
+    def make_filtered(self, harness: Harness) -> Iterator[MakeFiltered]:
+        made: list[Destination] = []
+
+        def factory(filters: Sequence[Filter | None]) -> Destination:
+            if isinstance(harness, FilteringHarness):
+                destination = harness.make_filtered(filters)
+            else:
+                destination = _declare_filters(harness, filters)
+            made.append(destination)
+            return destination
+
+        yield factory
+        for destination in made:
+            harness.cleanup(destination)
+
+    @staticmethod
+    def _refused_without_fan_out(make: object, harness: Harness) -> bool:
+        """On a provider without topics, a filter is refused; True when that was checked."""
+        if harness.supports_fan_out:
+            return False
+        dest: Destination = make()  # type: ignore[operator]
+        assert not cloudqueue.capabilities(dest.producer_url).filters
+        with pytest.raises((cloudqueue.InvalidArgument, cloudqueue.Unsupported)):
+            cloudqueue.declare(dest.consumer_url, filter=where("kind").equals("order"))
+        return True
+
+    @staticmethod
+    def _send(destination: Destination, attribute_sets: Sequence[Mapping[str, str]]) -> dict[str, int]:
+        """Send one message per attribute set; the message id of each, by index."""
+        with cloudqueue.open_producer(destination.producer_url) as producer:
+            ids = producer.send_batch(
+                [cloudqueue.Message(str(i), attributes=dict(a)) for i, a in enumerate(attribute_sets)]
+            )
+        return {message_id: index for index, message_id in enumerate(ids)}
+
+    def _assert_routed(
+        self, harness: Harness, destination: Destination, filters: Sequence[Filter | None],
+        attribute_sets: Sequence[Mapping[str, str]],
+    ) -> None:
+        """Every subscription received exactly the messages its filter matches."""
+        urls = (destination.consumer_url, *destination.other_subscriptions)
+        for url, wanted in zip(urls, filters, strict=True):
+            expected = sorted(
+                i for i, a in enumerate(attribute_sets) if wanted is None or wanted.matches(a)
+            )
+            with cloudqueue.open_consumer(url) as consumer:
+                got = collect(consumer, len(expected), timeout=30)
+                got += quiet_for(consumer, harness.timer_slack)
+            received = sorted(int(message.text()) for message in got)
+            assert received == expected, f"filter {wanted} on {url}"
+
+    # -- cases -----------------------------------------------------------------------------
+
+    def test_a_filter_on_a_url_without_a_subscription_is_invalid(self, make: object) -> None:
+        dest: Destination = make()  # type: ignore[operator]
+        with pytest.raises(cloudqueue.InvalidArgument) as info:
+            cloudqueue.declare(dest.producer_url, filter=where("kind").equals("order"))
+        assert "subscription" in str(info.value)
+
+    def test_a_provider_without_filters_refuses_them(self, make: object, harness: Harness) -> None:
+        if self._refused_without_fan_out(make, harness):
+            return
+        dest: Destination = make(subscriptions=2)  # type: ignore[operator]
+        if cloudqueue.capabilities(dest.consumer_url).filters:
+            return  # the other cases check that filters work
+        with pytest.raises(cloudqueue.Unsupported):
+            cloudqueue.declare(dest.consumer_url, filter=where("kind").equals("order"))
+
+    def test_each_condition_routes_exactly_the_matching_messages(
+        self, make: object, harness: Harness, make_filtered: MakeFiltered
+    ) -> None:
+        if self._refused_without_fan_out(make, harness):
+            return
+        filters: list[Filter | None] = [
+            None,
+            where("kind").equals("order"),
+            where("kind").one_of("order", "refund"),
+            where("re-gion").startswith("eu-"),
+            where("urgent").exists(),
+            where("urgent").absent(),
+        ]
+        destination = make_filtered(filters)
+        self._send(destination, _MESSAGES)
+        self._assert_routed(harness, destination, filters, _MESSAGES)
+
+    def test_and_or_combinations(
+        self, make: object, harness: Harness, make_filtered: MakeFiltered
+    ) -> None:
+        if self._refused_without_fan_out(make, harness):
+            return
+        order, eu, urgent = (
+            where("kind").equals("order"), where("re-gion").startswith("eu"), where("urgent").exists()
+        )
+        filters: list[Filter | None] = [
+            order & eu,
+            order | urgent,
+            (order & eu) | where("kind").equals("test"),
+            order & (eu | where("urgent").absent()),
+        ]
+        destination = make_filtered(filters)
+        self._send(destination, _MESSAGES)
+        self._assert_routed(harness, destination, filters, _MESSAGES)
+
+    def test_declaring_another_filter_routes_later_messages_by_it(
+        self, make: object, harness: Harness, make_filtered: MakeFiltered
+    ) -> None:
+        if self._refused_without_fan_out(make, harness):
+            return
+        first, second = where("kind").equals("order"), where("kind").equals("refund")
+        destination = make_filtered([first, None])
+        url = destination.consumer_url
+        settings_kept = dict(
+            lease=destination.lease, ordered=destination.ordered,
+            deduplicated=destination.deduplicated, dead_letter_after=destination.dead_letter_after,
+        )
+        self._send(destination, [{"kind": "order"}, {"kind": "refund"}])
+        try:
+            cloudqueue.declare(url, filter=second, **settings_kept)  # type: ignore[arg-type]
+        except cloudqueue.FailedPrecondition as refused:
+            # A provider that cannot change a filter says how to get another one.
+            assert "delete" in str(refused)
+            with pytest.raises(cloudqueue.FailedPrecondition):
+                cloudqueue.declare(url, **settings_kept)  # type: ignore[arg-type]
+            cloudqueue.declare(url, filter=first, **settings_kept)  # type: ignore[arg-type]
+            return
+        # Routing was decided when each message was published.
+        self._send(destination, [{"kind": "order"}, {"kind": "refund"}])
+        with cloudqueue.open_consumer(url) as consumer:
+            got = collect(consumer, 2, timeout=30)
+            got += quiet_for(consumer, harness.timer_slack)
+        assert sorted((m.text(), m.attributes["kind"]) for m in got) == [
+            ("0", "order"), ("1", "refund"),
+        ]
+        cloudqueue.declare(url, **settings_kept)  # type: ignore[arg-type]  # no filter: all
+        self._send(destination, [{"kind": "order"}, {}])
+        with cloudqueue.open_consumer(url) as consumer:
+            got = collect(consumer, 2, timeout=30)
+        assert sorted(m.text() for m in got) == ["0", "1"]
+
+    @settings(
+        max_examples=4,
+        deadline=None,
+        database=None,
+        derandomize=True,  # the same examples on every run: a failure is reproducible
+        suppress_health_check=[
+            HealthCheck.function_scoped_fixture,
+            HealthCheck.too_slow,
+            HealthCheck.differing_executors,
+        ],
+    )
+    @given(
+        filters=st.lists(_small_filters(), min_size=3, max_size=3),
+        attribute_sets=st.lists(_ATTRIBUTE_SETS, min_size=40, max_size=50),
+    )
+    def test_random_filters_route_as_matches_decides(
+        self, make: object, harness: Harness, make_filtered: MakeFiltered,
+        filters: list[Filter], attribute_sets: list[dict[str, str]],
+    ) -> None:
+        if self._refused_without_fan_out(make, harness):
+            return
+        all_filters: list[Filter | None] = [*filters, None]
+        destination = make_filtered(all_filters)
+        try:
+            self._send(destination, attribute_sets)
+            self._assert_routed(harness, destination, all_filters, attribute_sets)
+        finally:
+            with contextlib.suppress(cloudqueue.QueueError):
+                cloudqueue.delete(destination.producer_url)
