@@ -16,14 +16,16 @@ client and the server (``PUBSUB_EMULATOR_HOST`` names the proxy).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import cloudqueue
 import pytest
+from cloudqueue.filters import Filter
 from cloudqueue.testing.contract import (
     ConnectionFaults,
     ContractSuite,
     Destination,
+    FilteringHarness,
     Harness,
     unique_name,
 )
@@ -49,7 +51,7 @@ def emulator(server: PubSubServer, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PUBSUB_EMULATOR_HOST", server.address)
 
 
-class PubSubHarness(Harness):
+class PubSubHarness(Harness, FilteringHarness):
     timer_slack = 0.5
     short_lease = SHORT_LEASE
     supports_ordering = True  # topics take ordering keys; make(ordered=True) honours them
@@ -87,6 +89,22 @@ class PubSubHarness(Harness):
         return Destination(
             producer_url, urls[0], tuple(urls[1:]), lease=lease, ordered=ordered,
             deduplicated=deduplicated, dead_letter_after=after,
+        )
+
+    def make_filtered(self, filters: Sequence[Filter | None]) -> Destination:
+        # A Pub/Sub filter is set when the subscription is created and never changes.
+        topic = unique_name("t")
+        producer_url = f"pubsub://{PROJECT}/{topic}"
+        urls = [f"{producer_url}?subscription={topic}-f{i}" for i in range(len(filters))]
+        after = self.default_dead_letter_after
+        for url, wanted in zip(urls, filters, strict=True):
+            cloudqueue.declare(
+                url, ordered=self.always_ordered, dead_letter_after=after,
+                lease=self.short_lease, filter=wanted,
+            )
+        return Destination(
+            producer_url, urls[0], tuple(urls[1:]), lease=self.short_lease,
+            ordered=self.always_ordered, dead_letter_after=after,
         )
 
     def missing_url(self) -> str:

@@ -14,6 +14,7 @@ from google.pubsub_v1 import DeadLetterPolicy, Subscription
 
 from ._clients import Clients
 from ._errors import translate_errors
+from ._filter import expression
 from ._names import Names
 
 __all__ = ["declare", "delete", "purge", "read_subscription"]
@@ -55,6 +56,7 @@ def declare(clients: Clients, names: Names, declaration: Declaration) -> None:
         )
     check_dead_letter_after(declaration.dead_letter_after)
     ack_deadline = ack_deadline_for(declaration.lease)
+    filter_text = "" if declaration.filter is None else expression(declaration.filter)
     if names.subscription is None and (declaration.dead_letter_after or declaration.ordered):
         raise InvalidArgument(
             f"ordered and dead_letter_after are settings of a subscription: declare "
@@ -68,6 +70,7 @@ def declare(clients: Clients, names: Names, declaration: Declaration) -> None:
         "topic": names.topic,
         "ack_deadline_seconds": ack_deadline,
         "enable_message_ordering": declaration.ordered,
+        "filter": filter_text,
     }
     if declaration.dead_letter_after is not None:
         dead = names.dead_letter
@@ -110,6 +113,12 @@ def _update_subscription(clients: Clients, names: Names, wanted: dict[str, Any])
             f"{names.describe()} exists with ordered={bool(current.enable_message_ordering)}; "
             f"Pub/Sub cannot change message ordering of a subscription: delete it and declare again"
         )
+    if current.filter != wanted["filter"]:
+        raise FailedPrecondition(
+            f"{names.describe()} exists with the filter {_shown(current.filter)}, not "
+            f"{_shown(wanted['filter'])}; Pub/Sub cannot change the filter of a subscription: "
+            "delete it and declare again"
+        )
     policy = wanted.get("dead_letter_policy") or DeadLetterPolicy()
     update = Subscription(
         name=names.subscription, ack_deadline_seconds=wanted["ack_deadline_seconds"],
@@ -120,6 +129,10 @@ def _update_subscription(clients: Clients, names: Names, wanted: dict[str, Any])
         clients.subscriber.update_subscription(
             subscription=update, update_mask=mask, retry=None, timeout=_TIMEOUT
         )
+
+
+def _shown(filter_text: str) -> str:
+    return repr(filter_text) if filter_text else "(none)"
 
 
 def read_subscription(clients: Clients, names: Names) -> Any:

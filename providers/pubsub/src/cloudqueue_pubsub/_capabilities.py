@@ -53,6 +53,7 @@ TOPIC_CAPABILITIES = Capabilities(
     fan_out=True,
     implicit_create=False,
     durable=True,
+    filters=True,  # subscriptions take filter expressions (see _filter.py)
 )
 
 
@@ -78,4 +79,5 @@ def subscription_capabilities(subscription: Any | None) -> Capabilities:
         fan_out=True,
         implicit_create=False,
         durable=True,
+        filters=True,
     )

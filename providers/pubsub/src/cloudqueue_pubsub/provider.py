@@ -41,6 +41,7 @@ class PubSubProvider(Provider):
     schemes = ("pubsub",)
     distribution = "cloudqueue-pubsub"
     parameters = frozenset({"subscription"})
+    supports_filters = True
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
