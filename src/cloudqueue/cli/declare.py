@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 
 from .. import dead_letter_url, declare
+from ..errors import InvalidArgument
+from ..filters import Filter
 from ._common import add_url_option, display_url, positive_float, positive_int, url_from
 
 NAME = "declare"
@@ -26,6 +28,18 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--lease", type=positive_float, default=30.0, metavar="S",
         help="seconds a received message stays hidden from other consumers (default 30)",
     )
+    parser.add_argument(
+        "--filter", type=filter_argument, metavar="JSON",
+        help='deliver to the subscription only matching messages, e.g. '
+        '\'{"attribute": "type", "equals": "order"}\' (see docs/filters.md)',
+    )
+
+
+def filter_argument(text: str) -> Filter:
+    try:
+        return Filter.from_json(text)
+    except InvalidArgument as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def execute(args: argparse.Namespace) -> int:
@@ -36,8 +50,11 @@ def execute(args: argparse.Namespace) -> int:
         ordered=args.ordered,
         deduplicated=args.deduplicated,
         lease=args.lease,
+        filter=args.filter,
     )
     print(f"declared {display_url(url)}")
+    if args.filter is not None:
+        print(f"filter: {args.filter}")
     if args.dead_letter_after is not None:
         print(f"dead letters: {display_url(dead_letter_url(url))}")
     return 0
