@@ -254,13 +254,6 @@ def test_one_pull_returns_at_most_1000_messages(
     assert len(response.received_messages) == 1000
 
 
-def test_seek_and_snapshots_are_unimplemented(
-    subscriber: pubsub_v1.SubscriberClient, make_subscription: SubscriptionFactory
-) -> None:
-    with pytest.raises(exceptions.MethodNotImplemented):
-        subscriber.seek(request={"subscription": make_subscription(), "snapshot": "x"})
-
-
 def test_concurrent_pullers_each_get_distinct_messages(
     server: PubSubServer,
     subscriber: pubsub_v1.SubscriberClient,

@@ -20,6 +20,7 @@ from ._push_config import check_push_config
 
 TopicPb: Any = types.Topic.pb()
 SubscriptionPb: Any = types.Subscription.pb()
+SnapshotPb: Any = types.Snapshot.pb()
 
 DEFAULT_ACK_DEADLINE = 10
 MAX_ACK_DEADLINE = 600
@@ -263,6 +264,23 @@ def with_push_config(current: Any, push_config: Any) -> Any:
     subscription.push_config.CopyFrom(push_config)
     check_push_config(subscription.push_config)
     return subscription
+
+
+# --- snapshots ------------------------------------------------------------------------------
+
+_SNAPSHOT_UPDATABLE = {"labels", "expire_time"}
+
+
+def updated_snapshot(current: Any, update: Any, paths: Sequence[str]) -> Any:
+    if not paths:
+        raise InvalidArgument("update_mask must name at least one field")
+    snapshot = SnapshotPb()
+    snapshot.CopyFrom(current)
+    for path in paths:
+        if path not in _SNAPSHOT_UPDATABLE:
+            raise InvalidArgument(f"Invalid update_mask path for a snapshot: {path!r}")
+        copy_field(snapshot, update, path)
+    return snapshot
 
 
 # --- publishing -------------------------------------------------------------------------------

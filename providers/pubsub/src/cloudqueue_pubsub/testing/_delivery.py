@@ -86,6 +86,7 @@ class Envelope:
         "ordering_key",
         "published_at",
         "sequence",
+        "settled",
         "size",
     )
 
@@ -104,6 +105,9 @@ class Envelope:
         self.lease: Lease | None = None
         #: A keyed message acknowledged while an earlier message of its key is not.
         self.acked = False
+        #: Acknowledged, dead-lettered or dropped by retention: no longer in the backlog.
+        #: The subscription's history (for Seek and snapshots) reads this.
+        self.settled = False
 
 
 class Lease:
@@ -297,6 +301,7 @@ class DeliveryQueue:
 
     def _drop_expired(self, envelope: Envelope, log: KeyLog | None) -> None:
         """Retention is over for the next message: it goes without being delivered."""
+        envelope.settled = True
         if log is None:
             self._ready.popleft()
             return
@@ -329,6 +334,7 @@ class DeliveryQueue:
 
     def acknowledge(self, envelope: Envelope) -> None:
         """The envelope's lease ended with an acknowledgement."""
+        envelope.settled = True
         key = envelope.ordering_key
         if not key:
             return
@@ -338,6 +344,7 @@ class DeliveryQueue:
 
     def drop(self, envelope: Envelope) -> None:
         """The envelope is gone for good (dead-lettered); its key moves on."""
+        envelope.settled = True
         key = envelope.ordering_key
         if not key:
             return
@@ -388,7 +395,7 @@ class DeliveryQueue:
                 if later.lease is not None:
                     self._cancel(later.lease)
                 if later.acked:
-                    later.acked = False
+                    later.acked = later.settled = False
                     self._keyed_unacked += 1
             log.sent = index
         later_hold = hold_until > log.held_until

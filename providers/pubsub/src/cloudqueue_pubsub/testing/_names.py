@@ -53,3 +53,8 @@ def parse_topic(name: str) -> tuple[str, str]:
 def parse_subscription(name: str) -> tuple[str, str]:
     """Return (project, subscription ID) of a valid subscription name."""
     return _parse(name, "subscriptions")
+
+
+def parse_snapshot(name: str) -> tuple[str, str]:
+    """Return (project, snapshot ID) of a valid snapshot name."""
+    return _parse(name, "snapshots")

@@ -10,6 +10,7 @@ from typing import Any
 from . import _config
 from ._delivery import DeliveryQueue
 from ._filters import Predicate, compile_filter
+from ._history import SubscriptionHistory, TopicRetention
 
 
 @dataclass(frozen=True)
@@ -70,13 +71,26 @@ def exponential_backoff(minimum: float, maximum: float, attempts: int) -> float:
 
 class Topic:
     def __init__(self, config: Any) -> None:
-        self.config = config
         self.subscriptions: set[str] = set()
+        #: Names of the snapshots taken of this topic's subscriptions; they collect new messages.
+        self.snapshots: set[str] = set()
+        self.retention: TopicRetention | None = None
+        self.configure(config)
+
+    def configure(self, config: Any) -> None:
+        self.config = config
+        self.retention_seconds = _config.seconds_of(config.message_retention_duration)
+        if not self.retention_seconds:
+            self.retention = None
+        elif self.retention is None:
+            self.retention = TopicRetention()
 
 
 class Subscription:
     def __init__(self, config: Any, lock: threading.Lock, ack_ids: Iterable[int]) -> None:
+        self.ack_ids = ack_ids
         self.queue = DeliveryQueue(iter(ack_ids))
+        self.history = SubscriptionHistory()
         self.changed = threading.Condition(lock)
         self.deleted = False
         #: A push loop runs for this subscription (see Broker._push_loop).

@@ -128,6 +128,35 @@ class PubSubService:
         self._broker.modify_push_config(request.subscription, request.push_config)
         return Empty()
 
+    def create_snapshot(self, request: Any, context: grpc.ServicerContext) -> Any:
+        return self._broker.create_snapshot(request.name, request.subscription, request.labels)
+
+    def get_snapshot(self, request: Any, context: grpc.ServicerContext) -> Any:
+        return self._broker.get_snapshot(request.snapshot)
+
+    def update_snapshot(self, request: Any, context: grpc.ServicerContext) -> Any:
+        return self._broker.update_snapshot(request.snapshot, list(request.update_mask.paths))
+
+    def list_snapshots(self, request: Any, context: grpc.ServicerContext) -> Any:
+        snapshots, token = self._broker.list_snapshots(
+            request.project, request.page_size, request.page_token
+        )
+        return _pb("ListSnapshotsResponse")(snapshots=snapshots, next_page_token=token)
+
+    def delete_snapshot(self, request: Any, context: grpc.ServicerContext) -> Any:
+        self._broker.delete_snapshot(request.snapshot)
+        return Empty()
+
+    def seek(self, request: Any, context: grpc.ServicerContext) -> Any:
+        target = request.WhichOneof("target")
+        if target == "time":
+            self._broker.seek_to_time(request.subscription, request.time)
+        elif target == "snapshot":
+            self._broker.seek_to_snapshot(request.subscription, request.snapshot)
+        else:
+            raise InvalidArgument("A Seek request needs a time or a snapshot")
+        return _pb("SeekResponse")()
+
     def pull(self, request: Any, context: grpc.ServicerContext) -> Any:
         # Never wait past the caller's own deadline.
         remaining = context.time_remaining()
@@ -260,7 +289,7 @@ class PubSubService:
         )
 
     def handlers(self) -> list[grpc.GenericRpcHandler]:
-        topic, subscription = _pb("Topic"), _pb("Subscription")
+        topic, subscription, snapshot = _pb("Topic"), _pb("Subscription"), _pb("Snapshot")
         publisher = {
             "CreateTopic": self._unary("CreateTopic", self.create_topic, "Topic", topic),
             "GetTopic": self._unary("GetTopic", self.get_topic, "GetTopicRequest", topic),
@@ -319,6 +348,25 @@ class PubSubService:
             "ModifyPushConfig": self._unary(
                 "ModifyPushConfig", self.modify_push_config, "ModifyPushConfigRequest", Empty
             ),
+            "CreateSnapshot": self._unary(
+                "CreateSnapshot", self.create_snapshot, "CreateSnapshotRequest", snapshot
+            ),
+            "GetSnapshot": self._unary(
+                "GetSnapshot", self.get_snapshot, "GetSnapshotRequest", snapshot
+            ),
+            "UpdateSnapshot": self._unary(
+                "UpdateSnapshot", self.update_snapshot, "UpdateSnapshotRequest", snapshot
+            ),
+            "ListSnapshots": self._unary(
+                "ListSnapshots",
+                self.list_snapshots,
+                "ListSnapshotsRequest",
+                _pb("ListSnapshotsResponse"),
+            ),
+            "DeleteSnapshot": self._unary(
+                "DeleteSnapshot", self.delete_snapshot, "DeleteSnapshotRequest", Empty
+            ),
+            "Seek": self._unary("Seek", self.seek, "SeekRequest", _pb("SeekResponse")),
         }
         return [
             grpc.method_handlers_generic_handler("google.pubsub.v1.Publisher", publisher),

@@ -30,9 +30,16 @@ from typing import Any
 
 from . import _config
 from ._dead_letter import dead_letter_copy
-from ._delivery import Envelope, Lease
+from ._delivery import DeliveryQueue, Envelope, Lease
 from ._errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, Unavailable
-from ._names import DELETED_TOPIC, parse_project, parse_subscription, parse_topic
+from ._history import SNAPSHOT_LIFETIME_NANOS, Snapshot, publish_nanos
+from ._names import (
+    DELETED_TOPIC,
+    parse_project,
+    parse_snapshot,
+    parse_subscription,
+    parse_topic,
+)
 from ._push_config import push_request
 from ._pusher import send
 from ._resources import Delivered, Settings, Subscription, Topic, exponential_backoff
@@ -79,6 +86,7 @@ class Broker:
         self._lock = threading.Lock()
         self._topics: dict[str, Topic] = {}
         self._subscriptions: dict[str, Subscription] = {}
+        self._snapshots: dict[str, Snapshot] = {}
         self._message_ids = itertools.count(1)
         self._ack_ids = itertools.count(1)
         self._timer_sequence = itertools.count()
@@ -148,7 +156,7 @@ class Broker:
     def update_topic(self, update: Any, paths: Sequence[str]) -> Any:
         with self._lock:
             topic = self._get_topic(update.name)
-            topic.config = _config.updated_topic(topic.config, update, paths)
+            topic.configure(_config.updated_topic(topic.config, update, paths))
             return topic.config
 
     def list_topics(self, project: str, page_size: int, page_token: str) -> tuple[list[Any], str]:
@@ -254,16 +262,25 @@ class Broker:
             return self._fan_out(topic, messages)
 
     def _fan_out(self, topic: Topic, messages: Sequence[Any]) -> list[str]:
-        """Stamp IDs and publish times on messages and give each subscription its envelopes."""
-        published_at = time.time()
+        """Stamp IDs and publish times on messages and give each subscription its envelopes.
+
+        Topic retention and the topic's snapshots keep every message; each subscription gets
+        the messages its filter accepts, in its queue and its history.
+        """
         nanos = time.time_ns()
+        published_at = nanos / 1e9
         message_ids: list[str] = []
         subscriptions = [self._subscriptions[name] for name in topic.subscriptions]
+        snapshots = [self._snapshots[name] for name in topic.snapshots]
         for message in messages:
             message_id = str(next(self._message_ids))
             message.message_id = message_id
             message.publish_time.FromNanoseconds(nanos)
             message_ids.append(message_id)
+            if topic.retention is not None:
+                topic.retention.record(message, nanos, topic.retention_seconds)
+            for snapshot in snapshots:
+                snapshot.messages.append(message)
             if not subscriptions:
                 continue
             size = message.ByteSize()
@@ -272,8 +289,13 @@ class Broker:
                 if predicate is not None and not predicate(message.attributes):
                     continue  # the real service acknowledges filtered-out messages itself
                 key = message.ordering_key if subscription.settings.ordered else ""
-                subscription.queue.enqueue(Envelope(message, size, key, published_at))
+                envelope = Envelope(message, size, key, published_at)
+                subscription.queue.enqueue(envelope)
+                subscription.history.record(envelope)
         for subscription in subscriptions:
+            subscription.history.prune(
+                nanos, subscription.settings.retention, subscription.config.retain_acked_messages
+            )
             subscription.changed.notify_all()
         return message_ids
 
@@ -450,7 +472,8 @@ class Broker:
             queue.requeue(redeliver_now)
         for delay, envelopes in delayed.items():
             queue.park(envelopes)
-            self._schedule(now + delay, functools.partial(self._release, subscription, envelopes))
+            release = functools.partial(self._release, subscription, queue, envelopes)
+            self._schedule(now + delay, release)
         subscription.changed.notify_all()
 
     def _backoff(self, settings: Settings, attempts: int) -> float:
@@ -458,11 +481,17 @@ class Broker:
             return exponential_backoff(*self._push_backoff, attempts)
         return settings.backoff(attempts)
 
-    def _release(self, subscription: Subscription, envelopes: list[Envelope], now: float) -> None:
+    def _release(
+        self,
+        subscription: Subscription,
+        queue: DeliveryQueue,
+        envelopes: list[Envelope],
+        now: float,
+    ) -> None:
         """Timer action: the retry backoff of these unkeyed envelopes is over."""
-        if subscription.deleted:
-            return
-        subscription.queue.unpark(envelopes)
+        if subscription.deleted or subscription.queue is not queue:
+            return  # gone, or a Seek has replaced the queue and decided their fate
+        queue.unpark(envelopes)
         subscription.changed.notify_all()
 
     def _release_key(self, subscription: Subscription, key: str, now: float) -> None:
@@ -636,3 +665,156 @@ class Broker:
                 if lease is not None:
                     self._redeliver_or_dead_letter(subscription, [lease], time.monotonic())
             subscription.changed.notify_all()
+
+    # --- snapshots and seek -------------------------------------------------------------------
+
+    def _get_snapshot(self, name: str) -> Snapshot:
+        parse_snapshot(name)
+        snapshot = self._snapshots.get(name)
+        if snapshot is not None and snapshot.expired(time.time_ns()):
+            self._forget_snapshot(snapshot)
+            snapshot = None
+        if snapshot is None:
+            raise NotFound(f"Snapshot does not exist: {name}")
+        return snapshot
+
+    def _forget_snapshot(self, snapshot: Snapshot) -> None:
+        del self._snapshots[snapshot.config.name]
+        topic = self._topics.get(snapshot.config.topic)
+        if topic is not None:
+            topic.snapshots.discard(snapshot.config.name)
+
+    def create_snapshot(self, name: str, subscription_name: str, labels: Any) -> Any:
+        parse_snapshot(name)
+        with self._lock:
+            subscription = self._get_subscription(subscription_name)
+            topic = self._topics.get(subscription.config.topic)
+            if topic is None:
+                raise FailedPrecondition(
+                    f"Cannot snapshot {subscription_name}: its topic has been deleted"
+                )
+            if name in self._snapshots and not self._snapshots[name].expired(time.time_ns()):
+                raise AlreadyExists(f"Snapshot already exists: {name}")
+            unacked = [e.message for e in subscription.history if not e.settled]
+            oldest = publish_nanos(unacked[0]) if unacked else time.time_ns()
+            config = _config.SnapshotPb(name=name, topic=topic.config.name, labels=labels)
+            config.expire_time.FromNanoseconds(oldest + SNAPSHOT_LIFETIME_NANOS)
+            self._snapshots[name] = Snapshot(config, unacked)
+            topic.snapshots.add(name)
+            return config
+
+    def get_snapshot(self, name: str) -> Any:
+        with self._lock:
+            return self._get_snapshot(name).config
+
+    def update_snapshot(self, update: Any, paths: Sequence[str]) -> Any:
+        with self._lock:
+            snapshot = self._get_snapshot(update.name)
+            snapshot.config = _config.updated_snapshot(snapshot.config, update, paths)
+            return snapshot.config
+
+    def list_snapshots(
+        self, project: str, page_size: int, page_token: str
+    ) -> tuple[list[Any], str]:
+        parse_project(project)
+        prefix = project + "/snapshots/"
+        now = time.time_ns()
+        with self._lock:
+            for snapshot in [s for s in self._snapshots.values() if s.expired(now)]:
+                self._forget_snapshot(snapshot)
+            names = [name for name in self._snapshots if name.startswith(prefix)]
+            page, token = _page(names, page_size, page_token)
+            return [self._snapshots[name].config for name in page], token
+
+    def delete_snapshot(self, name: str) -> None:
+        with self._lock:
+            self._forget_snapshot(self._get_snapshot(name))
+
+    def seek_to_time(self, subscription_name: str, when: Any) -> None:
+        """Messages published before ``when`` become acknowledged, retained later ones not."""
+        cutoff = when.ToNanoseconds()
+        with self._lock:
+            subscription = self._get_subscription(subscription_name)
+            retain_acked = subscription.config.retain_acked_messages
+            candidates = {
+                e.message.message_id: e
+                for e in subscription.history
+                if retain_acked or not e.settled
+            }
+            topic = self._topics.get(subscription.config.topic)
+            if topic is not None and topic.retention is not None:
+                # Topic retention keeps messages whatever became of them in the subscription.
+                for message in topic.retention.messages:
+                    if publish_nanos(message) >= cutoff:
+                        self._add_candidate(subscription, candidates, message)
+            self._reset(
+                subscription,
+                candidates,
+                lambda envelope: publish_nanos(envelope.message) >= cutoff,
+            )
+
+    def seek_to_snapshot(self, subscription_name: str, snapshot_name: str) -> None:
+        """The snapshot's messages become unacknowledged, every other message acknowledged."""
+        with self._lock:
+            subscription = self._get_subscription(subscription_name)
+            snapshot = self._get_snapshot(snapshot_name)
+            if snapshot.config.topic != subscription.config.topic:
+                raise InvalidArgument(
+                    f"Snapshot {snapshot_name} is of topic {snapshot.config.topic}; "
+                    f"{subscription_name} subscribes to {subscription.config.topic}"
+                )
+            retain_acked = subscription.config.retain_acked_messages
+            candidates = {
+                e.message.message_id: e
+                for e in subscription.history
+                if retain_acked or not e.settled
+            }
+            wanted = set()
+            for message in snapshot.messages:
+                if self._add_candidate(subscription, candidates, message):
+                    wanted.add(message.message_id)
+            self._reset(subscription, candidates, lambda e: e.message.message_id in wanted)
+
+    def _add_candidate(
+        self, subscription: Subscription, candidates: dict[str, Envelope], message: Any
+    ) -> bool:
+        """Make ``message`` replayable in the subscription unless its filter refuses it."""
+        predicate = subscription.predicate
+        if predicate is not None and not predicate(message.attributes):
+            return False
+        if message.message_id not in candidates:
+            key = message.ordering_key if subscription.settings.ordered else ""
+            envelope = Envelope(message, message.ByteSize(), key, publish_nanos(message) / 1e9)
+            envelope.settled = True
+            candidates[message.message_id] = envelope
+        return True
+
+    def _reset(
+        self,
+        subscription: Subscription,
+        candidates: dict[str, Envelope],
+        unacked: Callable[[Envelope], bool],
+    ) -> None:
+        """Rebuild the subscription's queue from its replayable messages, in publish order.
+
+        Outstanding leases end (their ack IDs no longer acknowledge anything); the messages
+        ``unacked`` accepts are delivered again, the others count as acknowledged.
+        """
+        old = subscription.queue
+        for lease in old.leases.values():
+            if lease.owner is not None:
+                lease.owner.lease_ended(lease.envelope.size)
+        queue = DeliveryQueue(iter(subscription.ack_ids))
+        envelopes = sorted(candidates.values(), key=lambda e: int(e.message.message_id))
+        for envelope in envelopes:
+            envelope.lease = None
+            envelope.acked = False
+            envelope.settled = not unacked(envelope)
+            if not envelope.settled:
+                queue.enqueue(envelope)
+        subscription.queue = queue
+        subscription.history.replace(envelopes)
+        subscription.history.prune(
+            time.time_ns(), subscription.settings.retention, subscription.config.retain_acked_messages
+        )
+        subscription.changed.notify_all()
