@@ -13,8 +13,10 @@ or run it as a process: ``python -m cloudqueue_pubsub.testing --port 8085``.
 
 What it implements: topics and subscriptions (create, get, update, list, delete, list a topic's
 subscriptions), Publish, Pull, StreamingPull, Acknowledge, ModifyAckDeadline, ack-deadline
-expiry and redelivery, ordering keys, dead-letter policies, retry policies and attribute
-filters, with the documented limits and gRPC status codes.
+expiry and redelivery, ordering keys, dead-letter policies, retry policies, attribute filters,
+push subscriptions (ModifyPushConfig too), snapshots (create, get, update, list, delete), Seek
+to a time or a snapshot, ``retain_acked_messages``, subscription and topic message retention,
+with the documented limits and gRPC status codes.
 
 What it approximates or leaves out, compared with the real service:
 
@@ -32,15 +34,34 @@ What it approximates or leaves out, compared with the real service:
   own (server restarts, rebalancing).
 - Retry backoff is exactly ``min(maximum, minimum * 2 ** (attempt - 1))``; the real service
   treats the backoff as a hint.
-- Retention is enforced lazily, when a message would be delivered; ``retain_acked_messages``,
-  topic retention and expiration policies are stored but have no effect.
+- Push (details in ``_push_config``): only to loopback endpoints (127.0.0.0/8, ::1,
+  localhost; anything else is INVALID_ARGUMENT); wrapped (JSON) and ``no_wrapper`` payloads,
+  with ``write_metadata`` headers; 102, 200, 201, 202 and 204 acknowledge, any other status,
+  a redirect, a connection error or no answer within the ack deadline nacks. Without a retry
+  policy a failed message waits out a push backoff of ``min(60 s, 100 ms * 2 ** (attempt -
+  1))`` (``PubSubServer(push_backoff=...)`` changes the bounds); the real service applies its
+  push backoff to the whole subscription and adapts the number of requests in flight to the
+  endpoint's success rate, where this server backs off per message and keeps at most 16
+  requests in flight per subscription. A key has one push outstanding at a time. Pull and
+  StreamingPull on a push subscription answer FAILED_PRECONDITION. Authenticated push
+  (``oidc_token``) and the ``v1beta1`` payload are refused with UNIMPLEMENTED.
+- Retention is enforced lazily: an expired message is dropped when it would be delivered, and
+  a subscription's history (what Seek replays) is trimmed from its oldest end when messages
+  are published, so acknowledged messages behind an unacknowledged one use memory until it
+  goes. Seek cancels every outstanding lease (the old ack IDs acknowledge nothing); delivery
+  attempts keep counting across a Seek. Topic retention is replayed by Seek to a time, not to
+  snapshots. A snapshot keeps every message published to its topic after its creation until
+  it is deleted or expires (no storage limit); it expires exactly seven days after its oldest
+  unacknowledged message. Expiration policies are stored but have no effect.
 - Flow control on StreamingPull counts messages and bytes leased on that stream; leases outlive
   a closed stream until their deadline, as in the real service.
 - A Pull without ``return_immediately`` waits at most ``pull_wait_seconds`` (2 s by default)
   for a message, then returns an empty response.
-- Not supported: exactly-once delivery, push/BigQuery/Cloud Storage subscriptions, snapshots and
-  Seek, schemas, message transforms, KMS, IAM and authentication, DetachSubscription. Requests
-  for them fail with UNIMPLEMENTED. The server refuses to listen on non-loopback addresses.
+- Not supported, refused with UNIMPLEMENTED naming the field on every RPC that sets it:
+  exactly-once delivery, BigQuery/Cloud Storage/Bigtable subscriptions, message transforms
+  (topic and subscription), schemas, KMS keys, ingestion sources. Methods it does not have
+  (DetachSubscription, the SchemaService, IAM) answer UNIMPLEMENTED naming the method. No
+  authentication; the server refuses to listen on non-loopback addresses.
 """
 
 from .server import PubSubServer
