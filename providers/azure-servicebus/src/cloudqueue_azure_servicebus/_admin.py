@@ -7,6 +7,7 @@ once per entity and cached until ``declare`` or ``delete`` changes it.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import functools
 import threading
@@ -16,11 +17,13 @@ from typing import Any
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.servicebus import NEXT_AVAILABLE_SESSION, ServiceBusReceiveMode
 from azure.servicebus.exceptions import OperationTimeoutError
+from azure.servicebus.management import TrueRuleFilter
 from cloudqueue.driver import Capabilities, Declaration, Limits
 from cloudqueue.errors import FailedPrecondition, InvalidArgument, NotFound, translate
 
 from ._clients import NamespaceClients
 from ._errors import ERRORS
+from ._filter import DEFAULT_RULE, RULE_NAME, rule_filter
 from ._names import Target
 
 __all__ = ["ATTEMPTS_PROPERTY", "RESERVED_PREFIX", "EntityCatalog", "EntityInfo", "capabilities_for"]
@@ -114,6 +117,9 @@ class EntityCatalog:
                 f"lease {declaration.lease:g}s is longer than Service Bus allows "
                 f"(lock duration at most {MAX_LOCK_DURATION:g}s)"
             )
+        if declaration.filter is not None and target.subscription is None:
+            raise InvalidArgument("a filter belongs to a topic subscription, not to a queue")
+        rule = rule_filter(declaration.filter)  # checked before any call
         entity_settings: dict[str, Any] = {
             "max_delivery_count": declaration.dead_letter_after or UNLIMITED_DELIVERIES,
             "lock_duration": datetime.timedelta(seconds=declaration.lease),
@@ -134,9 +140,28 @@ class EntityCatalog:
                 self._create_or_update(
                     functools.partial(admin.create_subscription, target.entity),
                     functools.partial(admin.get_subscription, target.entity),
-                    admin.update_subscription, target.subscription, entity_settings,
+                    functools.partial(admin.update_subscription, target.entity),
+                    target.subscription, entity_settings,
                 )
+                self._route(target.entity, target.subscription, rule)
         self.forget(target.entity)
+
+    def _route(self, topic: str, subscription: str, rule: Any) -> None:
+        """Leave the subscription exactly one rule: ours with ``rule``, or the true
+        ``$Default`` when there is no filter. The new rule is in place before the old
+        ones go, so no message is dropped meanwhile (some may pass both ways)."""
+        admin = self.clients.admin
+        name = DEFAULT_RULE if isinstance(rule, TrueRuleFilter) else RULE_NAME
+        existing = {found.name: found for found in admin.list_rules(topic, subscription)}
+        current = existing.pop(name, None)
+        if current is None:
+            admin.create_rule(topic, subscription, name, filter=rule)
+        elif not _same_filter(current.filter, rule) or current.action is not None:
+            current.filter, current.action = rule, None
+            admin.update_rule(topic, subscription, current)
+        for other in existing:
+            with contextlib.suppress(ResourceNotFoundError):
+                admin.delete_rule(topic, subscription, other)
 
     @staticmethod
     def _create_or_update(create: Any, get: Any, update: Any, name: str, settings: dict[str, Any]) -> None:
@@ -189,6 +214,13 @@ class EntityCatalog:
                     return  # no session has messages left
                 if not info.requires_session or drained == 0:
                     return
+
+
+def _same_filter(current: Any, wanted: Any) -> bool:
+    return type(current) is type(wanted) and all(
+        getattr(current, field, None) == getattr(wanted, field, None)
+        for field in ("sql_expression", "properties")
+    )
 
 
 def _get(getter: Any, name: str) -> Any:
@@ -248,4 +280,5 @@ def _capabilities(
         fan_out=is_topic,
         implicit_create=False,
         durable=True,
+        filters=is_topic,  # as subscription rules (see _filter.py)
     )

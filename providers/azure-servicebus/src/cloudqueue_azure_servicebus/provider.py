@@ -34,6 +34,7 @@ class ServiceBusProvider(Provider):
     distribution = "cloudqueue-azure-servicebus"
     parameters = PARAMETERS
     secret_parameters = SECRET_PARAMETERS
+    supports_filters = True
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
