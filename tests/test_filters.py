@@ -14,6 +14,7 @@ from cloudqueue_pubsub._filter import expression
 
 import cloudqueue
 from cloudqueue import where
+from cloudqueue.cli import main
 from cloudqueue.driver import (
     Capabilities,
     Declaration,
@@ -373,3 +374,55 @@ def test_node_classes_are_exported() -> None:
     assert {Equals, OneOf, Prefix, Exists, Absent, AllOf, AnyOf} <= {
         getattr(cloudqueue.filters, name) for name in cloudqueue.filters.__all__
     }
+
+
+# -- the command line ---------------------------------------------------------------------------------
+
+
+def _cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    capsys.readouterr()
+    try:
+        code = main(list(argv))
+    except SystemExit as exit_:  # argparse's usage errors
+        code = int(exit_.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_cli_declares_a_filter_and_shows_it(capsys: pytest.CaptureFixture[str]) -> None:
+    url = "memory://cli-filters?subscription=eu"
+    text = (
+        '{"all": [{"attribute": "type", "equals": "order"},'
+        ' {"attribute": "region", "starts_with": "eu-"}]}'
+    )
+    code, out, _ = _cli(capsys, "declare", url, "--filter", text)
+    assert code == 0
+    assert out.splitlines() == [f"declared {url}", 'filter: type = "order" and region starts with "eu-"']
+    with cloudqueue.open_producer("memory://cli-filters") as producer:
+        producer.send(b"no", attributes={"type": "order", "region": "us"})
+        producer.send(b"yes", attributes={"type": "order", "region": "eu-1"})
+    with cloudqueue.open_consumer(url) as consumer:
+        assert [m.body for m in consumer.receive(max_messages=10, wait=0)] == [b"yes"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--filter", "{"], "not valid JSON"),
+        (["--filter", '{"attribute": "t", "equal": "x"}'], "got the keys attribute, equal"),
+    ],
+)
+def test_cli_names_what_is_wrong_with_a_filter(
+    capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    code, _, err = _cli(capsys, "declare", "memory://cli-filters?subscription=x", *argv)
+    assert code == 2
+    assert message in err and "--filter" in err
+
+
+def test_cli_refuses_a_filter_on_a_queue(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = _cli(
+        capsys, "declare", "memory://cli-filters-q", "--filter", '{"attribute": "t", "exists": true}'
+    )
+    assert code == 1
+    assert "topic subscription" in err
