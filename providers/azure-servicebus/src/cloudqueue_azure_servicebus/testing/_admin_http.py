@@ -2,18 +2,21 @@
 
 Served on the AMQP port (the server sniffs the first bytes). Routes:
 ``/{entity}`` (queue or topic), ``/{topic}/subscriptions[/{sub}]``, ``/$Resources/{queues|topics}``
-and rule URLs (only the built-in ``$Default`` rule exists). Creating an existing entity
-answers 409, a missing one 404, as the service does.
+and ``/{topic}/subscriptions/{sub}/rules[/{rule}]``. Creating an existing entity answers 409, a
+missing one 404, an invalid rule (bad SQL, unsupported filter or action) 400 naming the problem,
+as the service does.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from urllib.parse import parse_qs, unquote, urlsplit
+from xml.etree import ElementTree
 
-from . import _atom
+from . import _atom, _rule_xml
 from ._entities import EntityProperties
-from ._namespace import EntityExists, EntityMissing, Namespace
+from ._namespace import EntityExists, EntityMissing, Namespace, Subscription
+from ._rules import MAX_RULES_PER_SUBSCRIPTION, Rule, RuleError
 from ._state import BrokerState
 
 _REASONS = {200: "OK", 201: "Created", 400: "Bad Request", 404: "Not Found",
@@ -125,17 +128,27 @@ class _Router:
                 return self._list_subscriptions(parts[0], query)
             if len(parts) == 3 and parts[1].lower() == "subscriptions":
                 return self._subscription(method, parts[0], parts[2], headers, body)
-            if len(parts) >= 4 and parts[1].lower() == "subscriptions" and parts[3].lower() == "rules":
-                # Only the default true-filter rule exists; report it missing otherwise.
-                self.ns.subscription(parts[0], parts[2])
-                if method == "GET" and len(parts) == 4:
-                    return 200, _atom.feed(self.base, "/".join(parts), [])
-                raise HttpError(404, "Rules are not supported by the local broker.")
+            if len(parts) == 4 and parts[1].lower() == "subscriptions" and parts[3].lower() == "rules":
+                return self._list_rules(self.ns.subscription(parts[0], parts[2]), query)
+            if len(parts) == 5 and parts[1].lower() == "subscriptions" and parts[3].lower() == "rules":
+                sub = self.ns.subscription(parts[0], parts[2])
+                return self._rule(method, sub, parts[4], headers, body)
+        except RuleError as exc:
+            raise HttpError(400, str(exc)) from None
         except EntityMissing as exc:
             raise HttpError(404, f"Entity '{exc}' was not found.") from None
         except EntityExists as exc:
             raise HttpError(409, f"Entity '{exc}' already exists.") from None
         raise HttpError(404, f"No route for {split.path}")
+
+    def _feed(self, path: str, entries: list[str], query: dict[str, list[str]]) -> str:
+        """One page of a feed; a ``next`` link (what the SDK pages by) when more entries follow."""
+        skip = int(query.get("$skip", ["0"])[0])
+        top = int(query.get("$top", [str(len(entries))])[0])
+        next_href = None
+        if skip + top < len(entries):
+            next_href = f"{self.base}/{path}?$skip={skip + top}&$top={top}&api-version=2021-05"
+        return _atom.feed(self.base, path, entries[skip : skip + top], next_href)
 
     # --- queues and topics -------------------------------------------------------------
 
@@ -191,7 +204,7 @@ class _Router:
                 entries.append(_atom.entry(self.base, topic.name, topic.name, desc, topic.updated))
         else:
             raise HttpError(404, f"Unknown entity type {kind}")
-        return 200, _atom.feed(self.base, f"$Resources/{kind}", _page(entries, query))
+        return 200, self._feed(f"$Resources/{kind}", entries, query)
 
     # --- subscriptions -------------------------------------------------------------------
 
@@ -210,7 +223,7 @@ class _Router:
                 sub.store.props.update(**values)
                 sub.updated = datetime.now(UTC)
                 return 200, self._subscription_entry(topic, name)
-            self.ns.create_subscription(topic, name, _new_props(values))
+            self.ns.create_subscription(topic, name, _new_props(values), _default_rule(body))
             return 201, self._subscription_entry(topic, name)
         raise HttpError(405, method)
 
@@ -226,7 +239,70 @@ class _Router:
                         _atom.subscription_description(sub), sub.updated)
             for sub in topic.subscriptions.values()
         ]
-        return 200, _atom.feed(self.base, f"{topic.name}/subscriptions", _page(entries, query))
+        return 200, self._feed(f"{topic.name}/subscriptions", entries, query)
+
+
+    # --- rules ------------------------------------------------------------------------------
+
+    def _rule_entry(self, sub: Subscription, rule: Rule) -> str:
+        path = f"{sub.topic}/subscriptions/{sub.name}/rules/{rule.name}"
+        return _atom.entry(self.base, path, rule.name, _rule_xml.rule_description(rule), rule.created)
+
+    def _list_rules(self, sub: Subscription, query: dict[str, list[str]]) -> tuple[int, str]:
+        entries = [self._rule_entry(sub, rule) for rule in sub.rules.values()]
+        path = f"{sub.topic}/subscriptions/{sub.name}/rules"
+        return 200, self._feed(path, entries, query)
+
+    def _rule(
+        self, method: str, sub: Subscription, name: str, headers: dict[str, str], body: bytes
+    ) -> tuple[int, str]:
+        key = name.lower()
+        existing = sub.rules.get(key)
+        if method == "GET":
+            if existing is None:
+                raise EntityMissing(name)
+            return 200, self._rule_entry(sub, existing)
+        if method == "DELETE":
+            if sub.rules.pop(key, None) is None:
+                raise EntityMissing(name)
+            return 200, ""
+        if method != "PUT":
+            raise HttpError(405, method)
+        updating = headers.get("if-match") == "*"
+        if updating and existing is None:
+            raise EntityMissing(name)
+        if not updating and existing is not None:
+            raise EntityExists(name)
+        if not updating and len(sub.rules) >= MAX_RULES_PER_SUBSCRIPTION:
+            raise HttpError(400, f"The subscription already has {len(sub.rules)} rules; the limit is "
+                                 f"{MAX_RULES_PER_SUBSCRIPTION} rules per subscription.")
+        element = _rule_element(body)
+        if element is None:
+            raise HttpError(400, "The request body has no RuleDescription.")
+        rule = _rule_xml.parse_rule(element, existing.name if existing else name)
+        if existing is not None:
+            rule.created = existing.created
+        sub.rules[key] = rule
+        return (200 if updating else 201), self._rule_entry(sub, rule)
+
+
+def _rule_element(body: bytes) -> ElementTree.Element | None:
+    try:
+        root = ElementTree.fromstring(body)
+    except ElementTree.ParseError as exc:
+        raise HttpError(400, f"Malformed rule description: {exc}") from None
+    return _rule_xml.find_rule_element(root, ("RuleDescription",))
+
+
+def _default_rule(body: bytes) -> Rule | None:
+    """The rule a subscription request carries to replace ``$Default``, if any."""
+    root = ElementTree.fromstring(body)
+    element = _rule_xml.find_rule_element(root, ("DefaultRuleDescription", "RuleDescription"))
+    if element is None:
+        return None
+    name_el = element.find(f"{{{_atom.SB_NS}}}Name")
+    name = name_el.text if name_el is not None and name_el.text else "$Default"
+    return _rule_xml.parse_rule(element, name)
 
 
 def _parse(body: bytes) -> tuple[str, dict[str, object]]:
@@ -241,9 +317,4 @@ def _new_props(values: dict[str, object]) -> EntityProperties:
     props.update(**values)
     return props
 
-
-def _page(entries: list[str], query: dict[str, list[str]]) -> list[str]:
-    skip = int(query.get("$skip", ["0"])[0])
-    top = int(query.get("$top", [str(len(entries))])[0])
-    return entries[skip : skip + top]
 

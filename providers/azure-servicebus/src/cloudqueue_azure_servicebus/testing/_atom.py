@@ -209,13 +209,15 @@ def entry(base_url: str, path: str, title: str, description: str, updated: datet
     )
 
 
-def feed(base_url: str, path: str, entries: list[str]) -> str:
+def feed(base_url: str, path: str, entries: list[str], next_href: str | None = None) -> str:
     now = _iso(datetime.now(UTC))
     url = escape(f"{base_url}/{path}?api-version=2021-05")
+    # The SDK takes the second link as the next page's address.
+    next_link = f'<link rel="next" href="{escape(next_href)}"/>' if next_href else ""
     return (
         f'<feed xmlns="{ATOM_NS}"><title type="text">{escape(path)}</title>'
         f"<id>{url}</id><updated>{now}</updated>"
-        f'<link rel="self" href="{url}"/>' + "".join(entries) + "</feed>"
+        f'<link rel="self" href="{url}"/>' + next_link + "".join(entries) + "</feed>"
     )
 
 

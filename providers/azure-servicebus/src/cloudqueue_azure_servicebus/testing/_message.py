@@ -91,6 +91,14 @@ class StoredMessage:
             Described(ulong(APPLICATION_PROPERTIES), props)
         )
 
+    def replace_application_properties(self, props: dict[str, Any]) -> None:
+        """Replace all user properties (a rule action's result) and re-encode that section."""
+        section: dict[Any, Any] = dict(props)
+        self.sections.application_properties = section
+        self.sections.raw_application_properties = (
+            encode_value(Described(ulong(APPLICATION_PROPERTIES), section)) if section else b""
+        )
+
     def annotate(self, extra: dict[Any, Any]) -> None:
         self.sections.message_annotations.update(extra)
 

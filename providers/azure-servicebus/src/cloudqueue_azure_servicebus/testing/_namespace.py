@@ -11,6 +11,7 @@ from ._codec import CodecError, split_batch
 from ._entities import EntityProperties, Store
 from ._errors import MESSAGE_SIZE_EXCEEDED, NOT_ALLOWED, NOT_FOUND, BrokerError
 from ._message import State, StoredMessage
+from ._rules import Rule, default_rule, route
 from ._timers import Timers, now_ms
 
 
@@ -51,6 +52,10 @@ class Inbox:
     def targets(self) -> list[Store]:
         raise NotImplementedError
 
+    def deliveries(self, msg: StoredMessage) -> list[tuple[Store, StoredMessage]]:
+        """Where an accepted message goes, with the copy each destination keeps."""
+        raise NotImplementedError
+
 
 class Queue(Inbox):
     def __init__(self, name: str, props: EntityProperties, timers: Timers) -> None:
@@ -60,6 +65,9 @@ class Queue(Inbox):
     def targets(self) -> list[Store]:
         return [self.store]
 
+    def deliveries(self, msg: StoredMessage) -> list[tuple[Store, StoredMessage]]:
+        return [(self.store, msg)]
+
 
 class Topic(Inbox):
     def __init__(self, name: str, props: EntityProperties) -> None:
@@ -67,8 +75,20 @@ class Topic(Inbox):
         self.subscriptions: dict[str, Subscription] = {}
 
     def targets(self) -> list[Store]:
-        # Every subscription has the default rule (a true filter): fan out to all.
         return [sub.store for sub in self.subscriptions.values()]
+
+    def deliveries(self, msg: StoredMessage) -> list[tuple[Store, StoredMessage]]:
+        out: list[tuple[Store, StoredMessage]] = []
+        for sub in self.subscriptions.values():
+            for index, properties in enumerate(route(sub.rules, msg)):
+                dup = _copy(msg)
+                if properties is not None:  # a rule action's own copy
+                    dup.replace_application_properties(properties)
+                if index:  # a store keys messages by sequence number: further copies need their own
+                    dup.seq = self.next_seq
+                    self.next_seq += 1
+                out.append((sub.store, dup))
+        return out
 
 
 @dataclass(eq=False)
@@ -78,6 +98,8 @@ class Subscription:
     store: Store
     created: datetime = field(default_factory=lambda: datetime.now(UTC))
     updated: datetime = field(default_factory=lambda: datetime.now(UTC))
+    # Rule name (lower case) -> rule, in creation order; every subscription starts with $Default.
+    rules: dict[str, Rule] = field(default_factory=lambda: {"$default": default_rule()})
 
 
 class Namespace:
@@ -102,7 +124,10 @@ class Namespace:
         topic = self.topics[name.lower()] = Topic(name, props)
         return topic
 
-    def create_subscription(self, topic_name: str, name: str, props: EntityProperties) -> Subscription:
+    def create_subscription(
+        self, topic_name: str, name: str, props: EntityProperties, first_rule: Rule | None = None
+    ) -> Subscription:
+        """Create a subscription with ``first_rule`` (the request's default rule) or ``$Default``."""
         topic = self.topic(topic_name)
         if name.lower() in topic.subscriptions:
             raise EntityExists(name)
@@ -110,6 +135,8 @@ class Namespace:
         sub = topic.subscriptions[name.lower()] = Subscription(
             name, topic.name, Store(path, props, self.timers)
         )
+        if first_rule is not None:
+            sub.rules = {first_rule.name.lower(): first_rule}
         return sub
 
     def queue(self, name: str) -> Queue:
@@ -223,8 +250,8 @@ class Namespace:
             if scheduled is not None and scheduled > current:
                 msg.state = State.SCHEDULED
                 msg.scheduled_ms = scheduled
-            for store in inbox.targets():
-                self._place(store, inbox, msg if isinstance(inbox, Queue) else _copy(msg), current)
+            for store, copy_ in inbox.deliveries(msg):
+                self._place(store, inbox, copy_, current)
         return seqs
 
     @staticmethod
