@@ -230,7 +230,6 @@ UNSUPPORTED_SUBSCRIPTION_FIELDS = [
     ("bigquery_config", "bigquery_config", {"table": "project.dataset.table"}),
     ("cloud_storage_config", "cloud_storage_config", {"bucket": "bucket"}),
     ("bigtable_config", "bigtable_config", {"table": "projects/p/instances/i/tables/t"}),
-    ("enable_exactly_once_delivery", "enable_exactly_once_delivery", True),
     (
         "push_config",
         "push_config.oidc_token",
@@ -280,7 +279,7 @@ def test_unsupported_subscription_features_get_the_same_refusal_on_create_and_up
     assert "not supported by this local Pub/Sub server" in created.value.message
     with pytest.raises(exceptions.NotFound):
         subscriber.get_subscription(subscription=name)
-    assert not subscriber.get_subscription(subscription=existing).enable_exactly_once_delivery
+    assert not getattr(subscriber.get_subscription(subscription=existing), field)
 
 
 @pytest.mark.parametrize(("field", "named", "value"), UNSUPPORTED_TOPIC_FIELDS)

@@ -16,7 +16,7 @@ subscriptions), Publish, Pull, StreamingPull, Acknowledge, ModifyAckDeadline, ac
 expiry and redelivery, ordering keys, dead-letter policies, retry policies, attribute filters,
 push subscriptions (ModifyPushConfig too), snapshots (create, get, update, list, delete), Seek
 to a time or a snapshot, ``retain_acked_messages``, subscription and topic message retention,
-with the documented limits and gRPC status codes.
+exactly-once delivery, with the documented limits and gRPC status codes.
 
 What it approximates or leaves out, compared with the real service:
 
@@ -53,12 +53,20 @@ What it approximates or leaves out, compared with the real service:
   snapshots. A snapshot keeps every message published to its topic after its creation until
   it is deleted or expires (no storage limit); it expires exactly seven days after its oldest
   unacknowledged message. Expiration policies are stored but have no effect.
+- Exactly-once delivery: an ack ID is valid while its lease lasts (until acknowledged, nacked,
+  expired, or ended by a Seek); Acknowledge and ModifyAckDeadline apply the valid IDs of a
+  request and answer INVALID_ARGUMENT with an ``EXACTLY_ONCE_ACKID_FAILURE`` ErrorInfo naming
+  each other one as ``PERMANENT_FAILURE_INVALID_ACK_ID``, and StreamingPull responses say
+  ``exactly_once_delivery_enabled``. Acks sent on the StreamingPull stream itself cannot report
+  failures (the client libraries send them as unary calls with exactly-once delivery), and no
+  ``TRANSIENT_FAILURE_*`` is ever produced: nothing here is transient. A message is never
+  delivered twice while a lease is valid, as without exactly-once delivery.
 - Flow control on StreamingPull counts messages and bytes leased on that stream; leases outlive
   a closed stream until their deadline, as in the real service.
 - A Pull without ``return_immediately`` waits at most ``pull_wait_seconds`` (2 s by default)
   for a message, then returns an empty response.
 - Not supported, refused with UNIMPLEMENTED naming the field on every RPC that sets it:
-  exactly-once delivery, BigQuery/Cloud Storage/Bigtable subscriptions, message transforms
+  BigQuery/Cloud Storage/Bigtable subscriptions, message transforms
   (topic and subscription), schemas, KMS keys, ingestion sources. Methods it does not have
   (DetachSubscription, the SchemaService, IAM) answer UNIMPLEMENTED naming the method. No
   authentication; the server refuses to listen on non-loopback addresses.

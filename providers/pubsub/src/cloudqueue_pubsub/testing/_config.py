@@ -224,8 +224,6 @@ def _normalise_subscription(subscription: Any, topic_exists: TopicExists) -> Non
             raise unsupported(export, feature)
     if len(subscription.message_transforms) > 0:
         raise unsupported("message_transforms", "message transforms are")
-    if subscription.enable_exactly_once_delivery:
-        raise unsupported("enable_exactly_once_delivery", "exactly-once delivery is")
 
 
 def new_subscription(request: Any, topic_exists: TopicExists) -> Any:

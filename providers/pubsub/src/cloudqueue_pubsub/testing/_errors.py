@@ -23,6 +23,24 @@ class InvalidArgument(ServiceError):
     code = grpc.StatusCode.INVALID_ARGUMENT
 
 
+class AckIdFailures(InvalidArgument):
+    """Exactly-once delivery: some ack IDs of a request did not acknowledge or modify anything.
+
+    The real service answers INVALID_ARGUMENT with a google.rpc.ErrorInfo detail whose
+    metadata maps each failed ack ID to its reason; the client libraries read that map.
+    """
+
+    REASON = "EXACTLY_ONCE_ACKID_FAILURE"
+    INVALID_ACK_ID = "PERMANENT_FAILURE_INVALID_ACK_ID"
+
+    def __init__(self, failures: dict[str, str]) -> None:
+        super().__init__(
+            "Some acknowledgement ids in the request were invalid. This could be because the "
+            "acknowledgement ids have expired or the acknowledgement ids were malformed."
+        )
+        self.failures = failures
+
+
 class NotFound(ServiceError):
     code = grpc.StatusCode.NOT_FOUND
 

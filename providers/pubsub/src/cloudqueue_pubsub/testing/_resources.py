@@ -37,6 +37,8 @@ class Settings:
     has_retry_policy: bool
     #: Whether the server pushes this subscription's messages to an HTTP endpoint.
     push: bool
+    #: Acknowledge and ModifyAckDeadline report ack IDs that no longer hold a lease.
+    exactly_once: bool
 
     @classmethod
     def of(cls, config: Any) -> Settings:
@@ -54,6 +56,7 @@ class Settings:
             max_backoff=_config.seconds_of(config.retry_policy.maximum_backoff) if has_retry else 0,
             has_retry_policy=has_retry,
             push=bool(config.push_config.push_endpoint),
+            exactly_once=config.enable_exactly_once_delivery,
         )
 
     def backoff(self, attempts: int) -> float:

@@ -15,8 +15,10 @@ from typing import Any, NoReturn
 import grpc
 from google.protobuf import empty_pb2
 from google.pubsub_v1 import types
+from google.rpc import error_details_pb2, status_pb2
+from grpc_status import rpc_status  # type: ignore[import-untyped]
 
-from ._errors import InvalidArgument, ServiceError
+from ._errors import AckIdFailures, InvalidArgument, ServiceError
 from ._resources import Delivered
 from ._state import Broker
 from ._streams import StreamSession
@@ -49,6 +51,13 @@ class RequestCounter:
 
 
 def _abort(context: grpc.ServicerContext, error: ServiceError) -> NoReturn:
+    if isinstance(error, AckIdFailures):
+        info = error_details_pb2.ErrorInfo(
+            reason=AckIdFailures.REASON, domain="pubsub.googleapis.com", metadata=error.failures
+        )
+        status = status_pb2.Status(code=error.code.value[0], message=error.message)
+        status.details.add().Pack(info)
+        context.abort_with_status(rpc_status.to_status(status))
     context.abort(error.code, error.message)
     raise AssertionError("context.abort returns only by raising")  # pragma: no cover
 
@@ -211,7 +220,9 @@ class PubSubService:
             if delivered is None:
                 return
             response = response_type()
-            response.subscription_properties.message_ordering_enabled = session.ordered
+            properties = response.subscription_properties
+            properties.message_ordering_enabled = session.ordered
+            properties.exactly_once_delivery_enabled = session.exactly_once
             _fill_received(response.received_messages, delivered)
             yield response
 

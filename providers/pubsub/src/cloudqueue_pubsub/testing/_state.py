@@ -31,7 +31,14 @@ from typing import Any
 from . import _config
 from ._dead_letter import dead_letter_copy
 from ._delivery import DeliveryQueue, Envelope, Lease
-from ._errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, Unavailable
+from ._errors import (
+    AckIdFailures,
+    AlreadyExists,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    Unavailable,
+)
 from ._history import SNAPSHOT_LIFETIME_NANOS, Snapshot, publish_nanos
 from ._names import (
     DELETED_TOPIC,
@@ -54,6 +61,23 @@ DEFAULT_PUSH_BACKOFF = (0.1, 60.0)
 MAX_OUTSTANDING_PUSHES = 16
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
+
+
+def _invalid_ack_ids(subscription: Subscription, ack_ids: Iterable[str]) -> list[str]:
+    """With exactly-once delivery, the ack IDs that hold no lease (expired, settled, unknown).
+
+    Without it the service ignores them silently, and so does this server.
+    """
+    if not subscription.settings.exactly_once:
+        return []
+    leases = subscription.queue.leases
+    return [ack_id for ack_id in ack_ids if ack_id not in leases]
+
+
+def _report(invalid: list[str]) -> None:
+    # The valid ack IDs of the request have taken effect; the failed ones are reported.
+    if invalid:
+        raise AckIdFailures(dict.fromkeys(invalid, AckIdFailures.INVALID_ACK_ID))
 
 
 def _refuse_pull_on_push(subscription: Subscription) -> None:
@@ -378,7 +402,9 @@ class Broker:
             raise InvalidArgument("ack_ids must not be empty")
         with self._lock:
             subscription = self._get_subscription(name)
+            invalid = _invalid_ack_ids(subscription, ack_ids)
             self._acknowledge(subscription, ack_ids)
+        _report(invalid)
 
     def _acknowledge(self, subscription: Subscription, ack_ids: Iterable[str]) -> None:
         queue = subscription.queue
@@ -398,7 +424,10 @@ class Broker:
             raise InvalidArgument("ack_ids must not be empty")
         _config.check_ack_deadline(seconds, allow_zero=True, what="ack_deadline_seconds")
         with self._lock:
-            self._modify_ack_deadline(self._get_subscription(name), ack_ids, seconds)
+            subscription = self._get_subscription(name)
+            invalid = _invalid_ack_ids(subscription, ack_ids)
+            self._modify_ack_deadline(subscription, ack_ids, seconds)
+        _report(invalid)
 
     def _modify_ack_deadline(
         self, subscription: Subscription, ack_ids: Iterable[str], seconds: int

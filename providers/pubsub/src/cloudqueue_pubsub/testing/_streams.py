@@ -44,6 +44,10 @@ class StreamSession:
     def ordered(self) -> bool:
         return self.subscription.settings.ordered
 
+    @property
+    def exactly_once(self) -> bool:
+        return self.subscription.settings.exactly_once
+
     def lease_ended(self, size: int) -> None:
         # Called under the broker lock when a lease ends (settled, failed, expired or rewound).
         self.outstanding_messages -= 1
