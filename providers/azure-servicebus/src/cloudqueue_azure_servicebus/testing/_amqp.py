@@ -35,6 +35,7 @@ from proton import (
 )
 
 from ._cbs import CBS_NODE, handle_cbs
+from ._delivery_ids import DeliveryIdRepair
 from ._entities import Store
 from ._errors import (
     SESSION_LOCK_LOST,
@@ -341,6 +342,9 @@ class AmqpConnection:
         self.consumers: list[ConsumerLink] = []
         self.waits: list[SessionWait] = []
         self.finished = False
+        # Frames pass through it both ways: the SDK may reuse a delivery-id under concurrency.
+        self.delivery_ids = DeliveryIdRepair()
+        self.pending_out = bytearray()
 
     # --- byte pumping (called by the server loop) -------------------------------------
 
@@ -349,7 +353,7 @@ class AmqpConnection:
             self.transport.close_tail()
             self.process()
             return
-        view = memoryview(data)
+        view = memoryview(self.delivery_ids.incoming(data))
         while view:
             # proton takes at most capacity() bytes per push; processing frees more room.
             room = self.transport.capacity()
@@ -363,16 +367,18 @@ class AmqpConnection:
 
     def output(self) -> bytes:
         pending = self.transport.pending()
-        if pending <= 0:
-            return b""
-        return bytes(self.transport.peek(pending) or b"")
+        if pending > 0:
+            frames = bytes(self.transport.peek(pending) or b"")
+            self.transport.pop(len(frames))
+            self.pending_out += self.delivery_ids.outgoing(frames)
+        return bytes(self.pending_out)
 
     def sent(self, count: int) -> None:
-        self.transport.pop(count)
+        del self.pending_out[:count]
 
     @property
     def output_closed(self) -> bool:
-        return self.transport.pending() < 0
+        return self.transport.pending() < 0 and not self.pending_out
 
     def process(self) -> None:
         while True:

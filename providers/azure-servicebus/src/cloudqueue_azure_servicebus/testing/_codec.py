@@ -33,13 +33,13 @@ class CodecError(ValueError):
     """The bytes are not a well-formed AMQP message."""
 
 
-def _skip_value(buf: bytes, pos: int) -> int:
+def skip_value(buf: bytes, pos: int) -> int:
     """Return the offset just past the encoded AMQP value starting at ``pos``."""
     code = buf[pos]
     pos += 1
     if code == 0x00:  # described: descriptor then value
-        pos = _skip_value(buf, pos)
-        return _skip_value(buf, pos)
+        pos = skip_value(buf, pos)
+        return skip_value(buf, pos)
     width = code & 0xF0
     if width == 0x40:
         return pos
@@ -72,7 +72,7 @@ def split_sections(buf: bytes) -> list[tuple[int, bytes]]:
     try:
         while pos < end:
             code = _section_code(buf, pos)
-            nxt = _skip_value(buf, pos)
+            nxt = skip_value(buf, pos)
             out.append((code, buf[pos:nxt]))
             pos = nxt
     except (IndexError, struct.error) as exc:
