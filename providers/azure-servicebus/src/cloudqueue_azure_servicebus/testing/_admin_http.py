@@ -15,9 +15,11 @@ from xml.etree import ElementTree
 
 from . import _atom, _rule_xml
 from ._entities import EntityProperties
-from ._namespace import EntityExists, EntityMissing, Namespace, Subscription
+from ._entity_options import OptionError, check_values
+from ._namespace import Entity, EntityExists, EntityMissing, Namespace, Subscription
 from ._rules import MAX_RULES_PER_SUBSCRIPTION, Rule, RuleError
 from ._state import BrokerState
+from ._timers import now_ms
 
 _REASONS = {200: "OK", 201: "Created", 400: "Bad Request", 404: "Not Found",
             405: "Method Not Allowed", 409: "Conflict", 500: "Internal Server Error"}
@@ -122,6 +124,9 @@ class _Router:
         try:
             if len(parts) == 2 and parts[0].lower() == "$resources":
                 return self._list(parts[1].lower(), query)
+            if len(parts) == 1 and parts[0].lower() == "$namespaceinfo" and method == "GET":
+                name = self.base.split("://", 1)[-1].rsplit(":", 1)[0]
+                return 200, _atom.namespace_entry(self.base, name, self.ns)
             if len(parts) == 1:
                 return self._entity(method, parts[0], headers, body)
             if len(parts) == 2 and parts[1].lower() == "subscriptions":
@@ -133,7 +138,7 @@ class _Router:
             if len(parts) == 5 and parts[1].lower() == "subscriptions" and parts[3].lower() == "rules":
                 sub = self.ns.subscription(parts[0], parts[2])
                 return self._rule(method, sub, parts[4], headers, body)
-        except RuleError as exc:
+        except (RuleError, OptionError) as exc:
             raise HttpError(400, str(exc)) from None
         except EntityMissing as exc:
             raise HttpError(404, f"Entity '{exc}' was not found.") from None
@@ -150,6 +155,28 @@ class _Router:
             next_href = f"{self.base}/{path}?$skip={skip + top}&$top={top}&api-version=2021-05"
         return _atom.feed(self.base, path, entries[skip : skip + top], next_href)
 
+    def _check_forwarding(self, own_name: str | None, values: dict[str, object], updating: bool) -> None:
+        """Forwarding targets must exist and differ from the entity itself, as the service requires."""
+        for key in ("forward_to", "forward_dead_lettered_messages_to"):
+            address = values.get(key)
+            if updating and not address:
+                values[key] = ""  # an update without the element turns forwarding off
+            if not isinstance(address, str) or not address:
+                continue
+            target = self.ns.forward_target(address)
+            if target is None:
+                raise HttpError(400, f"{key}: the entity {Namespace.entity_path(address)!r} does not exist; "
+                                     "create the target queue or topic first.")
+            if own_name is not None and target.name.lower() == own_name.lower():
+                raise HttpError(400, f"{key}: an entity cannot forward to itself ({own_name!r}).")
+
+    def _update(self, entity: Entity, values: dict[str, object]) -> None:
+        props = entity.store.props if isinstance(entity, Subscription) else entity.props
+        props.update(**values)
+        entity.updated = datetime.now(UTC)
+        entity.last_active_ms = int(entity.updated.timestamp() * 1000)
+        self.ns.arm_idle_timer(entity)
+
     # --- queues and topics -------------------------------------------------------------
 
     def _entity(self, method: str, name: str, headers: dict[str, str], body: bytes) -> tuple[int, str]:
@@ -164,18 +191,15 @@ class _Router:
         if method == "PUT":
             kind, values = _parse(body)
             updating = headers.get("if-match") == "*"
+            self._check_forwarding(name, values, updating)
             if kind == "QueueDescription":
                 if updating:
-                    queue = self.ns.queue(name)
-                    queue.props.update(**values)
-                    queue.updated = datetime.now(UTC)
+                    self._update(self.ns.queue(name), values)
                 else:
                     self.ns.create_queue(name, _new_props(values))
             elif kind == "TopicDescription":
                 if updating:
-                    topic = self.ns.topic(name)
-                    topic.props.update(**values)
-                    topic.updated = datetime.now(UTC)
+                    self._update(self.ns.topic(name), values)
                 else:
                     self.ns.create_topic(name, _new_props(values))
             else:
@@ -218,11 +242,12 @@ class _Router:
             return 200, ""
         if method == "PUT":
             _kind, values = _parse(body)
-            if headers.get("if-match") == "*":
-                sub = self.ns.subscription(topic, name)
-                sub.store.props.update(**values)
-                sub.updated = datetime.now(UTC)
+            updating = headers.get("if-match") == "*"
+            self._check_forwarding(None, values, updating)
+            if updating:
+                self._update(self.ns.subscription(topic, name), values)
                 return 200, self._subscription_entry(topic, name)
+            self.ns.topic(topic)  # 404 for a missing topic before the rule is looked at
             self.ns.create_subscription(topic, name, _new_props(values), _default_rule(body))
             return 201, self._subscription_entry(topic, name)
         raise HttpError(405, method)
@@ -268,6 +293,7 @@ class _Router:
             return 200, ""
         if method != "PUT":
             raise HttpError(405, method)
+        sub.last_active_ms = now_ms()  # rule changes count as activity (auto-delete-on-idle)
         updating = headers.get("if-match") == "*"
         if updating and existing is None:
             raise EntityMissing(name)
@@ -307,9 +333,13 @@ def _default_rule(body: bytes) -> Rule | None:
 
 def _parse(body: bytes) -> tuple[str, dict[str, object]]:
     try:
-        return _atom.parse_description(body)
+        kind, values = _atom.parse_description(body)
+        check_values(values)
+    except OptionError as exc:
+        raise HttpError(400, str(exc)) from None
     except Exception as exc:
         raise HttpError(400, f"Malformed entity description: {exc}") from None
+    return kind, values
 
 
 def _new_props(values: dict[str, object]) -> EntityProperties:

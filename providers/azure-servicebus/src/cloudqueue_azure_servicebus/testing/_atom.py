@@ -12,7 +12,8 @@ from xml.etree import ElementTree
 from xml.sax.saxutils import escape
 
 from ._entities import NEVER, EntityProperties, Store
-from ._namespace import Queue, Subscription, Topic
+from ._entity_options import check_description
+from ._namespace import Namespace, Queue, Subscription, Topic
 
 ATOM_NS = "http://www.w3.org/2005/Atom"
 SB_NS = "http://schemas.microsoft.com/netservices/2010/10/servicebus/connect"
@@ -34,16 +35,38 @@ _FIELDS: dict[str, tuple[str, str]] = {
     "DuplicateDetectionHistoryTimeWindow": ("duplicate_detection_history_time_window", "duration"),
     "MaxDeliveryCount": ("max_delivery_count", "int"),
     "MaxMessageSizeInKilobytes": ("max_message_size_in_kilobytes", "int"),
+    "ForwardTo": ("forward_to", "str"),
+    "ForwardDeadLetteredMessagesTo": ("forward_dead_lettered_messages_to", "str"),
+    "AutoDeleteOnIdle": ("auto_delete_on_idle", "duration"),
+    "UserMetadata": ("user_metadata", "str"),
+    "EnableBatchedOperations": ("enable_batched_operations", "bool"),
+    "DeadLetteringOnFilterEvaluationExceptions": ("dead_lettering_on_filter_evaluation_exceptions", "bool"),
+    "SupportOrdering": ("support_ordering", "bool"),
 }
-QUEUE_FIELDS = list(_FIELDS)
+# Which of them each entity kind has (the rest of a request's elements are runtime values).
+QUEUE_FIELDS = [
+    "LockDuration", "MaxSizeInMegabytes", "RequiresDuplicateDetection", "RequiresSession",
+    "DefaultMessageTimeToLive", "DeadLetteringOnMessageExpiration",
+    "DuplicateDetectionHistoryTimeWindow", "MaxDeliveryCount", "MaxMessageSizeInKilobytes",
+    "ForwardTo", "ForwardDeadLetteredMessagesTo", "AutoDeleteOnIdle", "UserMetadata",
+    "EnableBatchedOperations",
+]
 TOPIC_FIELDS = [
     "DefaultMessageTimeToLive", "MaxSizeInMegabytes", "RequiresDuplicateDetection",
-    "DuplicateDetectionHistoryTimeWindow", "MaxMessageSizeInKilobytes",
+    "DuplicateDetectionHistoryTimeWindow", "MaxMessageSizeInKilobytes", "AutoDeleteOnIdle",
+    "UserMetadata", "EnableBatchedOperations", "SupportOrdering",
 ]
 SUBSCRIPTION_FIELDS = [
     "LockDuration", "RequiresSession", "DefaultMessageTimeToLive",
-    "DeadLetteringOnMessageExpiration", "MaxDeliveryCount",
+    "DeadLetteringOnMessageExpiration", "MaxDeliveryCount", "ForwardTo",
+    "ForwardDeadLetteredMessagesTo", "AutoDeleteOnIdle", "UserMetadata", "EnableBatchedOperations",
+    "DeadLetteringOnFilterEvaluationExceptions",
 ]
+_KIND_FIELDS = {
+    "QueueDescription": QUEUE_FIELDS,
+    "TopicDescription": TOPIC_FIELDS,
+    "SubscriptionDescription": SUBSCRIPTION_FIELDS,
+}
 
 
 def parse_duration(text: str) -> float:
@@ -77,7 +100,10 @@ def _iso(when: datetime) -> str:
 
 
 def parse_description(body: bytes) -> tuple[str, dict[str, Any]]:
-    """Return (description kind, EntityProperties fields) from a PUT body."""
+    """Return (description kind, EntityProperties fields) from a PUT body.
+
+    Raises ``OptionError`` for an option the broker refuses (see ``_entity_options``).
+    """
     root = ElementTree.fromstring(body)
     desc: ElementTree.Element | None = None
     for element in root.iter():
@@ -87,14 +113,18 @@ def parse_description(body: bytes) -> tuple[str, dict[str, Any]]:
     if desc is None:
         raise ValueError("no entity description in request body")
     kind = desc.tag.split("}", 1)[1]
+    check_description(desc)
+    known = _KIND_FIELDS.get(kind, [])
     values: dict[str, Any] = {}
     for child in desc:
         local = child.tag.split("}", 1)[-1]
-        if local not in _FIELDS or child.text is None:
+        if local not in known or child.text is None:
             continue
         attr, vtype = _FIELDS[local]
         text = child.text.strip()
-        if vtype == "bool":
+        if vtype == "str":
+            values[attr] = child.text
+        elif vtype == "bool":
             values[attr] = text.lower() == "true"
         elif vtype == "int":
             values[attr] = int(text)
@@ -108,6 +138,10 @@ def _fields_xml(props: EntityProperties, names: list[str]) -> str:
     for name in names:
         attr, vtype = _FIELDS[name]
         value = getattr(props, attr)
+        if vtype == "str":
+            if value:  # absent when unset, as the service answers
+                out.append(f"<{name}>{escape(value)}</{name}>")
+            continue
         if vtype == "bool":
             text = "true" if value else "false"
         elif vtype == "int":
@@ -150,12 +184,10 @@ def queue_description(queue: Queue) -> str:
     return (
         f'<QueueDescription xmlns="{SB_NS}" xmlns:i="http://www.w3.org/2001/XMLSchema-instance">'
         + _fields_xml(queue.props, QUEUE_FIELDS)
-        + "<EnableBatchedOperations>true</EnableBatchedOperations>"
         + f"<SizeInBytes>0</SizeInBytes><MessageCount>{total}</MessageCount>"
         + "<IsAnonymousAccessible>false</IsAnonymousAccessible><Status>Active</Status>"
         + _times_xml(queue.created, queue.updated)
         + "<SupportOrdering>true</SupportOrdering>" + counts
-        + "<AutoDeleteOnIdle>" + _MAX_DURATION + "</AutoDeleteOnIdle>"
         + "<EnablePartitioning>false</EnablePartitioning>"
         + "<EntityAvailabilityStatus>Available</EntityAvailabilityStatus>"
         + "<EnableExpress>false</EnableExpress>"
@@ -169,12 +201,10 @@ def topic_description(topic: Topic) -> str:
     return (
         f'<TopicDescription xmlns="{SB_NS}" xmlns:i="http://www.w3.org/2001/XMLSchema-instance">'
         + _fields_xml(topic.props, TOPIC_FIELDS)
-        + "<EnableBatchedOperations>true</EnableBatchedOperations><SizeInBytes>0</SizeInBytes>"
+        + "<SizeInBytes>0</SizeInBytes>"
         + "<FilteringMessagesBeforePublishing>false</FilteringMessagesBeforePublishing>"
         + "<IsAnonymousAccessible>false</IsAnonymousAccessible><Status>Active</Status>"
-        + _times_xml(topic.created, topic.updated)
-        + "<SupportOrdering>true</SupportOrdering>" + counts
-        + "<AutoDeleteOnIdle>" + _MAX_DURATION + "</AutoDeleteOnIdle>"
+        + _times_xml(topic.created, topic.updated) + counts
         + "<EnablePartitioning>false</EnablePartitioning>"
         + f"<SubscriptionCount>{len(topic.subscriptions)}</SubscriptionCount>"
         + "<EntityAvailabilityStatus>Available</EntityAvailabilityStatus>"
@@ -188,11 +218,8 @@ def subscription_description(sub: Subscription) -> str:
     return (
         f'<SubscriptionDescription xmlns="{SB_NS}" xmlns:i="http://www.w3.org/2001/XMLSchema-instance">'
         + _fields_xml(sub.store.props, SUBSCRIPTION_FIELDS)
-        + "<DeadLetteringOnFilterEvaluationExceptions>true</DeadLetteringOnFilterEvaluationExceptions>"
-        + f"<MessageCount>{total}</MessageCount>"
-        + "<EnableBatchedOperations>true</EnableBatchedOperations><Status>Active</Status>"
+        + f"<MessageCount>{total}</MessageCount><Status>Active</Status>"
         + _times_xml(sub.created, sub.updated) + counts
-        + "<AutoDeleteOnIdle>" + _MAX_DURATION + "</AutoDeleteOnIdle>"
         + "<EntityAvailabilityStatus>Available</EntityAvailabilityStatus>"
         + "</SubscriptionDescription>"
     )
@@ -219,6 +246,20 @@ def feed(base_url: str, path: str, entries: list[str], next_href: str | None = N
         f"<id>{url}</id><updated>{now}</updated>"
         f'<link rel="self" href="{url}"/>' + next_link + "".join(entries) + "</feed>"
     )
+
+
+def namespace_entry(base_url: str, name: str, namespace: Namespace) -> str:
+    """``GET /$namespaceinfo``: what ``get_namespace_properties`` parses (``NamespaceInfo``)."""
+    created = _iso(namespace.created)
+    # Messaging units exist only on Premium namespaces; the service omits them on Standard.
+    units = "<MessagingUnits>1</MessagingUnits>" if namespace.sku == "Premium" else ""
+    info = (
+        f'<NamespaceInfo xmlns="{SB_NS}" xmlns:i="http://www.w3.org/2001/XMLSchema-instance">'
+        f"<CreatedTime>{created}</CreatedTime><MessagingSKU>{namespace.sku}</MessagingSKU>{units}"
+        f"<ModifiedTime>{created}</ModifiedTime><Name>{escape(name)}</Name>"
+        "<NamespaceType>Messaging</NamespaceType></NamespaceInfo>"
+    )
+    return entry(base_url, "$namespaceinfo", name, info, namespace.created)
 
 
 def error(status: int, detail: str) -> str:

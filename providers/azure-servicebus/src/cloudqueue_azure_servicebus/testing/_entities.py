@@ -14,7 +14,7 @@ import copy
 import heapq
 import uuid
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -40,7 +40,16 @@ class EntityProperties:
     default_message_time_to_live: float = NEVER
     dead_lettering_on_message_expiration: bool = False
     max_message_size_in_kilobytes: int = 256
-    max_size_in_megabytes: int = 1024
+    max_size_in_megabytes: int = 1024  # stored and reported; the quota is not enforced
+    # Auto-forwarding: the target entity's name or sb:// address ("" = off).
+    forward_to: str = ""
+    forward_dead_lettered_messages_to: str = ""
+    auto_delete_on_idle: float = NEVER  # seconds of idleness before the entity is deleted
+    # Stored and reported only: they change nothing observable in a local broker.
+    user_metadata: str = ""
+    enable_batched_operations: bool = True
+    dead_lettering_on_filter_evaluation_exceptions: bool = True
+    support_ordering: bool = True
 
     @property
     def max_message_bytes(self) -> int:
@@ -53,7 +62,9 @@ class EntityProperties:
             if not hasattr(self, key):
                 raise TypeError(f"unknown entity property {key!r}")
             current = getattr(self, key)
-            if isinstance(current, bool):
+            if isinstance(current, str):
+                value = str(value)
+            elif isinstance(current, bool):
                 value = bool(value)
             elif isinstance(current, float):
                 value = float(value.total_seconds() if hasattr(value, "total_seconds") else value)
@@ -97,6 +108,7 @@ class Store:
         self.props = props
         self.timers = timers
         self.is_dlq = is_dlq
+        self.parent: Store | None = None  # the entity a dead-letter subqueue belongs to
         self.messages: dict[int, StoredMessage] = {}
         self.ready: list[int] = []
         self.sessions: dict[str, SessionInfo] = {}
@@ -104,11 +116,19 @@ class Store:
         self.consumers: deque[Consumer] = deque()
         self.waiters: list[SessionWaiter] = []
         self.dlq: Store | None = None
+        # Set by the namespace: forwards a message to the named entity; False if it cannot.
+        self.forwarder: Callable[[str, StoredMessage], bool] | None = None
+        # Receives, settlements and attaches keep an entity alive (auto-delete-on-idle).
+        self.last_active_ms = now_ms()
         if not is_dlq:
             # The dead-letter subqueue is never sessionful and never expires or re-dead-letters.
-            dlq_props = replace(props, requires_session=False, max_delivery_count=2**31 - 1)
+            dlq_props = replace(
+                props, requires_session=False, max_delivery_count=2**31 - 1, forward_to="",
+                forward_dead_lettered_messages_to="", auto_delete_on_idle=NEVER,
+            )
             dlq_props.default_message_time_to_live = NEVER
             self.dlq = Store(path + "/$DeadLetterQueue", dlq_props, timers, is_dlq=True)
+            self.dlq.parent = self
 
     @property
     def sessionful(self) -> bool:
@@ -187,11 +207,20 @@ class Store:
         dead.annotate({DEADLETTER_SOURCE: self.path})
         dead.expires_ms = None
         dead.deferred = False
+        target = self.props.forward_dead_lettered_messages_to
+        if target and self.forwarder is not None and self.forwarder(target, dead):
+            return
         self.dlq.add(dead)
+
+    def touch(self) -> None:
+        self.last_active_ms = now_ms()
+        if self.parent is not None:
+            self.parent.touch()
 
     # ----- delivering ---------------------------------------------------------------
 
     def attach(self, consumer: Consumer) -> None:
+        self.touch()
         self.consumers.append(consumer)
 
     def detach(self, consumer: Consumer) -> None:
@@ -234,6 +263,7 @@ class Store:
         return None
 
     def _deliver(self, consumer: Consumer, msg: StoredMessage) -> None:
+        self.touch()
         if consumer.receive_and_delete:
             self.remove(msg)
             consumer.deliver(self, msg)
@@ -262,6 +292,7 @@ class Store:
     # ----- settling -----------------------------------------------------------------
 
     def locked(self, token: uuid.UUID) -> StoredMessage:
+        self.touch()
         msg = self.locks.get(token)
         if msg is None:
             raise BrokerError(LOCK_LOST, "The lock supplied is invalid. Either the lock expired, "
@@ -344,6 +375,7 @@ class Store:
     # ----- by sequence number (peek, deferred, scheduled) ---------------------------
 
     def peek(self, from_seq: int, count: int, session_id: str | None) -> list[StoredMessage]:
+        self.touch()
         out: list[StoredMessage] = []
         for seq in sorted(s for s in self.messages if s >= from_seq):
             msg = self.messages[seq]
@@ -355,6 +387,7 @@ class Store:
         return out
 
     def lock_deferred(self, seqs: list[int], session_id: str | None, delete: bool) -> list[StoredMessage]:
+        self.touch()
         out: list[StoredMessage] = []
         for seq in seqs:
             msg = self.messages.get(seq)

@@ -56,6 +56,7 @@ class StoredMessage:
     scheduled_ms: int | None = None
     deferred: bool = False  # stays deferred when its lock (from receive-deferred) ends
     owner: object | None = None  # the consumer link holding the lock, if any
+    hops: int = 0  # auto-forwarding transfers so far (the service allows MAX_FORWARD_HOPS)
 
     @classmethod
     def parse(cls, raw: bytes, seq: int, now_ms: int) -> StoredMessage:
