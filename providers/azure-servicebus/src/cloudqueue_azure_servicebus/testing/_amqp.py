@@ -29,6 +29,7 @@ from proton import (
     Event,
     Link,
     Message,
+    Terminus,
     Transport,
     symbol,
     ulong,
@@ -286,10 +287,8 @@ class SessionWait:
         self.done = True
         with contextlib.suppress(ValueError):
             self.consumer.store.waiters.remove(self)
-        _open_link(self.link)
         self.consumer.closed = True
-        self.link.condition = _condition(TIMEOUT, "No unlocked session became available in time.")
-        self.link.close()
+        _refuse_attach(self.link, TIMEOUT, "No unlocked session became available in time.")
 
     def cancel(self) -> None:
         self.done = True
@@ -522,10 +521,20 @@ class AmqpConnection:
         store.dispatch()
 
     def _refuse(self, link: Link, err: BrokerError) -> None:
-        # Attach then detach with the error: the AMQP way to refuse a link.
-        link.source.copy(link.remote_source)
-        link.target.copy(link.remote_target)
-        link.open()
-        link.condition = _condition(err.condition, err.description)
-        link.close()
+        _refuse_attach(link, err.condition, err.description)
+
+
+def _refuse_attach(link: Link, condition: str, description: str) -> None:
+    """Refuse a link the AMQP way: an attach with our terminus null, then a detach with the error.
+
+    (AMQP 1.0 section 2.6.3; the service does so.) The null terminus tells the SDK the link
+    never opened (``link._incoming_attach``), so it skips its attach callback and raises the
+    detach's error from the open call instead of treating the link as attached.
+    """
+    ours, theirs = (link.source, link.target) if link.is_sender else (link.target, link.source)
+    ours.type = Terminus.UNSPECIFIED  # encoded as null
+    theirs.copy(link.remote_target if link.is_sender else link.remote_source)
+    link.open()
+    link.condition = _condition(condition, description)
+    link.close()
 
