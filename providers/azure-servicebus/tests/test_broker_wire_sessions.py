@@ -47,12 +47,13 @@ def session_queue(broker: ServiceBusBroker) -> str:
 def _send_sessions(client: ServiceBusClient, queue: str) -> None:
     with client.get_queue_sender(queue) as sender:
         for sid in SESSIONS:
-            sender.send_messages([ServiceBusMessage(f"{sid}/{i}", session_id=sid) for i in range(PER_SESSION)])
+            bodies = [f"{sid}/{i}" for i in range(PER_SESSION)]
+            sender.send_messages([ServiceBusMessage(body, session_id=sid) for body in bodies])
 
 
 def test_next_available_session_times_out_on_open(fast_client: ServiceBusClient, session_queue: str) -> None:
     entered = False
-    with pytest.raises(OperationTimeoutError, match="com.microsoft:timeout"):
+    with pytest.raises(OperationTimeoutError, match=r"com\.microsoft:timeout"):
         with fast_client.get_queue_receiver(
             session_queue, session_id=NEXT_AVAILABLE_SESSION, max_wait_time=1
         ):
@@ -77,7 +78,7 @@ def test_async_next_available_session_times_out_on_open(
         async with AsyncServiceBusClient.from_connection_string(
             broker.connection_string, retry_total=0
         ) as client:
-            with pytest.raises(OperationTimeoutError, match="com.microsoft:timeout"):
+            with pytest.raises(OperationTimeoutError, match=r"com\.microsoft:timeout"):
                 async with client.get_queue_receiver(
                     session_queue, session_id=NEXT_AVAILABLE_SESSION, max_wait_time=1
                 ):
@@ -169,7 +170,8 @@ def test_async_session_pool_receive(
         async with AsyncServiceBusClient.from_connection_string(
             broker.connection_string, retry_total=0
         ) as client:
-            return list(await asyncio.gather(*(_pool_worker_async(client, session_queue) for _ in range(WORKERS))))
+            workers = (_pool_worker_async(client, session_queue) for _ in range(WORKERS))
+            return list(await asyncio.gather(*workers))
 
     _assert_each_session_drained_once(asyncio.run(run()))
     assert broker.message_counts(session_queue)["total"] == 0
