@@ -1,9 +1,10 @@
 """The socket loop: one thread, a selector, protocol sniffing on the first bytes.
 
-An AMQP connection opens with the protocol header ``AMQP``; anything else that
-starts like an HTTP request goes to the administration (ATOM) surface. Both share
-the port, as the SDK's administration client uses the Endpoint's host and port when
-the connection string has ``UseDevelopmentEmulator=true``.
+An AMQP connection opens with the protocol header ``AMQP``; a TLS handshake record
+starts HTTPS; anything that starts like an HTTP request is plain HTTP. HTTP (plain or
+inside TLS) is either a WebSocket upgrade carrying AMQP or the administration (ATOM)
+surface (``_front_door``). All share the port, as the SDK uses the Endpoint's host and
+port when the connection string has ``UseDevelopmentEmulator=true``.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ import socket
 import threading
 from typing import Protocol
 
-from ._admin_http import HttpConnection
 from ._amqp import AmqpConnection
+from ._front_door import HttpFrontDoor
 from ._state import BrokerState
 from ._timers import now_ms
 from ._tls import TlsContext, TlsHttpConnection
@@ -125,7 +126,7 @@ class SocketServer:
             if client.head.startswith(b"AMQP"):
                 client.proto = AmqpConnection(self.state)
             elif client.head[:4] in _HTTP_METHODS:
-                client.proto = HttpConnection(self.state)
+                client.proto = HttpFrontDoor(self.state)
             elif client.head[0] == 0x16:  # TLS handshake record: HTTPS administration
                 client.proto = TlsHttpConnection(self.state, self.tls)
             else:

@@ -1,10 +1,12 @@
-"""TLS for the administration surface only.
+"""TLS for HTTP: the administration surface and AMQP over ``wss://``.
 
 ``azure-servicebus`` 7.15's administration client builds ``https://`` URLs even for
 emulator connection strings (its generated client hard-codes the scheme; ``use_tls``
 is ignored there), so the broker also answers TLS on the same port, with a
 self-signed certificate made at start-up for localhost/127.0.0.1. Clients pass
-``connection_verify=broker.certificate_path``. AMQP stays plain, as the emulator's.
+``connection_verify=broker.certificate_path``. Inside TLS the same HTTP front door
+serves WebSocket upgrades (``custom_endpoint_address`` clients). Plain AMQP stays
+plain, as the emulator's.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import tempfile
 
 from cloudqueue.testing.certs import localhost_certificate
 
-from ._admin_http import HttpConnection
+from ._front_door import HttpFrontDoor
 from ._state import BrokerState
 
 
@@ -49,7 +51,7 @@ class TlsHttpConnection:
         self.incoming = ssl.MemoryBIO()
         self.outgoing = ssl.MemoryBIO()
         self.tls = tls.context.wrap_bio(self.incoming, self.outgoing, server_side=True)
-        self.http = HttpConnection(state)
+        self.http = HttpFrontDoor(state)  # administration, or AMQP over wss://
         self.pending_out = bytearray()
         self.failed = False
 
