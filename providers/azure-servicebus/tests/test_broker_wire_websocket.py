@@ -23,7 +23,7 @@ def ws_options(broker: ServiceBusBroker) -> dict[str, Any]:
     # The SDK drops the Endpoint's port for WebSockets; custom_endpoint_address brings it back.
     return {
         "transport_type": TransportType.AmqpOverWebsocket,
-        "custom_endpoint_address": f"sb://127.0.0.1:{broker.port}",
+        "custom_endpoint_address": broker.custom_endpoint_address,
     }
 
 

@@ -36,6 +36,21 @@ class ServiceBusBroker:
     Use as a context manager or with ``start()``/``stop()``; it serves from a daemon
     thread. ``connection_string`` is an emulator connection string the official SDK
     accepts, for both ``ServiceBusClient`` and ``ServiceBusAdministrationClient``.
+
+    AMQP over WebSockets is served on the same port. The SDK leaves the Endpoint's port
+    out of its WebSocket URL, so pass ``custom_endpoint_address`` too::
+
+        ServiceBusClient.from_connection_string(
+            broker.connection_string,
+            transport_type=TransportType.AmqpOverWebsocket,
+            custom_endpoint_address=broker.custom_endpoint_address,
+        )
+
+    That connects to ``ws://127.0.0.1:<port>/$servicebus/websocket`` (subprotocol
+    ``AMQPWSB10``); the sync SDK needs ``websocket-client``, the async one ``aiohttp``.
+    For ``wss://`` use a connection string without ``UseDevelopmentEmulator=true``
+    (``Endpoint=sb://localhost;...``), ``custom_endpoint_address="sb://localhost:<port>"``
+    and ``connection_verify=broker.certificate_path``.
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
@@ -88,6 +103,11 @@ class ServiceBusBroker:
             f"Endpoint=sb://{self.host}:{self.port};SharedAccessKeyName=RootManageSharedAccessKey;"
             f"SharedAccessKey={DEV_KEY};UseDevelopmentEmulator=true"
         )
+
+    @property
+    def custom_endpoint_address(self) -> str:
+        """For the SDK's ``custom_endpoint_address``: where AMQP over WebSockets reaches this broker."""
+        return f"sb://{self.host}:{self.port}"
 
     @property
     def certificate_path(self) -> str:
