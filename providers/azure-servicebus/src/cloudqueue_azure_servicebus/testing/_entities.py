@@ -30,7 +30,10 @@ NEVER = 10675199 * 86400.0  # the service's "TimeSpan.MaxValue" days, in seconds
 
 @dataclass
 class EntityProperties:
-    """The subset of queue/topic/subscription properties the broker honours."""
+    """Queue/topic/subscription properties: those the broker honours and those it only reports.
+
+    Which request options land here, and which are refused, is decided in ``_entity_options``.
+    """
 
     max_delivery_count: int = 10
     lock_duration: float = 60.0  # seconds
