@@ -163,14 +163,18 @@ class Filters(SuiteBase):
             cloudqueue.declare(dest.producer_url, filter=where("kind").equals("order"))
         assert "subscription" in str(info.value)
 
-    def test_a_provider_without_filters_refuses_them(self, make: object, harness: Harness) -> None:
+    def test_capabilities_say_whether_filters_work(
+        self, make: object, harness: Harness, make_filtered: MakeFiltered
+    ) -> None:
         if self._refused_without_fan_out(make, harness):
             return
         dest: Destination = make(subscriptions=2)  # type: ignore[operator]
-        if cloudqueue.capabilities(dest.consumer_url).filters:
-            return  # the other cases check that filters work
-        with pytest.raises(cloudqueue.Unsupported):
-            cloudqueue.declare(dest.consumer_url, filter=where("kind").equals("order"))
+        if not cloudqueue.capabilities(dest.consumer_url).filters:
+            with pytest.raises(cloudqueue.Unsupported):
+                cloudqueue.declare(dest.consumer_url, filter=where("kind").equals("order"))
+            return
+        filtered = make_filtered([where("kind").exists(), None])
+        assert cloudqueue.capabilities(filtered.consumer_url).filters
 
     def test_each_condition_routes_exactly_the_matching_messages(
         self, make: object, harness: Harness, make_filtered: MakeFiltered
