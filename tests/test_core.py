@@ -32,7 +32,7 @@ EXPECTED_EXPORTS = {
     "Producer", "QueueError", "ReceivedMessage", "ResourceExhausted", "RetryPolicy",
     "SendBatchError", "Settlement", "Unavailable", "Unknown", "Unsupported", "aio", "capabilities",
     "dead_letter_url", "declare", "delete", "hookimpl", "open_consumer", "open_producer",
-    "plugin_manager", "purge",
+    "filters", "plugin_manager", "purge", "where",
 }
 
 

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import cloudqueue
+from cloudqueue.providers._sqlite.schema import SCHEMA_VERSION
 
 
 def test_a_lease_that_runs_out_on_the_last_attempt_is_dead_lettered(tmp_path: Path) -> None:
@@ -67,5 +68,5 @@ def test_a_version_1_file_is_upgraded_and_keeps_its_messages(tmp_path: Path) -> 
             name for (name,) in upgraded.execute("SELECT name FROM sqlite_master WHERE type = 'index'")
         }
     upgraded.close()
-    assert version == 2
+    assert version == SCHEMA_VERSION
     assert "messages_leased" not in indexes and "messages_by_visibility" in indexes

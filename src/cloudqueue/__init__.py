@@ -12,7 +12,7 @@ Switch backends by changing one URL::
             message.ack()
 """
 
-from . import aio, filters  # noqa: F401  # see the note after __all__
+from . import aio, filters
 from ._api import (
     capabilities,
     dead_letter_url,
@@ -49,7 +49,7 @@ from .errors import (
     Unknown,
     Unsupported,
 )
-from .filters import where  # noqa: F401  # see the note after __all__
+from .filters import where
 from .hookspecs import hookimpl
 
 __version__ = "0.1.0"
@@ -88,11 +88,11 @@ __all__ = [
     "dead_letter_url",
     "declare",
     "delete",
+    "filters",
     "hookimpl",
     "open_consumer",
     "open_producer",
     "plugin_manager",
     "purge",
+    "where",
 ]
-# ``where`` (and the ``filters`` module) are importable from here; they join __all__
-# together with tests/test_core.py's EXPECTED_EXPORTS, which another change owns.
