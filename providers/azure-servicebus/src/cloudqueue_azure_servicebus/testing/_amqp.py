@@ -365,8 +365,9 @@ class AmqpConnection:
         self.process()
 
     def output(self) -> bytes:
-        pending = self.transport.pending()
-        if pending > 0:
+        # Drain proton completely: its buffer can end mid-frame, and the filter only
+        # passes whole frames on, so stopping early could hold a frame back for good.
+        while (pending := self.transport.pending()) > 0:
             frames = bytes(self.transport.peek(pending) or b"")
             self.transport.pop(len(frames))
             self.pending_out += self.delivery_ids.outgoing(frames)

@@ -32,7 +32,7 @@ from ._codec import skip_value
 _U32 = 0xFFFFFFFF
 _FRAME_HEADER = struct.Struct(">IBBH")
 _AMQP_FRAME = 0
-_BEGIN, _FLOW, _TRANSFER, _DISPOSITION = 0x11, 0x13, 0x14, 0x15
+_BEGIN, _ATTACH, _FLOW, _TRANSFER, _DISPOSITION, _DETACH = 0x11, 0x12, 0x13, 0x14, 0x15, 0x16
 
 
 @dataclass
@@ -40,7 +40,8 @@ class _Session:
     next_id: int  # the next delivery-id proton expects
     client_next: int  # one past the highest delivery-id the client used
     to_client: dict[int, int] = field(default_factory=dict)  # unsettled: proton id -> client id
-    open_delivery: dict[int, int] = field(default_factory=dict)  # handle -> id of a multi-frame delivery
+    # handle -> (our id, client id) of a delivery whose last frame has not come yet
+    open_delivery: dict[int, tuple[int, int | None]] = field(default_factory=dict)
 
 
 @dataclass
@@ -77,15 +78,23 @@ class DeliveryIdRepair:
             self._sessions[channel] = _Session(next_id=start, client_next=start)
             return frame
         session = self._sessions.get(channel)
-        if perf.code != _TRANSFER or session is None:
+        if session is None:
+            return frame
+        if perf.code in (_ATTACH, _DETACH):
+            # A handle (re)bound or released: no delivery on it continues.
+            session.open_delivery.pop(_uint(perf.fields, 1 if perf.code == _ATTACH else 0) or 0, None)
+            return frame
+        if perf.code != _TRANSFER:
             return frame
         return self._renumber_transfer(frame, session, perf)
 
     def _renumber_transfer(self, frame: bytes, session: _Session, perf: _Performative) -> bytes:
         handle = _uint(perf.fields, 0) or 0
         client_id = _uint(perf.fields, 1)
-        more = _bool(perf.fields, 5)
-        ours = session.open_delivery.get(handle)
+        more = _bool(perf.fields, 5) and not _bool(perf.fields, 8)  # an aborted delivery ends
+        ours, open_client_id = session.open_delivery.get(handle, (None, None))
+        if client_id is not None and client_id != open_client_id:
+            ours = None  # a new delivery id: whatever was open on this handle is over
         if ours is None:  # the first frame of a delivery
             ours = session.next_id
             session.next_id = (ours + 1) & _U32
@@ -95,7 +104,7 @@ class DeliveryIdRepair:
             if not _bool(perf.fields, 4):  # unsettled: a disposition will name it
                 session.to_client[ours] = client_id
         if more:
-            session.open_delivery[handle] = ours
+            session.open_delivery[handle] = (ours, client_id)
         else:
             session.open_delivery.pop(handle, None)
         if client_id is None or client_id == ours:
@@ -189,7 +198,7 @@ def _parse(frame: bytes) -> tuple[int, _Performative] | None:
         code, pos = int(struct.unpack_from(">Q", frame, body + 2)[0]), body + 10
     else:
         return None
-    if code not in (_BEGIN, _FLOW, _TRANSFER, _DISPOSITION):
+    if code not in (_BEGIN, _ATTACH, _FLOW, _TRANSFER, _DISPOSITION, _DETACH):
         return None
     ctor = frame[pos]
     if ctor == 0x45:
