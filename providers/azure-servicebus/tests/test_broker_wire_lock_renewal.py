@@ -19,8 +19,8 @@ from cloudqueue_azure_servicebus.testing import ServiceBusBroker
 
 COUNT = 60
 # Long enough that AutoLockRenewer (it wakes every 0.5 s) keeps up on a busy 2-core machine.
-LOCK_SECONDS = 4.0
-HOLD_SECONDS = 3 * LOCK_SECONDS + 1  # the locks must outlive their first expiry several times
+LOCK_SECONDS = 6.0
+HOLD_SECONDS = 2 * LOCK_SECONDS + 2  # each lock outlives its first expiry twice over
 
 
 def _fill(client: ServiceBusClient, queue: str) -> None:
