@@ -26,8 +26,7 @@ IDLE_SCALE = 0.01
 @pytest.fixture(scope="module")
 def fast_broker() -> Iterator[ServiceBusBroker]:
     """A broker of its own: its idle clock is scaled, which must not reach other tests' entities."""
-    with ServiceBusBroker() as running:
-        running.namespace.idle_time_scale = IDLE_SCALE
+    with ServiceBusBroker(idle_time_scale=IDLE_SCALE) as running:
         yield running
 
 
@@ -288,16 +287,20 @@ def test_namespace_properties_sync_and_async(admin: Any, fast_broker: ServiceBus
     assert isinstance(props.created_at_utc, datetime)
     assert props.modified_at_utc == props.created_at_utc
 
-    async def read() -> Any:
+    async def read(broker: ServiceBusBroker) -> Any:
         async with AsyncAdminClient.from_connection_string(
-            fast_broker.connection_string, connection_verify=fast_broker.certificate_path
+            broker.connection_string, connection_verify=broker.certificate_path
         ) as aadmin:
             return await aadmin.get_namespace_properties()
 
-    fast_broker.namespace.sku = "Premium"
-    try:
-        premium = asyncio.run(read())
-    finally:
-        fast_broker.namespace.sku = "Standard"
+    assert asyncio.run(read(fast_broker)).created_at_utc == props.created_at_utc
+    with ServiceBusBroker(sku="Premium") as premium_broker:
+        premium = asyncio.run(read(premium_broker))
     assert (premium.messaging_sku, premium.messaging_units) == ("Premium", 1)
-    assert premium.created_at_utc == props.created_at_utc
+
+
+def test_broker_options_are_checked() -> None:
+    with pytest.raises(ValueError, match="idle_time_scale must be above 0 and at most 1"):
+        ServiceBusBroker(idle_time_scale=0)
+    with pytest.raises(ValueError, match="sku must be 'Standard' or 'Premium'"):
+        ServiceBusBroker(sku="Basic")

@@ -14,7 +14,18 @@ receive-and-delete; complete/abandon/defer/dead-letter with the settlement echoe
 checks; lock expiry, delivery counts, max-delivery-count dead-lettering; ``$management``
 renew-lock, schedule/cancel, peek, receive-by-sequence-number, update-disposition and
 session state/lock operations; sessions (named and next-available, session locks);
-duplicate detection; TTL; entity max message size; scheduled messages.
+duplicate detection; TTL; entity max message size; scheduled messages; subscription rules
+(``$Default``; SQL filters with the documented SQL-92 subset and three-valued logic,
+correlation, true and false filters; SET/REMOVE rule actions on user properties, each
+yielding its own copy with ``RuleName``) and rule CRUD; auto-forwarding (``forward_to``,
+``forward_dead_lettered_messages_to``, at most 4 hops, then dead-lettered);
+auto-delete-on-idle (its clock scaled by ``idle_time_scale``); ``get_namespace_properties``;
+AMQP over WebSockets (``ws://`` and, with ``connection_verify``, ``wss://``) on the same port
+at ``/$servicebus/websocket`` (pass ``custom_endpoint_address=broker.custom_endpoint_address``);
+concurrent transfers that reuse a delivery-id (the SDK's ``AutoLockRenewer`` and concurrent
+lock renewals), accepted as the service does; refused links answered with a null terminus
+and a detach, so the SDK raises ``OperationTimeoutError`` / ``SessionCannotBeLockedError`` /
+not-found from opening a receiver or sender.
 
 What it approximates or leaves out:
 
@@ -25,10 +36,25 @@ What it approximates or leaves out:
 * Batches are recognised by layout (every body section a ``data`` section holding an
   encoded message) because proton-C does not expose the message format 0x80013700; a
   single message built that way would be split.
-* Subscriptions only have the default true filter: no SQL/correlation rules, no actions.
-* No transactions, partitioning, auto-forwarding, auto-delete-on-idle, quotas (entity
-  size), or geo features; a session-less message sent to a topic is dropped for
-  sessionful subscriptions.
+* SQL filters: values C# would not compare (a string with a number, ordered booleans) and
+  division by zero evaluate to unknown instead of raising a filter exception, so
+  ``dead_lettering_on_filter_evaluation_exceptions`` is stored but never used; string
+  comparison and LIKE are ordinal (case-sensitive); ``newid()``, ``property()`` and rule
+  actions on ``sys.`` properties are refused with HTTP 400; filters are evaluated when a
+  message is sent, scheduled ones included.
+* No transactions, partitioning, express entities, disabled status, per-entity
+  authorization rules or geo features: asking for them is refused with HTTP 400 naming the
+  option. ``max_size_in_megabytes`` (the quota is not enforced), ``enable_batched_operations``,
+  ``support_ordering`` and ``user_metadata`` are stored and reported only. A session-less
+  message sent to a topic is dropped for sessionful subscriptions.
+* Auto-delete-on-idle counts sends, receives, settlements, peeks, attached receivers, updates
+  and rule changes as activity; a topic also stays while its subscriptions are read.
+* Namespace properties: the name is the host; the SKU is Standard (Premium with 1 messaging
+  unit when ``sku="Premium"``); created and modified at broker start.
+* WebSocket: no extensions (permessage-deflate is not negotiated); messages over 4 MiB are
+  refused (close 1009).
+* Errors that proton-C itself raises (malformed frames) close the connection without the
+  ``info`` map the service sends.
 * Within a session, message locks follow the session lock; closing a session receiver
   returns its unsettled messages (delivery count + 1).
 * State lives in memory and is lost on stop.

@@ -53,11 +53,25 @@ class ServiceBusBroker:
     and ``connection_verify=broker.certificate_path``.
     """
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        idle_time_scale: float = 1.0,
+        sku: str = "Standard",
+    ) -> None:
+        """``idle_time_scale`` multiplies every ``auto_delete_on_idle`` window, so a test can
+        see the service's 5-minute minimum pass in seconds (0.01: 3 s). ``sku`` ("Standard"
+        or "Premium") is what ``get_namespace_properties`` reports."""
         _check_loopback(host)
+        if not 0 < idle_time_scale <= 1:
+            raise ValueError(f"idle_time_scale must be above 0 and at most 1, not {idle_time_scale!r}")
+        if sku not in ("Standard", "Premium"):
+            raise ValueError(f"sku must be 'Standard' or 'Premium', not {sku!r}")
         self.host = host
         self._requested_port = port
-        self._state = BrokerState()
+        self._state = BrokerState(idle_time_scale=idle_time_scale, sku=sku)
         self._server: SocketServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -129,27 +143,38 @@ class ServiceBusBroker:
         """Create a queue; ``props`` are ``EntityProperties`` fields (seconds or timedelta)."""
         with self._state.lock:
             self._state.namespace.create_queue(name, _props(props))
+        self._wake()
 
     def create_topic(self, name: str, **props: Any) -> None:
         with self._state.lock:
             self._state.namespace.create_topic(name, _props(props))
+        self._wake()
 
     def create_subscription(self, topic_name: str, name: str, **props: Any) -> None:
         with self._state.lock:
             self._state.namespace.create_subscription(topic_name, name, _props(props))
+        self._wake()
 
     def delete_queue(self, name: str) -> None:
         with self._state.lock:
             self._state.namespace.delete_queue(name)
+        self._wake()
 
     def delete_topic(self, name: str) -> None:
         with self._state.lock:
             self._state.namespace.delete_topic(name)
+        self._wake()
 
     def message_counts(self, path: str) -> dict[str, int]:
         """Counts for a queue or ``topic/Subscriptions/sub`` path (active, scheduled, dead_letter, total)."""
         with self._state.lock:
             return self._state.namespace.store(path).counts()
+
+    def _wake(self) -> None:
+        # A change made from another thread may have added a timer (auto-delete-on-idle) that
+        # the loop, asleep on its select, would otherwise only see at the next I/O event.
+        if self._server is not None:
+            self._server.wake()
 
     @property
     def namespace(self) -> Namespace:
