@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import time
 from collections.abc import Callable, Iterator
@@ -62,6 +63,14 @@ def topic(publisher: pubsub_v1.PublisherClient) -> str:
     return name
 
 
+@pytest.fixture
+def dead_letter_topic(publisher: pubsub_v1.PublisherClient) -> str:
+    """A second topic, for dead_letter_policy to forward to."""
+    name = unique("topics")
+    publisher.create_topic(name=name)
+    return name
+
+
 SubscriptionFactory = Callable[..., str]
 
 
@@ -109,3 +118,16 @@ def publish_all(
 ) -> list[str]:
     futures = [publisher.publish(topic, payload, **attributes) for payload in payloads]
     return [future.result(timeout=10) for future in futures]
+
+
+@contextlib.contextmanager
+def streaming(
+    subscriber: pubsub_v1.SubscriberClient, subscription: str, callback: Callable[[Any], None]
+) -> Iterator[Any]:
+    """The client's streaming subscriber for the block; stopped, and its stop awaited, after."""
+    future = subscriber.subscribe(subscription, callback)
+    try:
+        yield future
+    finally:
+        future.cancel()
+        future.result(timeout=10)

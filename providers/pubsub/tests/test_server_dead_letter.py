@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from conftest import SubscriptionFactory, publish_all, pull_now, pull_until, unique
+from conftest import SubscriptionFactory, publish_all, pull_now, pull_until
 from google.cloud import pubsub_v1
 from google.protobuf import duration_pb2
 
@@ -25,9 +25,8 @@ def test_delivery_attempts_then_forwarding_to_the_dead_letter_topic(
     subscriber: pubsub_v1.SubscriberClient,
     topic: str,
     make_subscription: SubscriptionFactory,
+    dead_letter_topic: str,
 ) -> None:
-    dead_letter_topic = unique("topics")
-    publisher.create_topic(name=dead_letter_topic)
     dead_letters = make_subscription(dead_letter_topic)
     subscription = make_subscription(
         dead_letter_policy={"dead_letter_topic": dead_letter_topic, "max_delivery_attempts": 5}
@@ -64,9 +63,8 @@ def test_expiry_counts_as_a_failed_attempt(
     subscriber: pubsub_v1.SubscriberClient,
     topic: str,
     make_subscription: SubscriptionFactory,
+    dead_letter_topic: str,
 ) -> None:
-    dead_letter_topic = unique("topics")
-    publisher.create_topic(name=dead_letter_topic)
     dead_letters = make_subscription(dead_letter_topic)
     subscription = make_subscription(
         dead_letter_policy={"dead_letter_topic": dead_letter_topic, "max_delivery_attempts": 5}
@@ -90,9 +88,8 @@ def test_acked_messages_are_not_dead_lettered(
     subscriber: pubsub_v1.SubscriberClient,
     topic: str,
     make_subscription: SubscriptionFactory,
+    dead_letter_topic: str,
 ) -> None:
-    dead_letter_topic = unique("topics")
-    publisher.create_topic(name=dead_letter_topic)
     dead_letters = make_subscription(dead_letter_topic)
     subscription = make_subscription(dead_letter_policy={"dead_letter_topic": dead_letter_topic})
     publish_all(publisher, topic, b"fine")

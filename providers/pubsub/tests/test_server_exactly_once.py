@@ -11,7 +11,7 @@ import threading
 from typing import Any
 
 import pytest
-from conftest import SubscriptionFactory, publish_all, pull_until
+from conftest import SubscriptionFactory, publish_all, pull_until, streaming
 from google.api_core import exceptions
 from google.cloud import pubsub_v1
 from google.cloud.pubsub_v1.subscriber import exceptions as subscriber_exceptions
@@ -134,14 +134,10 @@ def test_streaming_ack_with_response_succeeds_or_raises_acknowledge_error(
             outcomes[message.data] = outcome
             done.notify_all()
 
-    future = subscriber.subscribe(subscription, callback)
-    try:
+    with streaming(subscriber, subscription, callback):
         publish_all(publisher, topic, b"fine", b"invalidated")
         with done:
             assert done.wait_for(lambda: len(outcomes) == 2, 30)
-    finally:
-        future.cancel()
-        future.result(timeout=10)
     assert outcomes[b"fine"] == subscriber_exceptions.AcknowledgeStatus.SUCCESS
     assert outcomes[b"invalidated"] == subscriber_exceptions.AcknowledgeStatus.INVALID_ACK_ID
 

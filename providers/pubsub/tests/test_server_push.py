@@ -9,19 +9,20 @@ from __future__ import annotations
 
 import base64
 import collections
+import contextlib
 import json
+import socketserver
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from socketserver import ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import pytest
 from cloudqueue.serverless import pubsub_push_wsgi
-from conftest import PULL_WAIT_SECONDS, SubscriptionFactory, publish_all, pull_until, unique
+from conftest import PULL_WAIT_SECONDS, SubscriptionFactory, publish_all, pull_until
 from google.api_core import exceptions
 from google.cloud import pubsub_v1
 
@@ -73,6 +74,19 @@ class Endpoint:
                 raise AssertionError(f"endpoint never saw what was expected: {self.received}")
 
 
+@contextlib.contextmanager
+def serving(httpd: socketserver.TCPServer) -> Iterator[int]:
+    """Serve ``httpd`` on a background thread for the block; its port. Shut down after."""
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.02,), daemon=True)
+    thread.start()
+    try:
+        yield httpd.server_address[1]
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(10)
+
+
 @pytest.fixture
 def endpoint() -> Iterator[Endpoint]:
     state = Endpoint(url="")
@@ -99,13 +113,9 @@ def endpoint() -> Iterator[Endpoint]:
 
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     httpd.daemon_threads = True
-    thread = threading.Thread(target=httpd.serve_forever, args=(0.02,), daemon=True)
-    thread.start()
-    state.url = f"http://127.0.0.1:{httpd.server_address[1]}/push?token=abc"
-    yield state
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join(10)
+    with serving(httpd) as port:
+        state.url = f"http://127.0.0.1:{port}/push?token=abc"
+        yield state
 
 
 def _ordering_key(request: Pushed) -> str:
@@ -213,13 +223,11 @@ def test_an_unreachable_endpoint_nacks(
 def test_ordering_key_and_delivery_attempt_are_in_the_payload(
     server: PubSubServer,
     ordered_publisher: pubsub_v1.PublisherClient,
-    publisher: pubsub_v1.PublisherClient,
     make_subscription: SubscriptionFactory,
     topic: str,
     endpoint: Endpoint,
+    dead_letter_topic: str,
 ) -> None:
-    dead_letter_topic = unique("topics")
-    publisher.create_topic(name=dead_letter_topic)
     answers = iter([500])
     endpoint.respond = lambda request: next(answers, 204)
     push_subscription(
@@ -280,9 +288,8 @@ def test_failing_pushes_are_dead_lettered_after_max_delivery_attempts(
     make_subscription: SubscriptionFactory,
     topic: str,
     endpoint: Endpoint,
+    dead_letter_topic: str,
 ) -> None:
-    dead_letter_topic = unique("topics")
-    publisher.create_topic(name=dead_letter_topic)
     dead_letters = make_subscription(dead_letter_topic)
     endpoint.respond = lambda request: 500
     subscription = push_subscription(
@@ -474,7 +481,7 @@ def test_loopback_endpoints_are_accepted(make_subscription: SubscriptionFactory,
 # --- end to end through the library's push adapter -------------------------------------------
 
 
-class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
+class _ThreadingWSGIServer(socketserver.ThreadingMixIn, WSGIServer):
     daemon_threads = True
 
 
@@ -508,13 +515,9 @@ def adapter() -> Iterator[AdapterRun]:
         server_class=_ThreadingWSGIServer,
         handler_class=_Quiet,
     )
-    thread = threading.Thread(target=httpd.serve_forever, args=(0.02,), daemon=True)
-    thread.start()
-    run.url = f"http://127.0.0.1:{httpd.server_address[1]}/"
-    yield run
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join(10)
+    with serving(httpd) as port:
+        run.url = f"http://127.0.0.1:{port}/"
+        yield run
 
 
 def test_library_push_adapter_acks_successes_and_dead_letters_failures(
@@ -524,9 +527,8 @@ def test_library_push_adapter_acks_successes_and_dead_letters_failures(
     make_subscription: SubscriptionFactory,
     topic: str,
     adapter: AdapterRun,
+    dead_letter_topic: str,
 ) -> None:
-    dead_letter_topic = unique("topics")
-    publisher.create_topic(name=dead_letter_topic)
     dead_letters = make_subscription(dead_letter_topic)
     subscription = push_subscription(
         make_subscription,

@@ -11,7 +11,15 @@ import threading
 from typing import Any
 
 import pytest
-from conftest import PROJECT, SubscriptionFactory, publish_all, pull_now, pull_until, unique
+from conftest import (
+    PROJECT,
+    SubscriptionFactory,
+    publish_all,
+    pull_now,
+    pull_until,
+    streaming,
+    unique,
+)
 from google.api_core import exceptions
 from google.cloud import pubsub_v1
 from google.protobuf import timestamp_pb2
@@ -19,6 +27,8 @@ from google.protobuf import timestamp_pb2
 from cloudqueue_pubsub.testing import PubSubServer
 
 SEVEN_DAYS = datetime.timedelta(days=7)
+#: A seek target earlier than every publish time: seeking to it replays all that is retained.
+BEFORE_ANY_MESSAGE = datetime.datetime(2020, 1, 1, tzinfo=datetime.UTC)
 
 
 def receive_and_ack(
@@ -36,6 +46,13 @@ def data_of(received: list[Any]) -> list[bytes]:
 
 def seek_to(subscriber: pubsub_v1.SubscriberClient, subscription: str, when: Any) -> None:
     subscriber.seek(request={"subscription": subscription, "time": when})
+
+
+def retaining_topic(publisher: pubsub_v1.PublisherClient) -> str:
+    """A fresh topic that keeps its messages an hour, for seeks to replay."""
+    name = unique("topics")
+    publisher.create_topic(request={"name": name, "message_retention_duration": {"seconds": 3600}})
+    return name
 
 
 def publish_time(received: Any) -> timestamp_pb2.Timestamp:
@@ -104,7 +121,7 @@ def test_seek_forward_acknowledges_everything_published_before(
     publish_all(publisher, topic, b"new")
     assert data_of(receive_and_ack(subscriber, subscription, 1)) == [b"new"]
     # Acknowledged by the seek but retained: seeking back brings them again.
-    seek_to(subscriber, subscription, datetime.datetime(2020, 1, 1, tzinfo=datetime.UTC))
+    seek_to(subscriber, subscription, BEFORE_ANY_MESSAGE)
     assert data_of(receive_and_ack(subscriber, subscription, 3)) == [b"new", b"old-1", b"old-2"]
 
 
@@ -118,7 +135,7 @@ def test_seek_keeps_each_ordering_key_in_publish_order(
     for n in range(5):
         ordered_publisher.publish(topic, f"k{n}".encode(), ordering_key="k").result(timeout=10)
     receive_and_ack(subscriber, subscription, 5)
-    seek_to(subscriber, subscription, datetime.datetime(2020, 1, 1, tzinfo=datetime.UTC))
+    seek_to(subscriber, subscription, BEFORE_ANY_MESSAGE)
     again = pull_until(subscriber, subscription, 5)
     assert [r.message.data for r in again] == [f"k{n}".encode() for n in range(5)]
 
@@ -128,12 +145,11 @@ def test_topic_retention_replays_messages_published_before_the_subscription(
     subscriber: pubsub_v1.SubscriberClient,
     make_subscription: SubscriptionFactory,
 ) -> None:
-    topic = unique("topics")
-    publisher.create_topic(request={"name": topic, "message_retention_duration": {"seconds": 3600}})
+    topic = retaining_topic(publisher)
     publish_all(publisher, topic, b"before the subscription")
     subscription = make_subscription(topic)
     assert pull_now(subscriber, subscription) == []
-    seek_to(subscriber, subscription, datetime.datetime(2020, 1, 1, tzinfo=datetime.UTC))
+    seek_to(subscriber, subscription, BEFORE_ANY_MESSAGE)
     assert data_of(receive_and_ack(subscriber, subscription, 1)) == [b"before the subscription"]
 
 
@@ -142,12 +158,11 @@ def test_seek_applies_the_subscription_filter_to_topic_retention(
     subscriber: pubsub_v1.SubscriberClient,
     make_subscription: SubscriptionFactory,
 ) -> None:
-    topic = unique("topics")
-    publisher.create_topic(request={"name": topic, "message_retention_duration": {"seconds": 3600}})
+    topic = retaining_topic(publisher)
     publish_all(publisher, topic, b"red", colour="red")
     publish_all(publisher, topic, b"blue", colour="blue")
     subscription = make_subscription(topic, filter='attributes.colour = "red"')
-    seek_to(subscriber, subscription, datetime.datetime(2020, 1, 1, tzinfo=datetime.UTC))
+    seek_to(subscriber, subscription, BEFORE_ANY_MESSAGE)
     assert data_of(receive_and_ack(subscriber, subscription, 1)) == [b"red"]
     assert pull_now(subscriber, subscription) == []
 
@@ -324,16 +339,10 @@ def test_streaming_subscriber_receives_what_a_seek_replays(
             changed.notify_all()
         message.ack()
 
-    future = subscriber.subscribe(subscription, callback)
-    try:
+    with streaming(subscriber, subscription, callback):
         publish_all(publisher, topic, b"once")
         with changed:
             assert changed.wait_for(lambda: seen == [b"once"], 10)
-        seek_to(
-            subscriber, subscription, datetime.datetime(2020, 1, 1, tzinfo=datetime.UTC)
-        )
+        seek_to(subscriber, subscription, BEFORE_ANY_MESSAGE)
         with changed:
             assert changed.wait_for(lambda: seen == [b"once", b"once"], 10)
-    finally:
-        future.cancel()
-        future.result(timeout=10)
