@@ -7,7 +7,7 @@ features this local server does not have).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Sequence, Set
 from typing import Any
 
 from google.protobuf import duration_pb2
@@ -115,6 +115,22 @@ def copy_field(target: Any, source: Any, path: str) -> None:
         setattr(target, path, value)
 
 
+def _masked_update(
+    current: Any, update: Any, paths: Sequence[str], updatable: Set[str], what: str
+) -> Any:
+    """A copy of ``current`` with the fields an update request's mask names taken from
+    ``update``; a path outside ``updatable`` is refused. ``current`` is left as it was."""
+    if not paths:
+        raise InvalidArgument("update_mask must name at least one field")
+    updated = type(current)()
+    updated.CopyFrom(current)
+    for path in paths:
+        if path not in updatable:
+            raise InvalidArgument(f"Invalid update_mask path for {what}: {path!r}")
+        copy_field(updated, update, path)
+    return updated
+
+
 def new_topic(request: Any) -> Any:
     """A validated copy of the Topic of a CreateTopic request."""
     parse_topic(request.name)
@@ -126,14 +142,7 @@ def new_topic(request: Any) -> Any:
 
 
 def updated_topic(current: Any, update: Any, paths: Sequence[str]) -> Any:
-    if not paths:
-        raise InvalidArgument("update_mask must name at least one field")
-    topic = TopicPb()
-    topic.CopyFrom(current)
-    for path in paths:
-        if path not in _TOPIC_UPDATABLE:
-            raise InvalidArgument(f"Invalid update_mask path for a topic: {path!r}")
-        copy_field(topic, update, path)
+    topic = _masked_update(current, update, paths, _TOPIC_UPDATABLE, "a topic")
     _check_topic_fields(topic)
     return topic
 
@@ -243,14 +252,7 @@ def new_subscription(request: Any, topic_exists: TopicExists) -> Any:
 def updated_subscription(
     current: Any, update: Any, paths: Sequence[str], topic_exists: TopicExists
 ) -> Any:
-    if not paths:
-        raise InvalidArgument("update_mask must name at least one field")
-    subscription = SubscriptionPb()
-    subscription.CopyFrom(current)
-    for path in paths:
-        if path not in _SUBSCRIPTION_UPDATABLE:
-            raise InvalidArgument(f"Invalid update_mask path for a subscription: {path!r}")
-        copy_field(subscription, update, path)
+    subscription = _masked_update(current, update, paths, _SUBSCRIPTION_UPDATABLE, "a subscription")
     _normalise_subscription(subscription, topic_exists)
     return subscription
 
@@ -270,15 +272,7 @@ _SNAPSHOT_UPDATABLE = {"labels", "expire_time"}
 
 
 def updated_snapshot(current: Any, update: Any, paths: Sequence[str]) -> Any:
-    if not paths:
-        raise InvalidArgument("update_mask must name at least one field")
-    snapshot = SnapshotPb()
-    snapshot.CopyFrom(current)
-    for path in paths:
-        if path not in _SNAPSHOT_UPDATABLE:
-            raise InvalidArgument(f"Invalid update_mask path for a snapshot: {path!r}")
-        copy_field(snapshot, update, path)
-    return snapshot
+    return _masked_update(current, update, paths, _SNAPSHOT_UPDATABLE, "a snapshot")
 
 
 # --- publishing -------------------------------------------------------------------------------
