@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -40,3 +41,15 @@ def make_queue(broker: ServiceBusBroker) -> Any:
 def queue(make_queue: Any) -> str:
     name: str = make_queue()
     return name
+
+
+def receive_and_complete(receiver: Any, count: int) -> list[Any]:
+    """Receive and complete up to ``count`` messages from an open receiver, giving up after
+    10 s; what arrived."""
+    out: list[Any] = []
+    deadline = time.monotonic() + 10
+    while len(out) < count and time.monotonic() < deadline:
+        for msg in receiver.receive_messages(max_message_count=count - len(out), max_wait_time=1):
+            receiver.complete_message(msg)
+            out.append(msg)
+    return out

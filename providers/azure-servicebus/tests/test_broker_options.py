@@ -15,6 +15,7 @@ from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.servicebus import ServiceBusClient, ServiceBusMessage, ServiceBusSubQueue
 from azure.servicebus.aio.management import ServiceBusAdministrationClient as AsyncAdminClient
 from azure.servicebus.management import AuthorizationRule, EntityStatus
+from conftest import receive_and_complete
 
 from cloudqueue_azure_servicebus.testing import ServiceBusBroker
 
@@ -47,14 +48,8 @@ def name(prefix: str) -> str:
 
 
 def receive(sb: ServiceBusClient, queue: str, count: int, **kwargs: Any) -> list[Any]:
-    out: list[Any] = []
     with sb.get_queue_receiver(queue, **kwargs) as receiver:
-        deadline = time.monotonic() + 10
-        while len(out) < count and time.monotonic() < deadline:
-            for msg in receiver.receive_messages(max_message_count=count - len(out), max_wait_time=1):
-                receiver.complete_message(msg)
-                out.append(msg)
-    return out
+        return receive_and_complete(receiver, count)
 
 
 def wait_until_gone(get: Any, *args: str, deadline_s: float = 30.0) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import time
 from typing import Any
 
 import pytest
@@ -18,6 +17,7 @@ from azure.servicebus.management import (
     SqlRuleFilter,
     TrueRuleFilter,
 )
+from conftest import receive_and_complete
 
 from cloudqueue_azure_servicebus.testing import ServiceBusBroker
 
@@ -46,14 +46,8 @@ def subscription_with_only(admin: Any, topic: str, sub: str, rule: str, **kwargs
 
 def drain(client: ServiceBusClient, topic: str, sub: str, count: int) -> list[Any]:
     """Receive and complete exactly ``count`` messages (the broker already holds them)."""
-    out: list[Any] = []
     with client.get_subscription_receiver(topic, sub) as receiver:
-        deadline = time.monotonic() + 10
-        while len(out) < count and time.monotonic() < deadline:
-            for msg in receiver.receive_messages(max_message_count=count - len(out), max_wait_time=1):
-                receiver.complete_message(msg)
-                out.append(msg)
-    return out
+        return receive_and_complete(receiver, count)
 
 
 def _text(value: Any) -> Any:
