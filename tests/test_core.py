@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator, Sequence
 
 import pytest
+from plugin_registration import registered
 
 import cloudqueue
 from cloudqueue import _registry, wire
@@ -143,23 +144,11 @@ class FlakyProvider(Provider):
         pass
 
 
-class FlakyPlugin:
-    def __init__(self, provider: FlakyProvider) -> None:
-        self.provider = provider
-
-    @cloudqueue.hookimpl
-    def cloudqueue_providers(self) -> list[Provider]:
-        return [self.provider]
-
-
 @pytest.fixture
 def flaky() -> Iterator[FlakyProvider]:
     provider = FlakyProvider()
-    manager = cloudqueue.plugin_manager()
-    plugin = FlakyPlugin(provider)
-    manager.register(plugin, name="flaky-tests")
-    yield provider
-    manager.unregister(plugin)
+    with registered(provider, "flaky-tests"):
+        yield provider
 
 
 FAST_RETRY = cloudqueue.RetryPolicy(initial=0.01, maximum=0.05, deadline=5.0)
@@ -212,13 +201,10 @@ def test_secrets_never_show_in_reprs_or_errors(flaky: FlakyProvider) -> None:
 
 
 def test_plugins_claiming_the_same_scheme_are_reported(flaky: FlakyProvider) -> None:
-    twin = FlakyPlugin(FlakyProvider())
-    cloudqueue.plugin_manager().register(twin, name="flaky-twin")
-    try:
-        with pytest.raises(cloudqueue.InvalidArgument, match="two plugins claim"):
-            cloudqueue.open_producer("flaky://orders")
-    finally:
-        cloudqueue.plugin_manager().unregister(twin)
+    with registered(FlakyProvider(), "flaky-twin"), pytest.raises(
+        cloudqueue.InvalidArgument, match="two plugins claim"
+    ):
+        cloudqueue.open_producer("flaky://orders")
 
 
 # -- errors -------------------------------------------------------------------
@@ -605,14 +591,10 @@ def test_batches_with_ordering_keys_are_never_sent_concurrently(
 def test_a_plugin_registered_after_first_use_is_found() -> None:
     cloudqueue.capabilities("memory://warm-up")  # the registry has been built
     provider = FlakyProvider()
-    plugin = FlakyPlugin(provider)
-    cloudqueue.plugin_manager().register(plugin, name="late-flaky")
-    try:
+    with registered(provider, "late-flaky"):
         with cloudqueue.open_producer("flaky://late") as producer:
             producer.send(b"found")
         assert provider.plan.calls == [1]
-    finally:
-        cloudqueue.plugin_manager().unregister(plugin)
     with pytest.raises(cloudqueue.NotFound):
         cloudqueue.open_producer("flaky://gone")
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from cloudqueue_azure_servicebus._filter import rule_filter, sql_expression
 from cloudqueue_pubsub._filter import expression
+from plugin_registration import registered
 
 import cloudqueue
 from cloudqueue import where
@@ -284,22 +285,11 @@ class NoFiltersProvider(Provider):
         pass
 
 
-class NoFiltersPlugin:
-    def __init__(self, provider: Provider) -> None:
-        self.provider = provider
-
-    @cloudqueue.hookimpl
-    def cloudqueue_providers(self) -> list[Provider]:
-        return [self.provider]
-
-
 @pytest.fixture
 def no_filters() -> Iterator[NoFiltersProvider]:
     provider = NoFiltersProvider()
-    plugin = NoFiltersPlugin(provider)
-    cloudqueue.plugin_manager().register(plugin, name="no-filters-tests")
-    yield provider
-    cloudqueue.plugin_manager().unregister(plugin)
+    with registered(provider, "no-filters-tests"):
+        yield provider
 
 
 def test_a_provider_without_filter_support_never_sees_a_filter(no_filters: NoFiltersProvider) -> None:
