@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -11,7 +12,7 @@ import cloudqueue
 
 from ._harness import Destination, Harness
 
-__all__ = ["SuiteBase", "collect"]
+__all__ = ["SuiteBase", "cleaned_up", "collect"]
 
 
 def collect(
@@ -42,6 +43,23 @@ def quiet_for(consumer: cloudqueue.Consumer, seconds: float) -> list[cloudqueue.
     return collect(consumer, 1, seconds, ack=False)
 
 
+def cleaned_up(
+    harness: Harness, make: Callable[..., Destination]
+) -> Iterator[Callable[..., Destination]]:
+    """The body of a fixture yielding ``make``, whose destinations the harness cleans up
+    when the test is over."""
+    made: list[Destination] = []
+
+    def factory(*args: Any, **kwargs: Any) -> Destination:
+        destination = make(*args, **kwargs)
+        made.append(destination)
+        return destination
+
+    yield factory
+    for destination in made:
+        harness.cleanup(destination)
+
+
 class SuiteBase:
     """Gives every test a fresh destination from the provider's harness."""
 
@@ -60,16 +78,7 @@ class SuiteBase:
     @pytest.fixture
     def make(self, harness: Harness) -> Iterator[object]:
         """``make(**settings)`` for tests that need special destinations."""
-        made: list[Destination] = []
-
-        def factory(**settings: object) -> Destination:
-            destination = harness.make(**settings)  # type: ignore[arg-type]
-            made.append(destination)
-            return destination
-
-        yield factory
-        for destination in made:
-            harness.cleanup(destination)
+        yield from cleaned_up(harness, harness.make)
 
     @staticmethod
     def wait_budget(harness: Harness, seconds: float) -> float:

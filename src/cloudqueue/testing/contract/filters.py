@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 import cloudqueue
 from cloudqueue.filters import Absent, Equals, Exists, Filter, OneOf, Prefix, where
 
-from ._base import SuiteBase, collect, quiet_for
+from ._base import SuiteBase, cleaned_up, collect, quiet_for
 from ._harness import Destination, Harness
 
 __all__ = ["FilteringHarness", "Filters"]
@@ -105,19 +105,12 @@ _ATTRIBUTE_SETS = st.dictionaries(st.sampled_from(_NAMES), st.sampled_from(_VALU
 class Filters(SuiteBase):
     @pytest.fixture
     def make_filtered(self, harness: Harness) -> Iterator[MakeFiltered]:
-        made: list[Destination] = []
-
-        def factory(filters: Sequence[Filter | None]) -> Destination:
+        def make(filters: Sequence[Filter | None]) -> Destination:
             if isinstance(harness, FilteringHarness):
-                destination = harness.make_filtered(filters)
-            else:
-                destination = _declare_filters(harness, filters)
-            made.append(destination)
-            return destination
+                return harness.make_filtered(filters)
+            return _declare_filters(harness, filters)
 
-        yield factory
-        for destination in made:
-            harness.cleanup(destination)
+        yield from cleaned_up(harness, make)
 
     @staticmethod
     def _refused_without_fan_out(make: object, harness: Harness) -> bool:
