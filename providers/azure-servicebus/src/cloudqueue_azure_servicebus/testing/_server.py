@@ -14,33 +14,24 @@ import logging
 import selectors
 import socket
 import threading
-from typing import Protocol
 
 from ._amqp import AmqpConnection
 from ._front_door import HttpFrontDoor
 from ._state import BrokerState
 from ._timers import now_ms
 from ._tls import TlsContext, TlsHttpConnection
+from ._websocket import ByteProtocol
 
 log = logging.getLogger(__name__)
 
 _HTTP_METHODS = (b"GET ", b"PUT ", b"POST", b"DELE", b"HEAD", b"PATC", b"OPTI")
 
 
-class _Protocol(Protocol):
-    def feed(self, data: bytes) -> None: ...
-    def output(self) -> bytes: ...
-    def sent(self, count: int) -> None: ...
-    @property
-    def output_closed(self) -> bool: ...
-    def shutdown(self) -> None: ...
-
-
 class _Client:
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self.head = b""
-        self.proto: _Protocol | None = None
+        self.proto: ByteProtocol | None = None
         self.read_closed = False
 
 
