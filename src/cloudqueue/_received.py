@@ -51,6 +51,14 @@ class _ReceivedBase:
         return self._delivery.attributes
 
     @property
+    def trace_context(self) -> dict[str, str] | None:
+        """The W3C trace context headers (``traceparent``, ``tracestate``) the
+        message carried, or None. They are kept out of :attr:`attributes` (each
+        provider carries them under its own attribute names); pass them to an
+        OpenTelemetry propagator to continue the sender's trace."""
+        return self._delivery.trace_context
+
+    @property
     def delivery_attempt(self) -> int | None:
         """1 on first delivery; None only where the provider cannot know."""
         return self._delivery.delivery_attempt

@@ -37,7 +37,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import datetime
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -47,6 +47,7 @@ from .errors import QueueError, Unsupported
 from .filters import Filter
 
 __all__ = [
+    "W3C_CARRIER",
     "BatchErrors",
     "Capabilities",
     "Declaration",
@@ -56,6 +57,7 @@ __all__ = [
     "Provider",
     "SubscriptionDriver",
     "TopicDriver",
+    "TraceCarrier",
     "Url",
 ]
 
@@ -64,6 +66,41 @@ T = TypeVar("T")
 #: Per-entry outcome of a settlement call: ``None`` when every entry succeeded,
 #: otherwise one ``QueueError`` or ``None`` per entry, in order.
 BatchErrors = Sequence[QueueError | None] | None
+
+
+@dataclass(frozen=True, slots=True)
+class TraceCarrier:
+    """Where a provider carries W3C trace context (``traceparent``, ``tracestate``)
+    in message attributes, so that the SDKs' own instrumentation and cloudqueue
+    continue each other's traces.
+
+    The portable layer writes and reads these attributes; a driver only declares
+    them (on :attr:`Limits.trace_carrier`). They are stripped from the attributes
+    a consumer sees, always (telemetry on or off), and kept on
+    :attr:`Delivery.trace_context`; a user attribute with one of these names is
+    refused on send.
+    """
+
+    #: ``(w3c header, attribute name)`` pairs written on send; one header may be
+    #: written under several names (Service Bus: ``Diagnostic-Id`` and ``traceparent``).
+    inject: tuple[tuple[str, str], ...]
+    #: ``(w3c header, attribute name)`` pairs read on receipt, in order of
+    #: preference: the first attribute present gives the header its value.
+    extract: tuple[tuple[str, str], ...]
+
+    @property
+    def attribute_names(self) -> frozenset[str]:
+        """Every attribute name this carrier writes or reads."""
+        return frozenset(name for _, name in self.inject) | frozenset(
+            name for _, name in self.extract
+        )
+
+
+#: The W3C Trace Context names, as attributes of the same names: the default.
+W3C_CARRIER = TraceCarrier(
+    inject=(("traceparent", "traceparent"), ("tracestate", "tracestate")),
+    extract=(("traceparent", "traceparent"), ("tracestate", "tracestate")),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +135,10 @@ class Limits:
     max_receive_wait: float = 20.0
     #: Longest ordering key / deduplication id, in characters.
     max_key_length: int = 128
+    #: The attributes that carry trace context (see :class:`TraceCarrier`). They
+    #: count against ``max_attributes`` and the sizes; the portable layer sends a
+    #: message without context when the user's attributes leave no room.
+    trace_carrier: TraceCarrier = W3C_CARRIER
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,7 +179,9 @@ class Capabilities:
         flags: dict[str, object] = {
             name: getattr(self, name) for name in self.__slots__ if name != "limits"
         }
-        flags["limits"] = {name: getattr(self.limits, name) for name in self.limits.__slots__}
+        limits = {name: getattr(self.limits, name) for name in self.limits.__slots__}
+        limits["trace_carrier"] = sorted(self.limits.trace_carrier.attribute_names)
+        flags["limits"] = limits
         return flags
 
 
@@ -184,6 +227,10 @@ class Delivery:
     lease_deadline: float | None = None
     #: The SDK's own message object, for ``as_``.
     native: object = field(default=None, repr=False)
+    #: W3C trace context headers (``traceparent``, ``tracestate``) the message
+    #: carried, taken out of ``attributes`` by the portable layer (see
+    #: :class:`TraceCarrier`); None when it carried none. Drivers leave it None.
+    trace_context: dict[str, str] | None = None
 
 
 class _Native:
@@ -229,6 +276,14 @@ class TopicDriver(_Native, abc.ABC):
         for name, value in message.attributes.items():
             size += len(name.encode()) + len(value.encode())
         return size
+
+    def telemetry_attributes(self) -> Mapping[str, str | int]:
+        """OpenTelemetry attributes describing this destination on every span and
+        metric: ``messaging.system`` and ``server.address`` (+ ``server.port``)
+        where known, and per-system ones. The default is empty: the portable layer
+        then uses the URL scheme as ``messaging.system``. Called once per producer
+        or consumer, only when telemetry is on."""
+        return {}
 
     def close(self) -> None:  # optional hook with nothing to do by default
         """Release the SDK client. Called once; no other call follows."""
@@ -310,6 +365,14 @@ class SubscriptionDriver(_Native, abc.ABC):
         before it waits for them; must not block. The default does nothing: a
         receive then ends within its ``wait``. Override it when the SDK lets a
         wait be cut short, so that ``close()`` is prompt."""
+
+    def telemetry_attributes(self) -> Mapping[str, str | int]:
+        """OpenTelemetry attributes describing this destination on every span and
+        metric: ``messaging.system`` and ``server.address`` (+ ``server.port``)
+        where known, and per-system ones. The default is empty: the portable layer
+        then uses the URL scheme as ``messaging.system``. Called once per producer
+        or consumer, only when telemetry is on."""
+        return {}
 
     def close(self) -> None:  # optional hook with nothing to do by default
         """Release the SDK client. Unsettled deliveries may be given back here."""

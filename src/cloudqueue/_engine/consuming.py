@@ -20,6 +20,7 @@ from collections import deque
 from typing import Any
 
 from .._settlement import Settlement
+from .._telemetry._carrier import carrier_names, extract
 from ..driver import Delivery, SubscriptionDriver
 from ..errors import Closed, InvalidArgument, LeaseLost, QueueError, Unsupported
 from .effects import WAKE, Op, Step, Wait
@@ -120,6 +121,9 @@ class ConsumerCore:
         self.settle_delay = check_seconds(settle_delay, "settle_delay")
         self.max_lease_extension = check_seconds(max_lease_extension, "max_lease_extension")
         self.sizer = PrefetchSizer(min(self.limits.max_receive_batch, max_in_flight))
+        self.carrier = self.limits.trace_carrier
+        #: Attribute names that carry trace context: never shown to the application.
+        self.carrier_names = carrier_names(self.carrier)
         #: Ready to hand out, in the order received (for ordered keys: heads only).
         self.buffer: deque[Delivery] = deque()
         self.held: dict[Delivery, _Held] = {}
@@ -186,6 +190,7 @@ class ConsumerCore:
                 self.pulls -= 1
             now = time.monotonic()
             if got:
+                self._take_trace_context(got)
                 if self._hold(got, now, epoch):
                     yield WAKE  # the worker must look at leases or give back sooner
                 if self.closing:
@@ -197,6 +202,16 @@ class ConsumerCore:
                 lines.no_pulls_under_way()
             if remaining <= 0 and not self.buffer:
                 return []
+
+    def _take_trace_context(self, deliveries: list[Delivery]) -> None:
+        """Move carrier attributes into ``trace_context``, telemetry on or off, so
+        that what the application sees does not depend on who sent the message."""
+        names = self.carrier_names
+        for delivery in deliveries:
+            attributes = delivery.attributes
+            if attributes and not names.isdisjoint(attributes):
+                # A new dict: the driver's may be shared (the memory broker's is).
+                delivery.attributes, delivery.trace_context = extract(self.carrier, attributes)
 
     def _hold(self, deliveries: list[Delivery], now: float, epoch: int) -> bool:
         """Track new deliveries; True if the worker must look sooner than planned."""

@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from functools import lru_cache
 
 from .._message import Message, encoded
+from .._telemetry._carrier import carrier_names
 from ..driver import Capabilities, Limits
 from ..errors import InvalidArgument, MessageTooLarge, Unsupported
 
@@ -75,6 +76,7 @@ def _check_attributes(attributes: dict[str, str], limits: Limits, index: int, wh
             f"{limits.max_attributes}"
         )
     pattern = _compiled(limits.attribute_name_pattern)
+    carried = carrier_names(limits.trace_carrier)
     for name, value in attributes.items():
         if type(name) is not str or not name:
             raise InvalidArgument(f"message {index}: attribute names must be non-empty strings")
@@ -102,6 +104,11 @@ def _check_attributes(attributes: dict[str, str], limits: Limits, index: int, wh
             raise InvalidArgument(
                 f"message {index}: attribute name {name!r} is not allowed on {where} "
                 f"(names must match {limits.attribute_name_pattern})"
+            )
+        if name in carried:
+            raise InvalidArgument(
+                f"message {index}: attribute name {name!r} is reserved on {where}: it "
+                "carries trace context (see cloudqueue.driver.TraceCarrier)"
             )
         for prefix in limits.reserved_attribute_prefixes:
             if name.startswith(prefix):

@@ -1,0 +1,237 @@
+"""Process spans and metrics for the worker and the serverless adapters.
+
+Imported only once telemetry is on (``cloudqueue._telemetry.active()`` is not None), so
+it may import ``opentelemetry`` at the top. One :class:`ProcessTracer` per source (a
+worker route, an adapter); :meth:`ProcessTracer.begin` starts one ``process`` CONSUMER
+span and makes it the current span until :meth:`ProcessScope.end`, in the same thread
+or task, so that the handler, its middleware and log records inside carry its ids.
+
+Parenting (messaging conventions): a single message's process span is the child of the
+message's creation context (``trace_parent="message"``, the default) or links it
+(``"link"``); a batch always links. An adapter may give an explicit parent (the HTTP
+request's ``traceparent`` for Pub/Sub push): the messages are then linked.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Literal
+
+from opentelemetry import context as otel_context
+from opentelemetry import metrics, trace
+from opentelemetry.trace import Link, SpanKind, Status, StatusCode
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+if TYPE_CHECKING:
+    from opentelemetry.util.types import AttributeValue
+
+    from ..driver import Delivery
+
+__all__ = ["DURATION_BUCKETS", "ProcessScope", "ProcessTracer", "TraceParent", "error_type"]
+
+TraceParent = Literal["message", "link"]
+
+#: Advised buckets of the messaging duration histograms (seconds).
+DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10)
+
+#: Span events for what the runtime did with a failed message.
+RETRY_EVENT = "cloudqueue.retry"
+DEAD_LETTER_EVENT = "cloudqueue.dead_letter"
+
+# Always W3C: the carriers store W3C header values whatever the user's global propagator.
+_W3C = TraceContextTextMapPropagator()
+
+
+def error_type(error: BaseException) -> str:
+    """The exception's fully qualified class name (``error.type``), builtins unqualified."""
+    kind = type(error)
+    return kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
+
+
+def span_context_of(headers: Mapping[str, str] | None) -> trace.SpanContext | None:
+    """The remote span context in W3C ``headers`` (traceparent/tracestate), if valid."""
+    if not headers or "traceparent" not in headers:
+        return None
+    carried = _W3C.extract(headers, context=otel_context.Context())
+    extracted = trace.get_current_span(carried).get_span_context()
+    return extracted if extracted.is_valid else None
+
+
+class _WorkerInstruments:
+    """The worker's counters as OpenTelemetry instruments (meter ``cloudqueue``)."""
+
+    def __init__(self, meter: metrics.Meter) -> None:
+        self.outcomes = {
+            name: meter.create_counter(f"cloudqueue.worker.{name}", "{message}", description)
+            for name, description in (
+                ("processed", "Messages whose handler returned"),
+                ("failed", "Messages whose handler (or a before_process hook) raised"),
+                ("retried", "Messages nacked for another delivery"),
+                ("dead_lettered", "Messages moved to the dead-letter destination"),
+                ("skipped", "Messages acked without running the handler (middleware Skip)"),
+            )
+        }
+        self.in_flight = meter.create_up_down_counter(
+            "cloudqueue.worker.in_flight", "{message}", "Handlers running now"
+        )
+
+
+class ProcessTracer:
+    """Starts process spans for one source and records the process metrics.
+
+    ``attributes`` are the source's own (``messaging.system``, ``server.address``,
+    ``messaging.destination.name``...); ``count_consumed`` is for push-based adapters,
+    where no receive call counts ``messaging.client.consumed.messages``;
+    ``worker`` adds the ``cloudqueue.worker.*`` instruments.
+    """
+
+    def __init__(
+        self,
+        destination: str | None,
+        attributes: Mapping[str, AttributeValue],
+        *,
+        trace_parent: TraceParent = "message",
+        count_consumed: bool = False,
+        worker: bool = False,
+    ) -> None:
+        # Without a destination (a trigger that does not say) the name is the operation's.
+        self.name = "process" if destination is None else f"process {destination}"
+        self.attributes: dict[str, AttributeValue] = {
+            **attributes,
+            "messaging.operation.name": "process",
+            "messaging.operation.type": "process",
+        }
+        if destination is not None:
+            self.attributes.setdefault("messaging.destination.name", destination)
+        self.trace_parent = trace_parent
+        self.tracer = trace.get_tracer("cloudqueue")
+        meter = metrics.get_meter("cloudqueue")
+        self.duration = meter.create_histogram(
+            "messaging.process.duration", "s", "Duration of processing operation",
+            explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
+        )
+        self.consumed = (
+            meter.create_counter(
+                "messaging.client.consumed.messages", "{message}",
+                "Number of messages that were delivered to the application",
+            )
+            if count_consumed else None
+        )
+        self.worker = _WorkerInstruments(meter) if worker else None
+        #: Attributes of the metrics: the span's, without per-message ones.
+        self.metric_attributes = {
+            key: value for key, value in self.attributes.items() if key != "messaging.message.id"
+        }
+
+    def begin(
+        self,
+        deliveries: Sequence[Delivery],
+        *,
+        parent: Mapping[str, str] | None = None,
+        links: Sequence[Mapping[str, str]] = (),
+    ) -> ProcessScope:
+        """Start the span for ``deliveries`` and make it current.
+
+        ``parent``: the W3C headers of the request that brought the messages (Pub/Sub
+        push): the span is its child and links the messages, as an HTTP server's work
+        is the request's child. A span already current (an HTTP server instrumentation
+        around the app) wins over the headers, as it is their child already.
+        ``links``: more W3C contexts to link (e.g. one converted from ``AWSTraceHeader``).
+        """
+        contexts = [span_context_of(delivery.trace_context) for delivery in deliveries]
+        single = len(deliveries) == 1
+        parent_context: otel_context.Context | None = None
+        linked: list[Link] = []
+        if parent is not None:
+            explicit = span_context_of(parent)
+            if explicit is not None and not trace.get_current_span().get_span_context().is_valid:
+                parent_context = trace.set_span_in_context(trace.NonRecordingSpan(explicit))
+        elif single and self.trace_parent == "message" and contexts[0] is not None:
+            parent_context = trace.set_span_in_context(trace.NonRecordingSpan(contexts[0]))
+            contexts = []
+        for delivery, found in zip(deliveries, contexts, strict=False):
+            if found is not None:
+                # Per-message attributes go on the links (messaging conventions).
+                linked.append(Link(found, None if single else {"messaging.message.id": delivery.id}))
+        for headers in links:
+            found = span_context_of(headers)
+            if found is not None and all(found != link.context for link in linked):
+                linked.append(Link(found))
+        attributes = dict(self.attributes)
+        if single:
+            attributes.update(_message_attributes(deliveries[0], attributes))
+        else:
+            attributes["messaging.batch.message_count"] = len(deliveries)
+        span = self.tracer.start_span(
+            self.name, context=parent_context, kind=SpanKind.CONSUMER, attributes=attributes,
+            links=linked,
+        )
+        if self.consumed is not None:
+            self.consumed.add(len(deliveries), self.metric_attributes)
+        return ProcessScope(self, span)
+
+
+def _message_attributes(
+    delivery: Delivery, source: Mapping[str, AttributeValue]
+) -> dict[str, AttributeValue]:
+    found: dict[str, AttributeValue] = {"messaging.message.id": delivery.id}
+    system = source.get("messaging.system")
+    attempt = delivery.delivery_attempt
+    if system == "servicebus" and attempt is not None:
+        found["messaging.servicebus.message.delivery_count"] = attempt
+    elif system == "gcp_pubsub":
+        if attempt is not None:
+            found["messaging.gcp_pubsub.message.delivery_attempt"] = attempt
+        if delivery.ordering_key:
+            found["messaging.gcp_pubsub.message.ordering_key"] = delivery.ordering_key
+    return found
+
+
+class ProcessScope:
+    """One process span while it is current; end it exactly once, in the same thread or task."""
+
+    __slots__ = ("_error_type", "_started", "_token", "span", "tracer")
+
+    def __init__(self, tracer: ProcessTracer, span: trace.Span) -> None:
+        self.tracer = tracer
+        self.span = span
+        self._error_type: str | None = None
+        self._token = otel_context.attach(trace.set_span_in_context(span))
+        self._started = time.perf_counter()
+        if tracer.worker is not None:
+            tracer.worker.in_flight.add(1, tracer.metric_attributes)
+
+    def failed(self, error: BaseException) -> None:
+        """The handler (or a hook) raised ``error``."""
+        self._error_type = error_type(error)
+        self.span.record_exception(error)
+        self.span.set_attribute("error.type", self._error_type)
+        self.span.set_status(Status(StatusCode.ERROR, type(error).__name__))
+
+    def retried(self, delay: float | None, reason: str) -> None:
+        """The message was nacked for another delivery after ``delay`` seconds (None:
+        the trigger's own redelivery policy decides)."""
+        attributes: dict[str, AttributeValue] = {"cloudqueue.retry.reason": reason}
+        if delay is not None:
+            attributes["cloudqueue.retry.delay"] = float(delay)
+        self.span.add_event(RETRY_EVENT, attributes)
+
+    def dead_lettered(self, reason: str) -> None:
+        self.span.add_event(DEAD_LETTER_EVENT, {"cloudqueue.dead_letter.reason": reason})
+
+    def end(self, outcomes: Sequence[str] = ()) -> None:
+        """Stop being current, end the span, record the duration and the worker's
+        ``outcomes`` (names of :data:`cloudqueue.worker.COUNTER_NAMES`)."""
+        otel_context.detach(self._token)
+        self.span.end()
+        tracer = self.tracer
+        attributes = tracer.metric_attributes
+        if self._error_type is not None:
+            attributes = {**attributes, "error.type": self._error_type}
+        tracer.duration.record(time.perf_counter() - self._started, attributes)
+        worker = tracer.worker
+        if worker is not None:
+            worker.in_flight.add(-1, tracer.metric_attributes)
+            for name in outcomes:
+                worker.outcomes[name].add(1, attributes)
