@@ -25,6 +25,7 @@ from ._clients import NamespaceClients
 from ._errors import ERRORS
 from ._filter import DEFAULT_RULE, RULE_NAME, rule_filter
 from ._names import Target
+from ._tracing import CARRIER
 
 __all__ = ["ATTEMPTS_PROPERTY", "RESERVED_PREFIX", "EntityCatalog", "EntityInfo", "capabilities_for"]
 
@@ -267,6 +268,7 @@ def _capabilities(
         max_lease=MAX_LOCK_DURATION,
         max_receive_wait=20.0,
         max_key_length=128,
+        trace_carrier=CARRIER,
     )
     return Capabilities(
         limits=limits,

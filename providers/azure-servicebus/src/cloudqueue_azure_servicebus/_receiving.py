@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from azure.servicebus import (
@@ -61,6 +61,7 @@ from ._errors import ERRORS
 from ._handlers import Handler
 from ._names import Target
 from ._sending import open_sender, outcome_unknown
+from ._tracing import telemetry_attributes
 from ._wire import copy_for_retry, delivery_of, seconds_until
 
 __all__ = ["ServiceBusSubscription", "open_receiver"]
@@ -328,6 +329,10 @@ class ServiceBusSubscription(SubscriptionDriver):
     def close(self) -> None:
         self._receiver.drop()
         self._sender.drop()
+
+    def telemetry_attributes(self) -> Mapping[str, str | int]:
+        client = self._catalog.clients.client  # made without a network call
+        return telemetry_attributes(client.fully_qualified_namespace, self._target)
 
     def native_objects(self) -> Iterable[object]:
         receiver = self._receiver.current

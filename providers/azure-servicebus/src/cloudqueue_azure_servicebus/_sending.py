@@ -10,7 +10,7 @@ delivered, so the portable layer sends them again (duplicates, never loss).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import cast
 
 from azure.servicebus import ServiceBusMessage, ServiceBusMessageBatch, ServiceBusSender
@@ -22,6 +22,7 @@ from ._admin import EntityCatalog, capabilities_for
 from ._errors import ERRORS
 from ._handlers import Handler
 from ._names import Target
+from ._tracing import telemetry_attributes
 from ._wire import outgoing
 
 __all__ = ["ServiceBusTopic", "open_sender", "outcome_unknown"]
@@ -126,6 +127,10 @@ class ServiceBusTopic(TopicDriver):
         return MessageTooLarge(
             f"message {message.message_id} does not fit the entity's limit of {limit} bytes"
         )
+
+    def telemetry_attributes(self) -> Mapping[str, str | int]:
+        client = self._catalog.clients.client  # made without a network call
+        return telemetry_attributes(client.fully_qualified_namespace, self._target)
 
     def native_objects(self) -> Iterable[object]:
         sender = self._sender.current

@@ -12,6 +12,7 @@ from cloudqueue.driver import Delivery, Message
 from cloudqueue.wire import DEAD_LETTER_REASON
 
 from ._admin import ATTEMPTS_PROPERTY, RESERVED_PREFIX
+from ._tracing import property_name
 
 __all__ = [
     "DEFAULT_SESSION",
@@ -48,7 +49,7 @@ def outgoing(message: Message, sessions: bool) -> ServiceBusMessage:
 
 
 def _properties(attributes: dict[str, str]) -> dict[str | bytes, Any]:
-    return {name: value for name, value in attributes.items()}
+    return {property_name(name): value for name, value in attributes.items()}
 
 
 def _text(value: Any) -> str:

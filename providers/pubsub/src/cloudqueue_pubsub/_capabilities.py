@@ -6,6 +6,8 @@ from typing import Any
 
 from cloudqueue.driver import Capabilities, Limits
 
+from ._tracing import CARRIER
+
 __all__ = ["LIMITS", "MARKER_PREFIX", "TOPIC_CAPABILITIES", "subscription_capabilities"]
 
 #: Attribute names starting with this are reserved for cloudqueue's own markers.
@@ -37,6 +39,8 @@ LIMITS = Limits(
     max_receive_wait=2.0,
     # Ordering keys may be 1,024 bytes: 256 characters fit whatever their UTF-8 length.
     max_key_length=256,
+    # googclient_traceparent / googclient_tracestate, the official client's names.
+    trace_carrier=CARRIER,
 )
 
 #: A topic accepts ordering keys whatever its subscriptions do; subscriptions declared

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from itertools import groupby
 from typing import Any
 
@@ -14,6 +14,7 @@ from ._capabilities import TOPIC_CAPABILITIES
 from ._clients import Clients
 from ._errors import translate_errors
 from ._names import Names
+from ._tracing import telemetry_attributes
 from ._wire import measure, to_pubsub
 
 __all__ = ["PubSubTopic"]
@@ -71,6 +72,9 @@ class PubSubTopic(TopicDriver):
                 return ids + [error] * (len(messages) - len(ids))
             ids.extend(_message_ids(response))
         return ids
+
+    def telemetry_attributes(self) -> Mapping[str, str | int]:
+        return telemetry_attributes(self._clients.emulator_host, self._names)
 
     def native_objects(self) -> Iterable[object]:
         return (self._clients.publisher,)

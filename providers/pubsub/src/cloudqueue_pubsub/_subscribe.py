@@ -17,7 +17,7 @@ import math
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from cloudqueue.driver import BatchErrors, Capabilities, Delivery, SubscriptionDriver
@@ -30,6 +30,7 @@ from ._capabilities import subscription_capabilities
 from ._clients import Clients
 from ._errors import translate_errors
 from ._names import Names
+from ._tracing import telemetry_attributes
 from ._wire import Token, delivery_of
 
 __all__ = ["PubSubSubscription"]
@@ -190,6 +191,9 @@ class PubSubSubscription(SubscriptionDriver):
         with translate_errors(f"dead-letter from {self._where} to {dead_letter_topic}"):
             self._clients.publisher.publish(request=request, retry=None, timeout=_CALL_TIMEOUT)
         return self.ack(tokens)
+
+    def telemetry_attributes(self) -> Mapping[str, str | int]:
+        return telemetry_attributes(self._clients.emulator_host, self._names)
 
     def native_objects(self) -> Iterable[object]:
         return (self._clients.subscriber,)

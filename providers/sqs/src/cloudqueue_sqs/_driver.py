@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from cloudqueue.driver import (
+    W3C_CARRIER,
     BatchErrors,
     Capabilities,
     Delivery,
@@ -30,12 +31,16 @@ from cloudqueue.wire import DEAD_LETTER_REASON, RESERVED_PREFIX
 from . import _codec
 from ._errors import entry_error
 from ._queues import Queue, dead_letter_twin, sqs_call, visibility_seconds
+from ._tracing import telemetry_attributes
 
 __all__ = ["LIMITS", "SqsSubscription", "SqsTopic", "capabilities_for"]
 
 _MIB = 1024 * 1024
-#: SQS allows 10 message attributes. One goes to cloudqueue's body-encoding marker and
-#: one stays free for trace context (``traceparent``), so users get 8.
+#: SQS allows 10 message attributes. One goes to cloudqueue's body-encoding marker and one
+#: stays free for the reason a dead-lettered copy adds, so 8 are left. Trace context
+#: (``traceparent``, and ``tracestate`` when set) counts against these 8: when the user's
+#: attributes leave no room, the portable layer sends the message without it (and says so
+#: on the send span), as the contrib boto3 instrumentation skips injection at 10.
 USER_ATTRIBUTES = 8
 
 LIMITS = Limits(
@@ -58,6 +63,8 @@ LIMITS = Limits(
     max_lease_total=43_200.0,
     max_receive_wait=20.0,
     max_key_length=128,
+    # traceparent / tracestate under their own names: the contrib boto3 instrumentation's.
+    trace_carrier=W3C_CARRIER,
 )
 # FIFO queues take no per-message delay.
 _FIFO_LIMITS = dataclasses.replace(LIMITS, max_delay=None)
@@ -129,6 +136,9 @@ class SqsTopic(TopicDriver):
         for failure in answer.get("Failed") or ():
             results[int(failure["Id"])] = entry_error("sending", failure)
         return results
+
+    def telemetry_attributes(self) -> Mapping[str, str | int]:
+        return telemetry_attributes(self._queue)
 
     def native_objects(self) -> Iterable[object]:
         return (self._queue.client,)
@@ -261,6 +271,9 @@ class SqsSubscription(SubscriptionDriver):
             )
         return _failures(what, answer, len(entries))
 
+    def telemetry_attributes(self) -> Mapping[str, str | int]:
+        return telemetry_attributes(self._queue)
+
     def native_objects(self) -> Iterable[object]:
         return (self._queue.client,)
 
@@ -276,7 +289,7 @@ def _dead_letter_copy(entry_id: str, receipt: Receipt, reason: str, fifo: bool) 
         name: {key: value[key] for key in kept if key in value}
         for name, value in (raw.get("MessageAttributes") or {}).items()
     }
-    if len(attributes) < 10:  # the slot kept free for trace context, if unused
+    if len(attributes) < 10:  # the slot kept free for it (see USER_ATTRIBUTES)
         attributes[DEAD_LETTER_REASON] = _codec.encode_attribute(reason)
     entry: dict[str, Any] = {"Id": entry_id, "MessageBody": raw.get("Body", "")}
     if attributes:

@@ -1,0 +1,45 @@
+"""Trace context and telemetry attributes on Pub/Sub, as google-cloud-pubsub writes them.
+
+With ``PublisherOptions(enable_open_telemetry_tracing=True)`` the official client injects
+W3C trace context as the message attributes ``googclient_traceparent`` and
+``googclient_tracestate`` (the header names behind a ``googclient_`` prefix), and its
+subscriber reads the same names. Declaring that carrier lets cloudqueue and the client
+continue each other's traces. Users cannot write these names themselves: ``goog`` is a
+reserved attribute prefix; only the portable layer writes them.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from cloudqueue.driver import TraceCarrier
+
+from ._names import Names
+
+__all__ = ["CARRIER", "telemetry_attributes"]
+
+_PREFIX = "googclient_"
+CARRIER = TraceCarrier(
+    inject=(("traceparent", _PREFIX + "traceparent"), ("tracestate", _PREFIX + "tracestate")),
+    extract=(("traceparent", _PREFIX + "traceparent"), ("tracestate", _PREFIX + "tracestate")),
+)
+
+_GOOGLE_ENDPOINT = ("pubsub.googleapis.com", 443)
+
+
+def telemetry_attributes(emulator_host: str | None, names: Names) -> dict[str, str | int]:
+    """``messaging.system``, ``server.address``/``server.port`` (Google's endpoint, or
+    the server ``PUBSUB_EMULATOR_HOST`` names) and, for a consumer, the subscription id."""
+    host, port = _GOOGLE_ENDPOINT
+    if emulator_host:
+        # hostname and port only: never a user:password@ the variable may hold.
+        parts = urlsplit("//" + emulator_host)
+        host, port = parts.hostname or emulator_host, parts.port or port
+    attributes: dict[str, str | int] = {
+        "messaging.system": "gcp_pubsub",
+        "server.address": host,
+        "server.port": port,
+    }
+    if names.subscription_id is not None:
+        attributes["messaging.destination.subscription.name"] = names.subscription_id
+    return attributes
