@@ -143,9 +143,9 @@ class ProcessTracer:
         single = len(deliveries) == 1
         parent_context: otel_context.Context | None = None
         linked: list[Link] = []
-        if parent is not None:
-            explicit = span_context_of(parent)
-            if explicit is not None and not trace.get_current_span().get_span_context().is_valid:
+        explicit = span_context_of(parent)
+        if explicit is not None:
+            if not trace.get_current_span().get_span_context().is_valid:
                 parent_context = trace.set_span_in_context(trace.NonRecordingSpan(explicit))
         elif single and self.trace_parent == "message" and contexts[0] is not None:
             parent_context = trace.set_span_in_context(trace.NonRecordingSpan(contexts[0]))

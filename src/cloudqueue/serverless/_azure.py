@@ -7,7 +7,9 @@ from collections.abc import Callable
 from typing import Any
 
 from .._settlement import Settlement
+from .._telemetry._carrier import extract
 from ..driver import Delivery
+from ._tracing import SERVICEBUS_CARRIER, TraceSource
 from ._trigger import MalformedEvent, Result, TriggerRunner
 
 __all__ = ["HandlerFailed", "azure_functions", "delivery_from_servicebus"]
@@ -50,17 +52,21 @@ def delivery_from_servicebus(message: Any) -> Delivery:
     enqueued = getattr(message, "enqueued_time_utc", None)
     if isinstance(enqueued, datetime.datetime) and enqueued.tzinfo is None:
         enqueued = enqueued.replace(tzinfo=datetime.UTC)
+    # Application properties may be ints, floats, bools... the portable type is str.
+    attributes, trace_context = extract(
+        SERVICEBUS_CARRIER, {str(name): str(value) for name, value in properties.items()}
+    )
     return Delivery(
         token=getattr(message, "lock_token", None),
         id=str(getattr(message, "message_id", "") or ""),
         body=bytes(body or b""),
-        # Application properties may be ints, floats, bools... the portable type is str.
-        attributes={str(name): str(value) for name, value in properties.items()},
+        attributes=attributes,
         # The host (a .NET SDK) counts from 1 on first delivery.
         delivery_attempt=int(count) if count is not None else None,
         ordering_key=getattr(message, "session_id", None),
         enqueued_at=enqueued if isinstance(enqueued, datetime.datetime) else None,
         native=message,
+        trace_context=trace_context,
     )
 
 
@@ -72,7 +78,22 @@ def _raise_failures(results: list[Result]) -> None:
         raise error from cause
 
 
-def azure_functions(handler: Callable[..., Any], *, concurrency: int = 1) -> Callable[..., Any]:
+def _trace_source(destination: str | None, subscription: str | None) -> TraceSource:
+    described = {}
+    if destination is not None:
+        described["messaging.destination.name"] = destination
+    if subscription is not None:
+        described["messaging.destination.subscription.name"] = subscription
+    return TraceSource("servicebus", lambda delivery: dict(described))
+
+
+def azure_functions(
+    handler: Callable[..., Any],
+    *,
+    concurrency: int = 1,
+    destination: str | None = None,
+    subscription: str | None = None,
+) -> Callable[..., Any]:
     """A function for ``@app.service_bus_queue_trigger(arg_name="msg", ...)`` (or a topic
     trigger) that runs ``handler`` on the ``ServiceBusMessage``, or on each of a list of
     them (``cardinality="many"``).
@@ -82,8 +103,13 @@ def azure_functions(handler: Callable[..., Any], *, concurrency: int = 1) -> Cal
     whole: one failure abandons every message of it (handlers must be idempotent).
     Messages of a session run in order and stop at the first failure. The returned
     function is a coroutine function when ``handler`` is one.
+
+    ``destination`` (and ``subscription``) name the queue or topic on the process
+    spans when OpenTelemetry is on: the trigger's message does not say where it came from.
     """
-    runner = TriggerRunner(handler, TRIGGER, REFUSALS, NACK_DELAY, concurrency)
+    runner = TriggerRunner(
+        handler, TRIGGER, REFUSALS, NACK_DELAY, _trace_source(destination, subscription), concurrency
+    )
 
     def deliveries(msg: Any) -> tuple[list[Delivery], bool]:
         batch = [delivery_from_servicebus(one) for one in (msg if isinstance(msg, list) else [msg])]

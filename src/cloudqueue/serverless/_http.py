@@ -71,7 +71,9 @@ def pubsub_push(handler: Callable[..., Any]) -> AsgiApp:
         except ValueError:
             status, text = _refused(PushRequestError(400, "content-length is not a number"))
         else:
-            status, text = answer_for(await runner.run_one_async(delivery))
+            # The request's trace context parents the process span (HTTP server
+            # conventions); the message's own context is linked.
+            status, text = answer_for(await runner.run_one_async(delivery, headers))
         await _respond(send, status, text)
 
     return app
@@ -134,7 +136,10 @@ def pubsub_push_wsgi(handler: Callable[..., Any]) -> Callable[..., Iterable[byte
         except ValueError:
             status, text = _refused(PushRequestError(400, "content-length is not a number"))
         else:
-            result = asyncio.run(runner.run_async(delivery)) if runner.is_async else runner.run_sync(delivery)
+            result = (
+                asyncio.run(runner.run_async(delivery, headers)) if runner.is_async
+                else runner.run_sync(delivery, headers)
+            )
             status, text = answer_for(result)
         body_out = text.encode("utf-8")
         start_response(f"{status} {_REASONS.get(status, '')}".strip(), [

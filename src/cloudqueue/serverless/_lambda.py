@@ -8,8 +8,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from .._settlement import Settlement
+from .._telemetry._carrier import extract
 from ..driver import Delivery
 from ..wire import WireDecodeError, decode_sqs_body, sqs_attribute_text, user_attributes
+from ._tracing import SQS_CARRIER, Headers, TraceSource, traceparent_from_xray
 from ._trigger import MalformedEvent, TriggerRunner, log
 
 __all__ = ["Undecodable", "aws_lambda", "deliveries_from_sqs_event"]
@@ -70,16 +72,40 @@ def _record_to_delivery(record: object, index: int) -> Delivery | WireDecodeErro
         payload = decode_sqs_body(body, attributes)
     except WireDecodeError as error:
         return error
+    own, trace_context = extract(SQS_CARRIER, user_attributes(attributes))
     return Delivery(
         token=record.get("receiptHandle"),
         id=message_id,
         body=payload,
-        attributes=user_attributes(attributes),
+        attributes=own,
         delivery_attempt=attempt,
         ordering_key=system.get("MessageGroupId"),
         enqueued_at=enqueued_at,
         native=record,
+        trace_context=trace_context,
     )
+
+
+def _describe(delivery: Delivery) -> dict[str, str]:
+    """The queue's name, from the record's ``eventSourceARN`` (``arn:aws:sqs:region:account:name``)."""
+    record = delivery.native
+    arn = record.get("eventSourceARN") if isinstance(record, dict) else None
+    if isinstance(arn, str) and arn.count(":") >= 5:
+        return {"messaging.destination.name": arn.rsplit(":", 1)[1]}
+    return {}
+
+
+def _xray_link(delivery: Delivery) -> list[Headers]:
+    """The record's ``AWSTraceHeader`` (set by SQS when the sender traced with X-Ray),
+    as W3C headers. Linked, never the parent: the Lambda conventions link the
+    sender's trace, which X-Ray also shows as its own segment."""
+    record = delivery.native
+    system = record.get("attributes") if isinstance(record, dict) else None
+    traceparent = traceparent_from_xray(system.get("AWSTraceHeader")) if isinstance(system, dict) else None
+    return [{"traceparent": traceparent}] if traceparent is not None else []
+
+
+TRACE = TraceSource("aws_sqs", _describe, _xray_link)
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +148,7 @@ def aws_lambda(handler: Callable[..., Any], *, concurrency: int = 1) -> Callable
     be decoded is reported failed. An event that is not an SQS event raises
     :class:`MalformedEvent`, failing the whole invocation (so nothing is lost).
     """
-    runner = TriggerRunner(handler, TRIGGER, REFUSALS, NACK_DELAY, concurrency)
+    runner = TriggerRunner(handler, TRIGGER, REFUSALS, NACK_DELAY, TRACE, concurrency)
 
     def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
         items, fifo = deliveries_from_sqs_event(event)

@@ -16,7 +16,9 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from .._settlement import Settlement
+from .._telemetry._carrier import extract
 from ..driver import Delivery
+from ._tracing import PUBSUB_CARRIER, TraceSource
 from ._trigger import Result, TriggerRunner
 
 __all__ = ["MAX_BODY", "HttpAnswer", "PushRequestError", "answer_for", "delivery_from_push", "runner_for"]
@@ -46,8 +48,17 @@ class PushRequestError(Exception):
         self.status = status
 
 
+def _describe(delivery: Delivery) -> dict[str, str]:
+    """The subscription's short name, from the envelope's ``projects/p/subscriptions/s``."""
+    envelope = delivery.native
+    subscription = envelope.get("subscription") if isinstance(envelope, dict) else None
+    if isinstance(subscription, str) and subscription:
+        return {"messaging.destination.subscription.name": subscription.rsplit("/", 1)[-1]}
+    return {}
+
+
 def runner_for(handler: Callable[..., Any]) -> TriggerRunner:
-    return TriggerRunner(handler, TRIGGER, REFUSALS, NACK_DELAY)
+    return TriggerRunner(handler, TRIGGER, REFUSALS, NACK_DELAY, TraceSource("gcp_pubsub", _describe))
 
 
 _FRACTION = re.compile(r"(\.\d{6})\d+")
@@ -110,16 +121,18 @@ def delivery_from_push(headers: Mapping[str, str], body: bytes) -> Delivery:
     if attempt is not None and (type(attempt) is not int or attempt < 1):
         raise PushRequestError(400, f"deliveryAttempt must be a positive integer, not {attempt!r}")
     ordering_key = message.get("orderingKey", message.get("ordering_key")) or None
+    own, trace_context = extract(PUBSUB_CARRIER, dict(attributes))
     return Delivery(
         token=None,
         id=message_id,
         body=payload,
-        attributes=dict(attributes),
+        attributes=own,
         # Present only when the subscription has a dead-letter policy.
         delivery_attempt=attempt,
         ordering_key=ordering_key if isinstance(ordering_key, str) else None,
         enqueued_at=_timestamp(message.get("publishTime", message.get("publish_time"))),
         native=envelope,
+        trace_context=trace_context,
     )
 
 

@@ -14,13 +14,18 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._settlement import Settlement
+from .._telemetry import active
 from ..driver import Delivery
-from ..errors import InvalidArgument, Unsupported
+from ..errors import InvalidArgument, Unsupported, scrub
 from ..worker._handler import SettlementRecord, is_async_handler, message_for
 from ..worker._policy import failure_summary
+from ._tracing import Headers, TraceSource
+
+if TYPE_CHECKING:
+    from .._telemetry._process import ProcessScope, ProcessTracer
 
 __all__ = ["MalformedEvent", "Result", "TriggerRunner"]
 
@@ -46,6 +51,7 @@ class TriggerRunner:
     ``refusals`` maps a settlement kind (``nack``, ``extend``, ``dead_letter``) the
     trigger cannot carry out to the explanation raised as Unsupported; ``nack`` with a
     delay is always refused (``nack_delay_refusal``), ``nack()`` means "report failed".
+    ``trace`` says what the process spans carry (when OpenTelemetry is on).
     """
 
     def __init__(
@@ -54,6 +60,7 @@ class TriggerRunner:
         trigger: str,
         refusals: Mapping[Settlement, str],
         nack_delay_refusal: str,
+        trace: TraceSource,
         concurrency: int = 1,
     ) -> None:
         if not callable(handler):
@@ -66,6 +73,11 @@ class TriggerRunner:
         self.refusals = dict(refusals)
         self.nack_delay_refusal = nack_delay_refusal
         self.concurrency = concurrency
+        self.trace = trace
+        #: Process tracers per destination; None when telemetry is off.
+        self._tracers: dict[tuple[tuple[str, str], ...], ProcessTracer] | None = (
+            {} if active() is not None else None
+        )
 
     def _forward(self, delivery: Delivery, kind: Settlement, argument: Any) -> None:
         refusal = self.refusals.get(kind)
@@ -88,31 +100,81 @@ class TriggerRunner:
             )
         return Result(delivery, ok, error)
 
+    # -- process spans -------------------------------------------------------------
+
+    def _begin(self, delivery: Delivery, parent: Headers | None) -> ProcessScope | None:
+        if self._tracers is None:
+            return None
+        described = self.trace.describe(delivery)
+        key = tuple(sorted(described.items()))
+        tracer = self._tracers.get(key)
+        if tracer is None:
+            from .._telemetry._process import ProcessTracer  # imports opentelemetry: only when on
+
+            attributes = {"messaging.system": self.trace.system, **described}
+            tracer = self._tracers[key] = ProcessTracer(
+                described.get("messaging.destination.name"), attributes, count_consumed=True
+            )
+        return tracer.begin((delivery,), parent=parent, links=self.trace.links_for(delivery))
+
+    @staticmethod
+    def _end(scope: ProcessScope, result: Result | None, settlement: SettlementRecord,
+             error: BaseException | None) -> None:
+        if error is not None:
+            scope.failed(error)
+        if result is not None and not result.ok:
+            # The trigger redelivers by its own policy (visibility timeout, abandon, backoff).
+            reason = scrub(failure_summary(error)) if error is not None else "nacked by the handler"
+            scope.retried(None, reason)
+        scope.end()
+
     # -- one message ---------------------------------------------------------------
 
-    def run_sync(self, delivery: Delivery) -> Result:
+    def run_sync(self, delivery: Delivery, parent: Headers | None = None) -> Result:
+        """Run the handler on one delivery; ``parent``: W3C headers of the request
+        that brought it (see :meth:`ProcessTracer.begin`)."""
         settlement = SettlementRecord(self._forward)
         error: BaseException | None = None
+        result: Result | None = None
+        scope = self._begin(delivery, parent)
         try:
-            self.handler(message_for(delivery, settlement, False))
-        except Exception as exc:
-            error = exc
-        return self._judge(delivery, settlement, error)
+            try:
+                self.handler(message_for(delivery, settlement, False))
+            except Exception as exc:
+                error = exc
+            except BaseException as exc:
+                error = exc
+                raise
+            result = self._judge(delivery, settlement, error)
+            return result
+        finally:
+            if scope is not None:
+                self._end(scope, result, settlement, error)
 
-    async def run_async(self, delivery: Delivery) -> Result:
+    async def run_async(self, delivery: Delivery, parent: Headers | None = None) -> Result:
         settlement = SettlementRecord(self._forward)
         error: BaseException | None = None
+        result: Result | None = None
+        scope = self._begin(delivery, parent)
         try:
-            await self.handler(message_for(delivery, settlement, True))
-        except Exception as exc:
-            error = exc
-        return self._judge(delivery, settlement, error)
+            try:
+                await self.handler(message_for(delivery, settlement, True))
+            except Exception as exc:
+                error = exc
+            except BaseException as exc:
+                error = exc
+                raise
+            result = self._judge(delivery, settlement, error)
+            return result
+        finally:
+            if scope is not None:
+                self._end(scope, result, settlement, error)
 
-    async def run_one_async(self, delivery: Delivery) -> Result:
+    async def run_one_async(self, delivery: Delivery, parent: Headers | None = None) -> Result:
         """One message from async code (a coroutine handler awaited, a plain one in a thread)."""
         if self.is_async:
-            return await self.run_async(delivery)
-        return await asyncio.to_thread(self.run_sync, delivery)
+            return await self.run_async(delivery, parent)
+        return await asyncio.to_thread(self.run_sync, delivery, parent)
 
     # -- batches ---------------------------------------------------------------------
 

@@ -6,7 +6,7 @@ import asyncio
 import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from ..errors import InvalidArgument
 from ._counters import Counters, total
@@ -17,6 +17,12 @@ from ._policy import FailurePolicy
 __all__ = ["App", "Route"]
 
 H = TypeVar("H", bound=Callable[..., Any])
+
+#: Where a message's process span hangs (with OpenTelemetry on): under the span that
+#: sent the message ("message", one trace from producer to handler), or in a trace of
+#: its own with a link to it ("link", for long-lived or fan-out flows).
+TraceParent = Literal["message", "link"]
+TRACE_PARENTS = ("message", "link")
 
 
 @dataclass(slots=True, eq=False)
@@ -34,10 +40,18 @@ class Route:
     #: Leases of running messages are extended for up to this long (consumer option).
     max_lease_extension: float
     counters: Counters = field(default_factory=Counters)
+    #: Parent of the process spans: the sender's span ("message") or a link ("link").
+    trace_parent: TraceParent = "message"
 
     @property
     def name(self) -> str:
         return getattr(self.handler, "__qualname__", repr(self.handler))
+
+
+def _trace_parent(value: object) -> TraceParent:
+    if value not in TRACE_PARENTS:
+        raise InvalidArgument(f"trace_parent must be 'message' or 'link', not {value!r}")
+    return value  # type: ignore[return-value]
 
 
 def _positive_int(value: object, name: str) -> int:
@@ -74,8 +88,11 @@ class App:
         max_in_flight: int | None = None,
         max_lease_extension: float = 1800.0,
         poll_wait: float = 1.0,
+        trace_parent: TraceParent = "message",
     ) -> None:
         self.middleware = list(middleware)
+        #: Parent of the process spans when OpenTelemetry is on (see :data:`TraceParent`).
+        self.trace_parent = _trace_parent(trace_parent)
         self.policy = policy or FailurePolicy()
         self.concurrency = _positive_int(concurrency, "concurrency")
         self.max_in_flight = max_in_flight
@@ -99,18 +116,20 @@ class App:
         max_attempts: int | None = None,
         dead_letter_on: tuple[type[BaseException], ...] | None = None,
         max_lease_extension: float | None = None,
+        trace_parent: TraceParent | None = None,
     ) -> Callable[[H], H]:
         """Decorator: process messages from ``url`` with the decorated function.
 
         ``policy`` replaces the app's failure policy for this handler;
-        ``max_attempts`` and ``dead_letter_on`` adjust one field of it.
+        ``max_attempts`` and ``dead_letter_on`` adjust one field of it;
+        ``trace_parent`` replaces the app's.
         """
 
         def register(function: H) -> H:
             self.add_handler(
                 url, function, concurrency=concurrency, max_in_flight=max_in_flight, policy=policy,
                 max_attempts=max_attempts, dead_letter_on=dead_letter_on,
-                max_lease_extension=max_lease_extension,
+                max_lease_extension=max_lease_extension, trace_parent=trace_parent,
             )
             return function
 
@@ -127,6 +146,7 @@ class App:
         max_attempts: int | None = None,
         dead_letter_on: tuple[type[BaseException], ...] | None = None,
         max_lease_extension: float | None = None,
+        trace_parent: TraceParent | None = None,
     ) -> Route:
         """The non-decorator form of :meth:`handler`; returns the new route."""
         if not isinstance(url, str) or "://" not in url:
@@ -163,6 +183,7 @@ class App:
             max_lease_extension=(
                 max_lease_extension if max_lease_extension is not None else self.max_lease_extension
             ),
+            trace_parent=self.trace_parent if trace_parent is None else _trace_parent(trace_parent),
         )
         self.routes.append(route)
         return route

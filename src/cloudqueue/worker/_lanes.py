@@ -31,6 +31,7 @@ from .. import aio
 from .._api import open_consumer
 from ..errors import Closed, QueueError
 from ._processing import Processor
+from ._tracing import process_tracer
 
 if TYPE_CHECKING:
     from ..driver import Delivery
@@ -73,6 +74,7 @@ class Lanes:
             policy=route.policy,
             middleware=self.app.middleware,
             source=self.source,
+            tracer=process_tracer(route, self.consumer),
         )
 
     async def _open_consumer(self, url: str, **options: Any) -> Any:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._settlement import Settlement
 from ..driver import Capabilities, Delivery
@@ -18,6 +18,9 @@ from ._counters import Tally
 from ._handler import Forward, SettlementRecord, message_type
 from ._middleware import AnyMessage, Middleware, Outcome, Skip
 from ._policy import FailurePolicy, failure_summary
+
+if TYPE_CHECKING:
+    from .._telemetry._process import ProcessScope, ProcessTracer
 
 __all__ = ["Processor"]
 
@@ -40,6 +43,7 @@ class Processor:
         policy: FailurePolicy,
         middleware: Sequence[Middleware],
         source: str,
+        tracer: ProcessTracer | None = None,
     ) -> None:
         self.handler = handler
         self.is_async = is_async
@@ -48,6 +52,8 @@ class Processor:
         self.policy = policy
         self.middleware = tuple(middleware)
         self.source = source
+        #: Process spans and metrics; None when telemetry is off (one compare per message).
+        self.tracer = tracer
         self.message_type = message_type(is_async)  # looked up once, not per message
 
     # -- the two ways of calling a handler ------------------------------------------
@@ -62,6 +68,7 @@ class Processor:
         started = time.monotonic() if self.middleware else 0.0
         error: BaseException | None = None
         skipped = False
+        scope = self.tracer.begin((delivery,)) if self.tracer is not None else None
         tally.in_flight = 1
         try:
             try:
@@ -71,9 +78,14 @@ class Processor:
                     self.handler(message)
             except Exception as exc:
                 error = exc
+            except BaseException as exc:
+                error = exc  # for the span only: the message is left to its lease, not counted
+                raise
             self._finish(delivery, message, settlement, error, skipped, started, tally)
         finally:
             tally.in_flight = 0  # also when a BaseException ends the lane: its message is left to its lease
+            if scope is not None:
+                _trace_outcome(scope, error, settlement, skipped)
 
     async def run_async(self, delivery: Delivery, tally: Tally) -> None:
         settlement = SettlementRecord(self.settle)
@@ -81,6 +93,7 @@ class Processor:
         started = time.monotonic() if self.middleware else 0.0
         error: BaseException | None = None
         skipped = False
+        scope = self.tracer.begin((delivery,)) if self.tracer is not None else None
         tally.in_flight = 1
         try:
             try:
@@ -90,11 +103,16 @@ class Processor:
                     await self.handler(message)
             except Exception as exc:
                 error = exc
+            except BaseException as exc:
+                error = exc  # for the span only: the message is left to its lease, not counted
+                raise
             # CancelledError (forced shutdown) passes through: the message is left
             # unsettled and comes back when its lease ends.
             self._finish(delivery, message, settlement, error, skipped, started, tally)
         finally:
             tally.in_flight = 0
+            if scope is not None:
+                _trace_outcome(scope, error, settlement, skipped)
 
     # -- shared steps --------------------------------------------------------------
 
@@ -185,6 +203,27 @@ class Processor:
             delivery.id, self.source, attempt, decision.delay, summary, exc_info=error,
         )
         settlement.settle(delivery, _NACK, decision.delay)
+
+
+def _trace_outcome(
+    scope: ProcessScope, error: BaseException | None, settlement: SettlementRecord, skipped: bool
+) -> None:
+    """Record on the process span what became of the message, then end the span
+    (after the ``after_process`` hooks, so that they run inside it too)."""
+    outcomes: list[str] = ["skipped" if skipped else "failed" if error is not None else "processed"]
+    if error is not None:
+        scope.failed(error)
+        if not isinstance(error, Exception):
+            outcomes = []  # cancelled or SystemExit: the tallies do not count it either
+    kind = settlement.kind
+    if kind is _NACK:
+        outcomes.append("retried")
+        reason = scrub(failure_summary(error)) if error is not None else "nacked by the handler"
+        scope.retried(float(settlement.argument or 0.0), reason)
+    elif kind is _DEAD_LETTER:
+        outcomes.append("dead_lettered")
+        scope.dead_lettered(str(settlement.argument or ""))
+    scope.end(outcomes)
 
 
 def _carried(reason: str, limit: int) -> str:
