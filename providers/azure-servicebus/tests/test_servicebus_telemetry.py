@@ -1,0 +1,237 @@
+"""Tracing on Service Bus: cloudqueue and azure-servicebus's own tracing (azure-core's
+OpenTelemetry plugin) continue each other's traces through the application properties
+``Diagnostic-Id`` / ``traceparent`` / ``tracestate``, and one message sent by cloudqueue and
+processed by the worker makes one trace."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import cloudqueue
+import pytest
+from azure.core.settings import settings
+from azure.servicebus import ServiceBusClient, ServiceBusMessage
+from cloudqueue.testing.contract import unique_name
+from cloudqueue.worker import App
+from opentelemetry import trace
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from test_contract_servicebus import ServiceBusHarness
+
+from cloudqueue_azure_servicebus._names import CA_FILE_ENV
+from cloudqueue_azure_servicebus.testing import ServiceBusBroker
+
+
+@pytest.fixture(scope="session")
+def exporter() -> InMemorySpanExporter:
+    """One in-memory exporter on the process's SDK tracer provider (set once per process)."""
+    found = InMemorySpanExporter()
+    provider = trace.get_tracer_provider()
+    if not isinstance(provider, TracerProvider):
+        provider = TracerProvider()
+        trace.set_tracer_provider(provider)
+    provider.add_span_processor(SimpleSpanProcessor(found))
+    return found
+
+
+@pytest.fixture
+def spans(exporter: InMemorySpanExporter) -> Iterator[InMemorySpanExporter]:
+    exporter.clear()
+    yield exporter
+    exporter.clear()
+
+
+@pytest.fixture
+def sdk_tracing() -> Iterator[None]:
+    """azure-core's OpenTelemetry tracing, on for this test only (it is process-wide)."""
+    settings.tracing_implementation = "opentelemetry"
+    try:
+        yield
+    finally:
+        settings.tracing_implementation = None
+
+
+@pytest.fixture
+def queue_url(broker: ServiceBusBroker, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv(CA_FILE_ENV, broker.certificate_path)  # declare() speaks HTTPS
+    url = ServiceBusHarness(broker).url(unique_name("traced"))
+    cloudqueue.declare(url, dead_letter_after=5, lease=5.0)
+    return url
+
+
+def entity_of(url: str) -> str:
+    return url.split("?", 1)[0].rsplit("/", 1)[1]
+
+
+def named(exporter: InMemorySpanExporter, name: str) -> list[ReadableSpan]:
+    return [span for span in exporter.get_finished_spans() if span.name == name]
+
+
+def one(exporter: InMemorySpanExporter, name: str) -> ReadableSpan:
+    found = named(exporter, name)
+    assert len(found) == 1, [span.name for span in exporter.get_finished_spans()]
+    return found[0]
+
+
+def traceparent_of(span: ReadableSpan) -> str:
+    context = span.get_span_context()
+    assert context is not None
+    return f"00-{context.trace_id:032x}-{context.span_id:016x}-{context.trace_flags:02x}"
+
+
+def receive_one(url: str) -> cloudqueue.ReceivedMessage:
+    with cloudqueue.open_consumer(url) as consumer:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            for message in consumer.receive(1, wait=1.0):
+                message.ack()
+                return message
+    raise AssertionError("nothing received within 20 s")
+
+
+def sdk_receive_one(client: ServiceBusClient, entity: str) -> Any:
+    with client.get_queue_receiver(entity) as receiver:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            for message in receiver.receive_messages(max_message_count=1, max_wait_time=1):
+                receiver.complete_message(message)
+                return message
+    raise AssertionError("nothing received within 20 s")
+
+
+def test_a_message_the_sdk_traced_is_continued_by_cloudqueue(
+    client: ServiceBusClient, queue_url: str, spans: InMemorySpanExporter, sdk_tracing: None
+) -> None:
+    entity = entity_of(queue_url)
+    with client.get_queue_sender(entity) as sender:
+        sender.send_messages(ServiceBusMessage(b"order", application_properties={"kind": "new"}))
+    created = one(spans, "ServiceBus.message")  # the SDK's per-message PRODUCER span
+
+    message = receive_one(queue_url)
+
+    assert message.attributes == {"kind": "new"}  # Diagnostic-Id, traceparent stripped
+    assert message.trace_context == {"traceparent": traceparent_of(created)}
+    for name in (f"receive {entity}", f"settle {entity}"):
+        span = one(spans, name)
+        assert [link.context.span_id for link in span.links] == [created.context.span_id]
+        assert span.links[0].context.trace_id == created.context.trace_id
+
+
+def test_a_message_cloudqueue_traced_is_continued_by_the_sdk(
+    client: ServiceBusClient, queue_url: str, spans: InMemorySpanExporter, sdk_tracing: None
+) -> None:
+    entity = entity_of(queue_url)
+    with cloudqueue.open_producer(queue_url) as producer:
+        producer.send(b"order", attributes={"kind": "new"})
+    sent = one(spans, f"send {entity}")
+
+    received = sdk_receive_one(client, entity)
+
+    # The SDK's own tracing also ran under cloudqueue's send: ours is the one kept, each
+    # property once, as the SDK writes it (Diagnostic-Id and traceparent alike).
+    properties = received.application_properties
+    assert properties[b"traceparent"] == traceparent_of(sent).encode()
+    assert properties[b"Diagnostic-Id"] == traceparent_of(sent).encode()
+    assert properties[b"kind"] == b"new"
+    receive = one(spans, "ServiceBus.receive")
+    assert [link.context.span_id for link in receive.links] == [sent.context.span_id]
+    assert receive.links[0].context.trace_id == sent.context.trace_id
+
+
+def test_cloudqueue_spans_describe_the_namespace_and_entity(
+    broker: ServiceBusBroker, queue_url: str, spans: InMemorySpanExporter
+) -> None:
+    entity = entity_of(queue_url)
+    with cloudqueue.open_producer(queue_url) as producer:
+        producer.send(b"order")
+    receive_one(queue_url)
+
+    for name in (f"send {entity}", f"receive {entity}", f"settle {entity}"):
+        attributes = one(spans, name).attributes or {}
+        assert attributes["messaging.system"] == "servicebus"
+        assert attributes["messaging.destination.name"] == entity
+        assert attributes["server.address"] == broker.host
+        assert attributes["server.port"] == broker.port
+
+
+def test_a_user_property_with_a_carrier_name_is_refused(queue_url: str) -> None:
+    with cloudqueue.open_producer(queue_url) as producer:
+        with pytest.raises(cloudqueue.InvalidArgument, match="Diagnostic-Id"):
+            producer.send(b"order", attributes={"Diagnostic-Id": "mine"})
+
+
+def test_one_trace_from_send_to_settle_through_the_worker(
+    queue_url: str, spans: InMemorySpanExporter
+) -> None:
+    entity = entity_of(queue_url)
+    tracer = trace.get_tracer("test")
+    with tracer.start_as_current_span("place order") as placing:
+        with cloudqueue.open_producer(queue_url) as producer:
+            producer.send(b"order", attributes={"kind": "new"})
+    seen: list[dict[str, str]] = []
+    app = App(poll_wait=0.5)
+
+    @app.handler(queue_url, concurrency=1)
+    def on_order(message: cloudqueue.ReceivedMessage) -> None:
+        seen.append(dict(message.attributes))
+
+    asyncio.run(serve_until(app, lambda: app.counters()["processed"] >= 1))
+
+    assert seen == [{"kind": "new"}]
+    trace_id = placing.get_span_context().trace_id
+    send = one(spans, f"send {entity}")
+    process = one(spans, f"process {entity}")
+    receive = one(spans, f"receive {entity}")
+    settle = one(spans, f"settle {entity}")
+    assert {send.context.trace_id, process.context.trace_id} == {trace_id}
+    assert process.parent is not None and process.parent.span_id == send.context.span_id
+    assert process.kind == trace.SpanKind.CONSUMER
+    for span in (receive, settle):
+        assert [link.context.span_id for link in span.links] == [send.context.span_id]
+    assert (settle.attributes or {})["messaging.operation.name"] == "ack"
+    assert (process.attributes or {})["messaging.system"] == "servicebus"
+
+
+def test_a_batch_links_each_message_on_send_receive_and_settle(
+    queue_url: str, spans: InMemorySpanExporter
+) -> None:
+    entity = entity_of(queue_url)
+    with cloudqueue.open_producer(queue_url) as producer:
+        producer.send_batch([cloudqueue.Message(f"order {n}".encode()) for n in range(3)])
+    received: list[cloudqueue.ReceivedMessage] = []
+    with cloudqueue.open_consumer(queue_url) as consumer:
+        deadline = time.monotonic() + 20
+        while len(received) < 3 and time.monotonic() < deadline:
+            received += consumer.receive(3 - len(received), wait=1.0)
+        for message in received:
+            message.ack()
+
+    send = one(spans, f"send {entity}")
+    created = {span.context.span_id for span in named(spans, f"create {entity}")}
+    assert len(created) == 3
+    assert (send.attributes or {})["messaging.batch.message_count"] == 3
+    assert {link.context.span_id for link in send.links} == created
+    carried = {message.trace_context["traceparent"] for message in received if message.trace_context}
+    assert carried == {traceparent_of(span) for span in named(spans, f"create {entity}")}
+    for operation in ("receive", "settle"):
+        calls = named(spans, f"{operation} {entity}")
+        assert {link.context.span_id for span in calls for link in span.links} == created
+        for span in calls:
+            count = (span.attributes or {}).get("messaging.batch.message_count")
+            assert count == (len(span.links) if len(span.links) > 1 else None)
+
+
+async def serve_until(app: App, done: Any, timeout: float = 30.0) -> None:
+    serving = asyncio.create_task(app.serve(grace=5.0))
+    deadline = time.monotonic() + timeout
+    try:
+        while not done() and not serving.done() and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+    finally:
+        app.stop()
+        await serving
+    assert done(), f"not done within {timeout} s: {app.counters()}"
