@@ -280,9 +280,11 @@ class TopicDriver(_Native, abc.ABC):
     def telemetry_attributes(self) -> Mapping[str, str | int]:
         """OpenTelemetry attributes describing this destination on every span and
         metric: ``messaging.system`` and ``server.address`` (+ ``server.port``)
-        where known, and per-system ones. The default is empty: the portable layer
-        then uses the URL scheme as ``messaging.system``. Called once per producer
-        or consumer, only when telemetry is on."""
+        where known, and per-system ones. What it returns overrides the portable
+        layer's defaults, taken from the URL: the scheme as ``messaging.system``,
+        the last part of host/path as ``messaging.destination.name`` and the
+        ``subscription`` parameter as ``messaging.destination.subscription.name``.
+        Called once per producer or consumer, only when telemetry is on."""
         return {}
 
     def close(self) -> None:  # optional hook with nothing to do by default
@@ -369,9 +371,11 @@ class SubscriptionDriver(_Native, abc.ABC):
     def telemetry_attributes(self) -> Mapping[str, str | int]:
         """OpenTelemetry attributes describing this destination on every span and
         metric: ``messaging.system`` and ``server.address`` (+ ``server.port``)
-        where known, and per-system ones. The default is empty: the portable layer
-        then uses the URL scheme as ``messaging.system``. Called once per producer
-        or consumer, only when telemetry is on."""
+        where known, and per-system ones. What it returns overrides the portable
+        layer's defaults, taken from the URL: the scheme as ``messaging.system``,
+        the last part of host/path as ``messaging.destination.name`` and the
+        ``subscription`` parameter as ``messaging.destination.subscription.name``.
+        Called once per producer or consumer, only when telemetry is on."""
         return {}
 
     def close(self) -> None:  # optional hook with nothing to do by default

@@ -20,6 +20,7 @@ from collections import deque
 from typing import Any
 
 from .._settlement import Settlement
+from .._telemetry import active
 from .._telemetry._carrier import carrier_names, extract
 from ..driver import Delivery, SubscriptionDriver
 from ..errors import Closed, InvalidArgument, LeaseLost, QueueError, Unsupported
@@ -44,6 +45,11 @@ _HEAD, _GIVE_BACK = Admission.HEAD, Admission.GIVE_BACK
 #: Settlements waiting for the background worker, flushed in this order: a nack of
 #: a key's head goes before the release of its followers.
 _FLUSH_ORDER = (_OP_ACK, _OP_DEAD_LETTER, _OP_NACK, _OP_RELEASE)
+#: ``messaging.operation.name`` of each settlement call's span.
+_SETTLE_NAMES = {
+    _OP_ACK: "ack", _OP_NACK: "nack", _OP_RELEASE: "release", _OP_EXTEND: "extend",
+    _OP_DEAD_LETTER: "dead_letter",
+}
 #: Driver calls whose entries are ``(token, argument)`` pairs; the others take tokens.
 _WITH_ARGUMENT = frozenset({_OP_NACK, _OP_DEAD_LETTER})
 _FOREVER = 1e12  # seconds: any finite wait below it needs no further checking
@@ -124,6 +130,8 @@ class ConsumerCore:
         self.carrier = self.limits.trace_carrier
         #: Attribute names that carry trace context: never shown to the application.
         self.carrier_names = carrier_names(self.carrier)
+        telemetry = active()
+        self.telemetry = None if telemetry is None else telemetry.consumer(driver, where)
         #: Ready to hand out, in the order received (for ordered keys: heads only).
         self.buffer: deque[Delivery] = deque()
         self.held: dict[Delivery, _Held] = {}
@@ -131,10 +139,10 @@ class ConsumerCore:
         self.lines = KeyLines() if self.capabilities.ordering else None
         #: Messages whose lease was lost, with the reason; settling them raises.
         self.lost: dict[Delivery, QueueError] = {}
-        #: Settlements for the worker to send: tokens for ACK, deliveries for
-        #: RELEASE, ``(delivery, argument)`` pairs for NACK and DEAD_LETTER.
+        #: Settlements for the worker to send: deliveries for ACK and RELEASE,
+        #: ``(delivery, argument)`` pairs for NACK and DEAD_LETTER.
         self.pending: dict[Op, list[Any]] = {op: [] for op in _FLUSH_ORDER}
-        self.pending_acks: list[object] = self.pending[_OP_ACK]
+        self.pending_acks: list[Delivery] = self.pending[_OP_ACK]
         self.pending_count = 0
         self.first_pending_at = 0.0
         #: Flush pending settlements now, without waiting for settle_delay.
@@ -182,10 +190,14 @@ class ConsumerCore:
             epoch = lines.pull_started() if lines is not None else 0
             self.pulls += 1
             try:
-                got: list[Delivery] = yield from single_call(
+                call = single_call(
                     self.retry, _OP_RECEIVE, count,
                     max(0.0, min(remaining, self.limits.max_receive_wait)),
                 )
+                if self.telemetry is None:
+                    got: list[Delivery] = yield from call
+                else:
+                    got = yield from self.telemetry.receive(call, self._take_trace_context)
             finally:
                 self.pulls -= 1
             now = time.monotonic()
@@ -306,8 +318,7 @@ class ConsumerCore:
         if self.held.pop(delivery, None) is None:
             return self._settled_before(delivery, kind)
         if op is _OP_ACK:  # the hot path: _queue written out
-            # Only the token: the delivery can be freed with its message meanwhile.
-            self.pending_acks.append(delivery.token)
+            self.pending_acks.append(delivery)
             self.pending_count += 1
             if self.pending_count == 1:
                 self.first_pending_at = time.monotonic()
@@ -400,12 +411,7 @@ class ConsumerCore:
 
     def _queue(self, op: Op, delivery: Delivery, argument: Any) -> bool:
         """Queue a settlement for the worker; True when it must be woken."""
-        if op is _OP_ACK:
-            entry: Any = delivery.token
-        elif op in _WITH_ARGUMENT:
-            entry = (delivery, argument)
-        else:
-            entry = delivery
+        entry: Any = (delivery, argument) if op in _WITH_ARGUMENT else delivery
         self.pending[op].append(entry)
         self.pending_count += 1
         if self.pending_count == 1:
@@ -461,16 +467,13 @@ class ConsumerCore:
             return
 
     def _send(self, op: Op, batch: list[Any]) -> Step[None]:
-        deliveries: list[Delivery] = []
-        if op is _OP_ACK:
-            arguments: list[Any] = batch
-        elif op in _WITH_ARGUMENT:
+        if op in _WITH_ARGUMENT:
             deliveries = [delivery for delivery, _ in batch]
-            arguments = [(delivery.token, argument) for delivery, argument in batch]
+            arguments: list[Any] = [(delivery.token, argument) for delivery, argument in batch]
         else:
             deliveries = batch
             arguments = [delivery.token for delivery in batch]
-        outcomes = yield from batch_call(self.retry, op, arguments)
+        outcomes = yield from self._settle_call(op, deliveries, arguments)
         self._report_failures(op, outcomes)
         lines = self.lines
         if lines is not None and lines.draining and (op is _OP_NACK or op is _OP_RELEASE):
@@ -479,6 +482,13 @@ class ConsumerCore:
                     lines.given_back(delivery.ordering_key)
             if not lines.draining:
                 yield WAKE  # receivers waiting for the drain may pull again
+
+    def _settle_call(self, op: Op, deliveries: list[Delivery], arguments: list[Any]) -> Step[list[Any]]:
+        """One driver settlement call with its retries, in a span when telemetry is on."""
+        call = batch_call(self.retry, op, arguments)
+        if self.telemetry is None:
+            return (yield from call)
+        return (yield from self.telemetry.settle(_SETTLE_NAMES[op], deliveries, call))
 
     def _report_failures(self, op: Op, outcomes: list[Any]) -> None:
         failures = [outcome for outcome in outcomes if isinstance(outcome, QueueError)]
@@ -536,8 +546,9 @@ class ConsumerCore:
             chunk = [(d, s) for d, s in renew[start : start + limit] if d in self.held]
             if not chunk:
                 continue
-            outcomes = yield from batch_call(
-                self.retry, _OP_EXTEND, [(delivery.token, seconds) for delivery, seconds in chunk]
+            outcomes = yield from self._settle_call(
+                _OP_EXTEND, [delivery for delivery, _ in chunk],
+                [(delivery.token, seconds) for delivery, seconds in chunk],
             )
             for (delivery, _), outcome in zip(chunk, outcomes, strict=True):
                 kept = self.held.get(delivery)
@@ -633,7 +644,7 @@ class ConsumerCore:
         limit = self.limits.max_settle_batch
         for start in range(0, len(returned), limit):
             chunk = returned[start : start + limit]
-            outcomes = yield from batch_call(self.retry, _OP_RELEASE, [d.token for d in chunk])
+            outcomes = yield from self._settle_call(_OP_RELEASE, chunk, [d.token for d in chunk])
             self._report_failures(_OP_RELEASE, outcomes)
 
 

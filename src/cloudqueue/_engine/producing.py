@@ -6,6 +6,7 @@ from collections import deque
 from collections.abc import Iterable, Sequence
 
 from .._message import Message
+from .._telemetry import active
 from ..driver import TopicDriver
 from ..errors import Closed, QueueError
 from .effects import WAKE, Op, Step, Wait
@@ -55,12 +56,19 @@ class ProducerCore:
         self._pending: deque[_Entry] = deque()
         self._sending = 0
         self._keyed_in_flight = False
+        telemetry = active()
+        self.telemetry = None if telemetry is None else telemetry.producer(driver, where)
 
     def validate(self, messages: Iterable[Message]) -> tuple[Sequence[Message], list[int]]:
         """``messages`` as a sequence, and their sizes, after checking them; pure,
         needs no lock. Any iterable of ``Message`` is taken (a generator too)."""
         batch = as_batch(messages)
-        return batch, check_batch(batch, self.driver.capabilities, self.driver.measure, self.where)
+        capabilities = self.driver.capabilities
+        sizes = check_batch(batch, capabilities, self.driver.measure, self.where)
+        if self.telemetry is not None:
+            # Here, in the sender's thread or task: its current span is the parent.
+            return self.telemetry.prepare(batch, sizes, capabilities.limits, self.driver.measure)
+        return batch, sizes
 
     def send(self, messages: Sequence[Message], sizes: list[int]) -> Step[list[str | QueueError]]:
         if self.closed:
@@ -77,6 +85,9 @@ class ProducerCore:
             self._sending += 1
             self._keyed_in_flight = keyed
             try:
+                if self.telemetry is not None:
+                    call = batch_call(self.retry, _SEND, messages)
+                    return (yield from self.telemetry.send(messages, call))
                 return (yield from batch_call(self.retry, _SEND, messages))
             finally:
                 self._sending -= 1
@@ -129,9 +140,12 @@ class ProducerCore:
         self._sending += 1
         self._keyed_in_flight = keyed
         try:
-            outcomes = yield from batch_call(
-                self.retry, _SEND, [entry.message for entry in batch]
-            )
+            messages = [entry.message for entry in batch]
+            if self.telemetry is None:
+                outcomes = yield from batch_call(self.retry, _SEND, messages)
+            else:
+                call = batch_call(self.retry, _SEND, messages)
+                outcomes = yield from self.telemetry.send(messages, call)
         except BaseException:
             # Interrupted (cancelled) while carrying others' messages: put them back
             # for the next sender. They may have reached the server: at least once.

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from .._message import Message
 from .._url import Url
@@ -32,6 +32,9 @@ from . import _broker
 from ._broker import Broker, Topic
 
 __all__ = ["MemoryProvider", "cloudqueue_providers"]
+
+#: ``messaging.system`` on telemetry: not a registered OpenTelemetry value, so namespaced.
+TELEMETRY_ATTRIBUTES: Mapping[str, str | int] = {"messaging.system": "cloudqueue.memory"}
 
 LIMITS = Limits(
     max_message_bytes=4 * 1024 * 1024,
@@ -90,6 +93,9 @@ class MemoryTopic(TopicDriver):
     def native_objects(self) -> Iterable[object]:
         return (self._topic,)
 
+    def telemetry_attributes(self) -> Mapping[str, str | int]:
+        return TELEMETRY_ATTRIBUTES
+
     async def aclose(self) -> None:
         self.close()
 
@@ -104,6 +110,9 @@ class MemorySubscription(SubscriptionDriver):
     @property
     def capabilities(self) -> Capabilities:
         return capabilities_for(self._sub.topic)
+
+    def telemetry_attributes(self) -> Mapping[str, str | int]:
+        return TELEMETRY_ATTRIBUTES
 
     def _take(self, max_messages: int) -> tuple[list[Delivery], float | None]:
         """Deliveries if any are ready, else when something may become ready."""

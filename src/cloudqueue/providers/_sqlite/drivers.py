@@ -11,7 +11,7 @@ import dataclasses
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
 from ..._message import Message
@@ -113,6 +113,10 @@ class _Settings:
         return self._value
 
 
+#: ``messaging.system`` on telemetry: not a registered OpenTelemetry value, so namespaced.
+TELEMETRY_ATTRIBUTES: Mapping[str, str | int] = {"messaging.system": "cloudqueue.sqlite"}
+
+
 class SqliteTopic(TopicDriver):
     def __init__(
         self, database: Database, topic: str, release: Callable[[Database], None]
@@ -140,6 +144,10 @@ class SqliteTopic(TopicDriver):
     def native_objects(self) -> Iterable[object]:
         return (self._use.database,)
 
+    def telemetry_attributes(self) -> Mapping[str, str | int]:
+        # The queue is a URL parameter here, not the last part of the path.
+        return {**TELEMETRY_ATTRIBUTES, "messaging.destination.name": self._topic}
+
 
 class SqliteSubscription(SubscriptionDriver):
     def __init__(
@@ -152,6 +160,7 @@ class SqliteSubscription(SubscriptionDriver):
     ) -> None:
         self._use = _Use(database, release)
         self._sub_id = sub_id
+        self._topic = topic
         self._describe = repr(topic) + (f" subscription {subscription!r}" if subscription else "")
         self._settings = _Settings(self._use, topic)
         # 63 random bits per receive: tokens of different leases never match.
@@ -162,6 +171,10 @@ class SqliteSubscription(SubscriptionDriver):
     @property
     def capabilities(self) -> Capabilities:
         return self._settings.capabilities()
+
+    def telemetry_attributes(self) -> Mapping[str, str | int]:
+        # The queue is a URL parameter here, not the last part of the path.
+        return {**TELEMETRY_ATTRIBUTES, "messaging.destination.name": self._topic}
 
     def receive_batch(self, max_messages: int, wait: float) -> list[Delivery]:
         """Lease what is visible; else wait, polling other processes' writes with a
