@@ -47,6 +47,8 @@ from .errors import QueueError, Unsupported
 from .filters import Filter
 
 __all__ = [
+    "PUBSUB_CARRIER",
+    "SERVICEBUS_CARRIER",
     "W3C_CARRIER",
     "BatchErrors",
     "Capabilities",
@@ -96,10 +98,29 @@ class TraceCarrier:
         )
 
 
-#: The W3C Trace Context names, as attributes of the same names: the default.
+#: The W3C Trace Context names, as attributes of the same names: the default
+#: (and what SQS uses, as the AWS SDKs' OpenTelemetry instrumentation does).
 W3C_CARRIER = TraceCarrier(
     inject=(("traceparent", "traceparent"), ("tracestate", "tracestate")),
     extract=(("traceparent", "traceparent"), ("tracestate", "tracestate")),
+)
+#: Pub/Sub: the names google-cloud-pubsub's own OpenTelemetry tracing writes and reads.
+PUBSUB_CARRIER = TraceCarrier(
+    inject=(("traceparent", "googclient_traceparent"), ("tracestate", "googclient_tracestate")),
+    extract=(("traceparent", "googclient_traceparent"), ("tracestate", "googclient_tracestate")),
+)
+#: Service Bus: azure-servicebus writes ``Diagnostic-Id`` and ``traceparent`` and reads
+#: ``traceparent`` first. Public here so that code with no provider installed (the
+#: serverless adapters) strips the same names as the drivers.
+SERVICEBUS_CARRIER = TraceCarrier(
+    inject=(
+        ("traceparent", "Diagnostic-Id"), ("traceparent", "traceparent"),
+        ("tracestate", "tracestate"),
+    ),
+    extract=(
+        ("traceparent", "traceparent"), ("traceparent", "Diagnostic-Id"),
+        ("tracestate", "tracestate"),
+    ),
 )
 
 
