@@ -198,7 +198,7 @@ def test_worker_counters_and_process_duration_are_instruments(otel: Captured, qu
 
 def test_log_records_in_a_handler_carry_the_process_span_ids(otel: Captured, queue_url: str) -> None:
     name = queue_name(queue_url)
-    logs = InMemoryLogRecordExporter()
+    logs = InMemoryLogRecordExporter()  # type: ignore[no-untyped-call]
     logger_provider = LoggerProvider()
     logger_provider.add_log_record_processor(SimpleLogRecordProcessor(logs))
     handler = LoggingHandler(logger_provider=logger_provider)

@@ -1,4 +1,4 @@
-"""Trace context in the triggers' events: the carriers' attribute names, X-Ray's
+"""Trace context in the triggers' events: the carriers per trigger, X-Ray's
 ``AWSTraceHeader`` as W3C, and what each adapter says about its source on the spans.
 
 Pure: no ``opentelemetry`` import (the process spans come from
@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from ..driver import W3C_CARRIER, Delivery, TraceCarrier
+from ..driver import PUBSUB_CARRIER, SERVICEBUS_CARRIER, W3C_CARRIER, Delivery
 
 __all__ = [
     "PUBSUB_CARRIER", "SERVICEBUS_CARRIER", "SQS_CARRIER", "TraceSource",
@@ -24,17 +24,6 @@ Headers = Mapping[str, str]
 
 #: SQS: W3C names as String message attributes (as the contrib boto3sqs instrumentation).
 SQS_CARRIER = W3C_CARRIER
-#: Pub/Sub: the names google-cloud-pubsub's own OpenTelemetry tracing uses.
-PUBSUB_CARRIER = TraceCarrier(
-    inject=(("traceparent", "googclient_traceparent"), ("tracestate", "googclient_tracestate")),
-    extract=(("traceparent", "googclient_traceparent"), ("tracestate", "googclient_tracestate")),
-)
-#: Service Bus: azure-servicebus writes ``Diagnostic-Id`` and ``traceparent`` and
-#: reads ``traceparent`` first.
-SERVICEBUS_CARRIER = TraceCarrier(
-    inject=(("traceparent", "Diagnostic-Id"), ("traceparent", "traceparent"), ("tracestate", "tracestate")),
-    extract=(("traceparent", "traceparent"), ("traceparent", "Diagnostic-Id"), ("tracestate", "tracestate")),
-)
 
 
 _XRAY_ROOT = re.compile(r"1-([0-9a-f]{8})-([0-9a-f]{24})")
