@@ -24,6 +24,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 
 from .._message import Message
 from ..errors import QueueError
+from ._attributes import destination_attributes
 from ._carrier import carrier_names, inject
 
 if TYPE_CHECKING:
@@ -91,23 +92,6 @@ class Telemetry:
 
     def consumer(self, driver: SubscriptionDriver, where: str) -> ConsumerTelemetry:
         return ConsumerTelemetry(self, driver, where)
-
-
-def destination_attributes(
-    driver: TopicDriver | SubscriptionDriver, where: str
-) -> dict[str, AttributeValue]:
-    """``messaging.system``, destination names and the driver's own attributes."""
-    from .._url import parse_url
-
-    url = parse_url(where)  # ``where`` is the URL as shown: secrets are already ***
-    attributes: dict[str, AttributeValue] = {"messaging.system": url.scheme}
-    segments = url.segments
-    if segments:
-        attributes["messaging.destination.name"] = segments[-1]
-    if url.subscription is not None:
-        attributes["messaging.destination.subscription.name"] = url.subscription
-    attributes.update(driver.telemetry_attributes())
-    return attributes
 
 
 class _Traced(Message):

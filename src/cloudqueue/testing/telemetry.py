@@ -1,0 +1,87 @@
+"""Capturing cloudqueue's OpenTelemetry spans and metrics in tests (needs ``opentelemetry-sdk``).
+
+A process can set the global tracer and meter providers only once, so every test
+shares one SDK provider of each, installed by the first :func:`capture` (or reused if
+the application's tests installed one), with one in-memory exporter and reader::
+
+    from cloudqueue.testing.telemetry import capture
+
+    def test_send_makes_a_span():
+        captured = capture()
+        captured.clear()
+        ...
+        assert captured.spans_named("send orders")
+
+Metrics are cumulative for the whole process: give each test its own destination
+name and select points with :meth:`Captured.points` by its attributes.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from opentelemetry import metrics, trace
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+__all__ = ["Captured", "capture"]
+
+
+@dataclass(frozen=True)
+class Captured:
+    """What the process's spans and metrics went to."""
+
+    exporter: InMemorySpanExporter
+    reader: InMemoryMetricReader
+
+    def clear(self) -> None:
+        """Forget the spans finished so far (metrics cannot be forgotten)."""
+        self.exporter.clear()
+
+    def spans(self) -> Sequence[ReadableSpan]:
+        return self.exporter.get_finished_spans()
+
+    def spans_named(self, name: str) -> list[ReadableSpan]:
+        return [span for span in self.exporter.get_finished_spans() if span.name == name]
+
+    def points(self, metric: str, **attributes: object) -> list[Any]:
+        """Data points of ``metric`` whose attributes include ``attributes``
+        (dots in attribute names spelled as ``__``: ``messaging__system=...``)."""
+        wanted = {name.replace("__", "."): value for name, value in attributes.items()}
+        data = self.reader.get_metrics_data()
+        found: list[Any] = []
+        for resource in data.resource_metrics if data is not None else ():
+            for scope in resource.scope_metrics:
+                for one in scope.metrics:
+                    if one.name == metric:
+                        found += [
+                            point for point in one.data.data_points
+                            if all((point.attributes or {}).get(k) == v for k, v in wanted.items())
+                        ]
+        return found
+
+
+@functools.cache
+def capture() -> Captured:
+    """The process-wide SDK providers (installed now unless present) with an
+    in-memory span exporter and metric reader attached: the same every call."""
+    tracer_provider = trace.get_tracer_provider()
+    if not isinstance(tracer_provider, TracerProvider):
+        trace.set_tracer_provider(TracerProvider())
+        tracer_provider = trace.get_tracer_provider()
+    assert isinstance(tracer_provider, TracerProvider), "another TracerProvider is installed"
+    exporter = InMemorySpanExporter()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
+    meter_provider = metrics.get_meter_provider()
+    reader = InMemoryMetricReader()
+    if isinstance(meter_provider, MeterProvider):
+        meter_provider.add_metric_reader(reader)
+    else:
+        metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
+    return Captured(exporter, reader)
