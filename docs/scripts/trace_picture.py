@@ -5,7 +5,8 @@
 The scenario runs on the memory backend with the OpenTelemetry SDK and an in-memory
 exporter: the shop sends an order (inside its own ``place order`` span), the worker's
 handler fails on it twice (one retry, then the dead letter). Every span the run made is
-drawn: one row each, placed on a common time axis, indented under its parent; spans of
+drawn: one row each in the order they started, on a common time axis, indented by
+their depth in the tree; spans of
 other traces (receive and settle link to the message) are drawn hollow with their link
 named; span events (exception, retry, dead letter) are marked on their bar. The SVG is
 written by hand: no plotting dependency. docs/observability.md shows its output.
@@ -49,10 +50,12 @@ def run_scenario() -> list[ReadableSpan]:
         with cloudqueue.open_producer(url) as producer:
             producer.send(cloudqueue.Message('{"order": 1017, "sku": "retired-sku"}'))
 
-    app = App(policy=FailurePolicy(max_attempts=2, initial_delay=0.2, max_delay=0.2, jitter=0.0))
+    app = App(policy=FailurePolicy(max_attempts=2, initial_delay=0.1, max_delay=0.1, jitter=0.0))
 
     @app.handler(url, concurrency=1)
     def ship(message: cloudqueue.ReceivedMessage) -> None:
+        with trace.get_tracer("shop").start_as_current_span("check stock"):  # a child of process
+            time.sleep(0.03)  # long enough to be seen next to the retry delay
         raise LookupError("sku retired-sku is not stocked")
 
     async def serve_until_dead_lettered() -> None:
@@ -80,33 +83,29 @@ def _depths(spans: list[ReadableSpan]) -> dict[int, int]:
     return depths
 
 
-def _order(spans: list[ReadableSpan]) -> list[ReadableSpan]:
-    """Parents before children, siblings by start time."""
-    by_parent: dict[int | None, list[ReadableSpan]] = {}
-    ids = {span.context.span_id for span in spans}
-    for span in spans:
-        parent = span.parent.span_id if span.parent is not None and span.parent.span_id in ids else None
-        by_parent.setdefault(parent, []).append(span)
-    ordered: list[ReadableSpan] = []
+def _label(span: ReadableSpan) -> str:
+    """The span's name; a settlement also says which (ack, nack, dead_letter)."""
+    operation = (span.attributes or {}).get("messaging.operation.name")
+    return f"{span.name} ({operation})" if span.name.startswith("settle") else span.name
 
-    def visit(parent: int | None) -> None:
-        for child in sorted(by_parent.get(parent, []), key=lambda one: one.start_time or 0):
-            ordered.append(child)
-            visit(child.context.span_id)
 
-    visit(None)
-    return ordered
+def _tick_ms(total_ms: float) -> float:
+    """A round step giving four to ten ticks over ``total_ms``."""
+    for step in (1, 2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000, 2000, 5000):
+        if total_ms / step <= 10:
+            return float(step)
+    return total_ms / 10
 
 
 def render_svg(spans: list[ReadableSpan]) -> str:
-    spans = _order(spans)
+    spans = sorted(spans, key=lambda span: span.start_time or 0)  # rows in the order things happened
     depths = _depths(spans)
     names = {span.context.span_id: span.name for span in spans}
     main_trace = next(span.context.trace_id for span in spans if span.name == "place order")
     start = min(span.start_time or 0 for span in spans)
     end = max(span.end_time or 0 for span in spans)
     scale = CHART_WIDTH / max(end - start, 1)
-    height = TOP + ROW * len(spans) + 70
+    height = TOP + ROW * len(spans) + 100
     width = LABEL_WIDTH + CHART_WIDTH + 40
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
@@ -125,7 +124,7 @@ def render_svg(spans: list[ReadableSpan]) -> str:
         x0 = LABEL_WIDTH + ((span.start_time or start) - start) * scale
         bar = max(((span.end_time or end) - (span.start_time or start)) * scale, 2)
         indent = 12 + INDENT * depths[span.context.span_id]
-        out.append(f'<text x="{indent}" y="{y + 15}">{html.escape(span.name)} '
+        out.append(f'<text x="{indent}" y="{y + 15}">{html.escape(_label(span))} '
                    f'<tspan fill="#888">{kind.lower()}</tspan></text>')
         if not in_trace:
             linked = ", ".join(names.get(link.context.span_id, "?") for link in span.links)
@@ -134,11 +133,25 @@ def render_svg(spans: list[ReadableSpan]) -> str:
         fill = colour if in_trace else "white"
         out.append(f'<rect x="{x0:.1f}" y="{y + 4}" width="{bar:.1f}" height="16" rx="3" '
                    f'fill="{fill}" stroke="{colour}" stroke-width="1.5"/>')
+        previous = -100.0
         for event in span.events:
-            ex = LABEL_WIDTH + (event.timestamp - start) * scale
+            # Events a few microseconds apart would hide each other: set them side by side.
+            ex = max(LABEL_WIDTH + (event.timestamp - start) * scale, previous + 11)
+            previous = ex
             mark = EVENT_COLOURS.get(event.name, "#000")
             out.append(f'<path d="M{ex:.1f},{y + 1} l5,11 l-5,11 l-5,-11 z" fill="{mark}" stroke="white"/>')
-    legend_y = TOP + ROW * len(spans) + 22
+    axis_y = TOP + ROW * len(spans) + 4
+    out.append(f'<line x1="{LABEL_WIDTH}" y1="{axis_y}" x2="{LABEL_WIDTH + CHART_WIDTH}" '
+               f'y2="{axis_y}" stroke="#999"/>')
+    step = _tick_ms((end - start) / 1e6)
+    tick = 0.0
+    while tick * 1e6 <= end - start:
+        tx = LABEL_WIDTH + tick * 1e6 * scale
+        out.append(f'<line x1="{tx:.1f}" y1="{axis_y}" x2="{tx:.1f}" y2="{axis_y + 4}" stroke="#999"/>')
+        out.append(f'<text x="{tx:.1f}" y="{axis_y + 15}" fill="#777" font-size="10" '
+                   f'text-anchor="middle">{tick:.0f} ms</text>')
+        tick += step
+    legend_y = axis_y + 40
     x = 12
     for label, colour in (("exception", EVENT_COLOURS["exception"]),
                           ("cloudqueue.retry", EVENT_COLOURS["cloudqueue.retry"]),
@@ -147,8 +160,8 @@ def render_svg(spans: list[ReadableSpan]) -> str:
         out.append(f'<text x="{x + 14}" y="{legend_y + 3}">{label} event</text>')
         x += 30 + 7 * len(label) + 40
     out.append(f'<text x="12" y="{legend_y + 28}" fill="#555">Filled bars: spans of the order\'s trace '
-               "(children indented). Hollow bars: spans in traces of their own that link to the "
-               "message.</text>")
+               "(children indented under their parent). Hollow bars: spans in traces of their own "
+               "that link to the message.</text>")
     out.append("</svg>")
     return "\n".join(out) + "\n"
 
