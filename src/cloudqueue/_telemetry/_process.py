@@ -14,6 +14,7 @@ request's ``traceparent`` for Pub/Sub push): the messages are then linked.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Literal
@@ -21,47 +22,32 @@ from typing import TYPE_CHECKING, Literal
 from opentelemetry import context as otel_context
 from opentelemetry import metrics, trace
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
-from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+from ._otel import DURATION_BUCKETS, Telemetry, error_type, span_context_of
 
 if TYPE_CHECKING:
     from opentelemetry.util.types import AttributeValue
 
     from ..driver import Delivery
 
-__all__ = ["DURATION_BUCKETS", "ProcessScope", "ProcessTracer", "TraceParent", "error_type"]
+__all__ = ["DEAD_LETTER_EVENT", "RETRY_EVENT", "ProcessScope", "ProcessTracer", "TraceParent"]
 
 TraceParent = Literal["message", "link"]
-
-#: Advised buckets of the messaging duration histograms (seconds).
-DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10)
 
 #: Span events for what the runtime did with a failed message.
 RETRY_EVENT = "cloudqueue.retry"
 DEAD_LETTER_EVENT = "cloudqueue.dead_letter"
 
-# Always W3C: the carriers store W3C header values whatever the user's global propagator.
-_W3C = TraceContextTextMapPropagator()
 
-
-def error_type(error: BaseException) -> str:
-    """The exception's fully qualified class name (``error.type``), builtins unqualified."""
-    kind = type(error)
-    return kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
-
-
-def span_context_of(headers: Mapping[str, str] | None) -> trace.SpanContext | None:
-    """The remote span context in W3C ``headers`` (traceparent/tracestate), if valid."""
-    if not headers or "traceparent" not in headers:
-        return None
-    carried = _W3C.extract(headers, context=otel_context.Context())
-    extracted = trace.get_current_span(carried).get_span_context()
-    return extracted if extracted.is_valid else None
-
-
-class _WorkerInstruments:
-    """The worker's counters as OpenTelemetry instruments (meter ``cloudqueue``)."""
+class _Instruments:
+    """The runtime's instruments, made once per :class:`Telemetry` (meter ``cloudqueue``)."""
 
     def __init__(self, meter: metrics.Meter) -> None:
+        self.duration = meter.create_histogram(
+            "messaging.process.duration", "s", "Duration of processing operation",
+            explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
+        )
+        #: The worker's counters (see cloudqueue.worker.Counters).
         self.outcomes = {
             name: meter.create_counter(f"cloudqueue.worker.{name}", "{message}", description)
             for name, description in (
@@ -77,17 +63,30 @@ class _WorkerInstruments:
         )
 
 
+_made: dict[int, _Instruments] = {}
+_making = threading.Lock()
+
+
+def _instruments(telemetry: Telemetry) -> _Instruments:
+    with _making:
+        made = _made.get(id(telemetry))
+        if made is None:
+            made = _made[id(telemetry)] = _Instruments(telemetry.meter)
+        return made
+
+
 class ProcessTracer:
     """Starts process spans for one source and records the process metrics.
 
     ``attributes`` are the source's own (``messaging.system``, ``server.address``,
     ``messaging.destination.name``...); ``count_consumed`` is for push-based adapters,
     where no receive call counts ``messaging.client.consumed.messages``;
-    ``worker`` adds the ``cloudqueue.worker.*`` instruments.
+    ``worker`` records the ``cloudqueue.worker.*`` instruments.
     """
 
     def __init__(
         self,
+        telemetry: Telemetry,
         destination: str | None,
         attributes: Mapping[str, AttributeValue],
         *,
@@ -105,20 +104,11 @@ class ProcessTracer:
         if destination is not None:
             self.attributes.setdefault("messaging.destination.name", destination)
         self.trace_parent = trace_parent
-        self.tracer = trace.get_tracer("cloudqueue")
-        meter = metrics.get_meter("cloudqueue")
-        self.duration = meter.create_histogram(
-            "messaging.process.duration", "s", "Duration of processing operation",
-            explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
-        )
-        self.consumed = (
-            meter.create_counter(
-                "messaging.client.consumed.messages", "{message}",
-                "Number of messages that were delivered to the application",
-            )
-            if count_consumed else None
-        )
-        self.worker = _WorkerInstruments(meter) if worker else None
+        self.tracer = telemetry.tracer
+        instruments = _instruments(telemetry)
+        self.duration = instruments.duration
+        self.consumed = telemetry.consumed if count_consumed else None
+        self.worker = instruments if worker else None
         #: Attributes of the metrics: the span's, without per-message ones.
         self.metric_attributes = {
             key: value for key, value in self.attributes.items() if key != "messaging.message.id"

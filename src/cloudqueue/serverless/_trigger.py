@@ -74,10 +74,9 @@ class TriggerRunner:
         self.nack_delay_refusal = nack_delay_refusal
         self.concurrency = concurrency
         self.trace = trace
-        #: Process tracers per destination; None when telemetry is off.
-        self._tracers: dict[tuple[tuple[str, str], ...], ProcessTracer] | None = (
-            {} if active() is not None else None
-        )
+        #: When on, process tracers per destination.
+        self._telemetry = active()
+        self._tracers: dict[tuple[tuple[str, str], ...], ProcessTracer] = {}
 
     def _forward(self, delivery: Delivery, kind: Settlement, argument: Any) -> None:
         refusal = self.refusals.get(kind)
@@ -103,7 +102,7 @@ class TriggerRunner:
     # -- process spans -------------------------------------------------------------
 
     def _begin(self, delivery: Delivery, parent: Headers | None) -> ProcessScope | None:
-        if self._tracers is None:
+        if self._telemetry is None:
             return None
         described = self.trace.describe(delivery)
         key = tuple(sorted(described.items()))
@@ -113,7 +112,8 @@ class TriggerRunner:
 
             attributes = {"messaging.system": self.trace.system, **described}
             tracer = self._tracers[key] = ProcessTracer(
-                described.get("messaging.destination.name"), attributes, count_consumed=True
+                self._telemetry, described.get("messaging.destination.name"), attributes,
+                count_consumed=True,
             )
         return tracer.begin((delivery,), parent=parent, links=self.trace.links_for(delivery))
 

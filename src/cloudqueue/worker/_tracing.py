@@ -36,11 +36,13 @@ def source_attributes(url: Url) -> dict[str, str]:
 def process_tracer(route: Route, consumer: Any) -> ProcessTracer | None:
     """A tracer for ``route``'s process spans and the worker's instruments, or None
     when telemetry is off (then ``opentelemetry`` is not imported)."""
-    if active() is None:
+    telemetry = active()
+    if telemetry is None:
         return None
     from .._telemetry._process import ProcessTracer  # imports opentelemetry: only when on
 
     attributes = source_attributes(consumer.url)
     return ProcessTracer(
-        attributes["messaging.destination.name"], attributes, trace_parent=route.trace_parent, worker=True
+        telemetry, attributes["messaging.destination.name"], attributes,
+        trace_parent=route.trace_parent, worker=True,
     )
