@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import subprocess
+import sys
+import textwrap
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -228,3 +232,51 @@ def test_push_without_a_request_traceparent_continues_the_message(otel: Captured
     process = only(otel.finished("process"))
     assert span_ids(process.parent) == (SENDER_TRACE, SENDER_SPAN) and not process.links
     assert PUSH_SEEN[0][0] == {}
+
+
+# -- off: no opentelemetry import, carrier attributes still stripped ---------------------------
+
+_OFF_SCRIPT = textwrap.dedent(
+    """
+    import base64, io, json, sys
+    from cloudqueue.serverless import aws_lambda, pubsub_push_wsgi
+
+    seen = []
+    record = {
+        "messageId": "m1", "receiptHandle": "r", "body": "order", "eventSource": "aws:sqs",
+        "eventSourceARN": "arn:aws:sqs:us-east-2:123456789012:orders",
+        "attributes": {"ApproximateReceiveCount": "1", "AWSTraceHeader": sys.argv[2]},
+        "messageAttributes": {name: {"stringValue": value, "dataType": "String"}
+                              for name, value in (("traceparent", sys.argv[1]), ("kind", "order"))},
+    }
+    lambda_answer = aws_lambda(lambda message: seen.append(message.attributes))({"Records": [record]}, None)
+    body = json.dumps({"message": {"messageId": "p1", "data": base64.b64encode(b"x").decode(),
+                                   "attributes": {"googclient_traceparent": sys.argv[1], "kind": "push"}},
+                       "subscription": "projects/p/subscriptions/s"}).encode()
+    statuses = []
+    pubsub_push_wsgi(lambda message: seen.append(message.attributes))(
+        {"REQUEST_METHOD": "POST", "CONTENT_LENGTH": str(len(body)), "CONTENT_TYPE": "application/json",
+         "HTTP_TRACEPARENT": sys.argv[1], "wsgi.input": io.BytesIO(body)},
+        lambda status, headers: statuses.append(status),
+    )
+    print(json.dumps({
+        "lambda": lambda_answer, "statuses": statuses, "seen": seen,
+        "imported": sorted(name for name in sys.modules if name.startswith("opentelemetry")),
+    }))
+    """
+)
+
+
+def test_adapters_with_telemetry_off_strip_carriers_and_never_import_opentelemetry() -> None:
+    env = {**os.environ, "CLOUDQUEUE_TELEMETRY": "off"}
+    done = subprocess.run(
+        [sys.executable, "-c", _OFF_SCRIPT, TRACEPARENT, XRAY], env=env, capture_output=True, text=True,
+        timeout=120, check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.splitlines()[-1]) == {
+        "lambda": {"batchItemFailures": []},
+        "statuses": ["204 No Content"],
+        "seen": [{"kind": "order"}, {"kind": "push"}],
+        "imported": [],
+    }
