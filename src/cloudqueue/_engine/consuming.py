@@ -194,7 +194,7 @@ class ConsumerCore:
                     self.retry, _OP_RECEIVE, count,
                     max(0.0, min(remaining, self.limits.max_receive_wait)),
                 )
-                if self.telemetry is None:
+                if self.telemetry is None or not self.telemetry.live():
                     got: list[Delivery] = yield from call
                 else:
                     got = yield from self.telemetry.receive(call, self._take_trace_context)
@@ -486,7 +486,7 @@ class ConsumerCore:
     def _settle_call(self, op: Op, deliveries: list[Delivery], arguments: list[Any]) -> Step[list[Any]]:
         """One driver settlement call with its retries, in a span when telemetry is on."""
         call = batch_call(self.retry, op, arguments)
-        if self.telemetry is None:
+        if self.telemetry is None or not self.telemetry.live():
             return (yield from call)
         return (yield from self.telemetry.settle(_SETTLE_NAMES[op], deliveries, call))
 

@@ -65,7 +65,7 @@ class ProducerCore:
         batch = as_batch(messages)
         capabilities = self.driver.capabilities
         sizes = check_batch(batch, capabilities, self.driver.measure, self.where)
-        if self.telemetry is not None:
+        if self.telemetry is not None and self.telemetry.live():
             # Here, in the sender's thread or task: its current span is the parent.
             return self.telemetry.prepare(batch, sizes, capabilities.limits, self.driver.measure)
         return batch, sizes
@@ -85,7 +85,7 @@ class ProducerCore:
             self._sending += 1
             self._keyed_in_flight = keyed
             try:
-                if self.telemetry is not None:
+                if self.telemetry is not None and self.telemetry.live():
                     call = batch_call(self.retry, _SEND, messages)
                     return (yield from self.telemetry.send(messages, call))
                 return (yield from batch_call(self.retry, _SEND, messages))
@@ -141,7 +141,7 @@ class ProducerCore:
         self._keyed_in_flight = keyed
         try:
             messages = [entry.message for entry in batch]
-            if self.telemetry is None:
+            if self.telemetry is None or not self.telemetry.live():
                 outcomes = yield from batch_call(self.retry, _SEND, messages)
             else:
                 call = batch_call(self.retry, _SEND, messages)

@@ -121,6 +121,9 @@ class ProducerTelemetry:
         self.create_attributes = _operation(attributes, "create", "create")
         self.where = where
         self.warned = False
+        #: Whether spans and metrics are recorded at all: the engine asks before each call.
+        self.live = LIVE
+        LIVE.look(time.monotonic())
 
     def prepare(
         self,
@@ -247,6 +250,8 @@ class ConsumerTelemetry:
             name: _operation(attributes, name, "settle")
             for name in ("ack", "nack", "release", "extend", "dead_letter")
         }
+        self.live = LIVE
+        LIVE.look(time.monotonic())
 
     def receive(
         self, call: Step[list[Delivery]], take_context: Callable[[list[Delivery]], None]
@@ -374,10 +379,45 @@ def _no_room(user: Mapping[str, str], carried: Mapping[str, str], limits: Limits
 
 def _sdk_installed() -> bool:
     """Whether a real TracerProvider is set (the API alone makes only no-op spans)."""
-    return not isinstance(trace.get_tracer_provider(), _NO_OP_PROVIDERS)
+    return not _from_the_api(trace.get_tracer_provider())
 
 
-_NO_OP_PROVIDERS = (trace.ProxyTracerProvider, trace.NoOpTracerProvider)
+def _from_the_api(provider: object) -> bool:
+    """Whether ``provider`` is one of the API's own (proxy or no-op) providers, which
+    record nothing: every recording provider comes from elsewhere (an SDK)."""
+    return type(provider).__module__.startswith(("opentelemetry.trace", "opentelemetry.metrics"))
+
+
+class _Liveness:
+    """Whether an SDK is installed (a tracer or meter provider that records): with
+    the API alone every span and instrument is a no-op, and the engine skips the
+    calls altogether, so that installing the API costs (almost) nothing.
+
+    A provider once set stays set, so a yes is kept; a no is looked at again at
+    most once a second (looking costs an environment lookup per provider), and at
+    once when a producer or consumer opens."""
+
+    __slots__ = ("live", "next_look")
+
+    def __init__(self) -> None:
+        self.live = False
+        self.next_look = 0.0
+
+    def __call__(self) -> bool:
+        if self.live:
+            return True
+        now = time.monotonic()
+        if now < self.next_look:
+            return False
+        return self.look(now)
+
+    def look(self, now: float) -> bool:
+        self.next_look = now + 1.0
+        self.live = _sdk_installed() or not _from_the_api(metrics.get_meter_provider())
+        return self.live
+
+
+LIVE = _Liveness()
 
 
 def _operation(
