@@ -118,6 +118,25 @@ def test_a_batch_gets_a_create_span_per_message_linked_from_the_send_span(
     assert carried == {create.context.span_id for create in creates}
 
 
+def test_the_senders_tracestate_travels_with_the_message(url: str, otel_capture: Captured) -> None:
+    remote = trace.SpanContext(
+        trace_id=0x0AF7651916CD43DD8448EB211C80319C, span_id=0xB7AD6B7169203331, is_remote=True,
+        trace_flags=trace.TraceFlags(trace.TraceFlags.SAMPLED),
+        trace_state=trace.TraceState([("vendor", "opaque-value")]),
+    )
+    with cloudqueue.open_producer(url) as producer, cloudqueue.open_consumer(url) as consumer:
+        with trace.use_span(trace.NonRecordingSpan(remote)):
+            producer.send(b"x")
+        [received] = receive_all(consumer, 1)
+        received.ack()
+    send = only(otel_capture.spans_named(f"send {destination(url)}"))
+    assert send.context.trace_id == remote.trace_id
+    assert received.trace_context == {
+        "traceparent": f"00-{remote.trace_id:032x}-{send.context.span_id:016x}-01",
+        "tracestate": "vendor=opaque-value",
+    }
+
+
 # -- receive and settle ----------------------------------------------------------------
 
 

@@ -369,6 +369,11 @@ def _no_room(user: Mapping[str, str], carried: Mapping[str, str], limits: Limits
             f"trace context (at most {limits.max_attributes} attributes)"
         )
     for name, value in carried.items():
+        if len(name.encode()) > limits.max_attribute_name_bytes:
+            return (
+                f"the attribute name {name!r} is longer than {limits.max_attribute_name_bytes} "
+                "bytes, the limit for names"
+            )
         if len(value.encode()) > limits.max_attribute_value_bytes:
             return (
                 f"the {name} value is {len(value.encode())} bytes; attribute values are "
