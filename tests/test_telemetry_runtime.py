@@ -9,90 +9,32 @@ import asyncio
 import itertools
 import logging
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
-from opentelemetry import metrics, trace
 from opentelemetry.instrumentation.logging.handler import LoggingHandler
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace import ReadableSpan
 
 import cloudqueue
 from cloudqueue.errors import InvalidArgument
+from cloudqueue.testing.telemetry import Captured
 from cloudqueue.worker import App, DoNotRetry, FailurePolicy
 
 _names = itertools.count()
 
 
-@dataclass
-class Captured:
-    spans: InMemorySpanExporter
-    metrics: InMemoryMetricReader
-
-    def finished(self, name_prefix: str = "") -> list[ReadableSpan]:
-        return [span for span in self.spans.get_finished_spans() if span.name.startswith(name_prefix)]
-
-    def points(self, metric: str, **attributes: object) -> list[Any]:
-        """Data points of ``metric`` whose attributes include ``attributes``."""
-        data = self.metrics.get_metrics_data()
-        found = []
-        for resource in data.resource_metrics if data else ():
-            for scope in resource.scope_metrics:
-                for one in scope.metrics:
-                    if one.name != metric:
-                        continue
-                    found += [
-                        point for point in one.data.data_points
-                        if all((point.attributes or {}).get(k) == v for k, v in attributes.items())
-                    ]
-        return found
-
-
-def _installed_tracer_provider() -> TracerProvider:
-    """The global SDK tracer provider, installed here if no other test installed one
-    (it can be set once per process): each test module adds its own exporter to it."""
-    current = trace.get_tracer_provider()
-    if not isinstance(current, TracerProvider):
-        trace.set_tracer_provider(TracerProvider())
-        current = trace.get_tracer_provider()
-    assert isinstance(current, TracerProvider)
-    return current
-
-
-def _installed_meter_provider() -> MeterProvider:
-    current = metrics.get_meter_provider()
-    if not isinstance(current, MeterProvider):
-        metrics.set_meter_provider(MeterProvider())
-        current = metrics.get_meter_provider()
-    assert isinstance(current, MeterProvider)
-    return current
-
-
-@pytest.fixture(scope="module")
-def _exporters() -> Iterator[Captured]:
-    spans = InMemorySpanExporter()
-    processor = SimpleSpanProcessor(spans)
-    _installed_tracer_provider().add_span_processor(processor)
-    reader = InMemoryMetricReader()
-    meter_provider = _installed_meter_provider()
-    meter_provider.add_metric_reader(reader)
-    yield Captured(spans, reader)
-    processor.shutdown()  # stops exporting; the provider keeps the other modules' processors
-    meter_provider.remove_metric_reader(reader)
-
-
 @pytest.fixture
-def otel(_exporters: Captured) -> Captured:
-    _exporters.spans.clear()
-    return _exporters
+def otel(otel_capture: Captured) -> Captured:
+    """The process's in-memory exporter and reader (tests/conftest.py), spans cleared."""
+    return otel_capture
+
+
+def finished(captured: Captured, name_prefix: str = "") -> list[ReadableSpan]:
+    """The finished spans whose names start with ``name_prefix``."""
+    return [span for span in captured.spans() if span.name.startswith(name_prefix)]
 
 
 @pytest.fixture(params=["memory", "sqlite"])
@@ -156,8 +98,8 @@ def test_do_not_retry_dead_letters_at_once(otel: Captured, queue_url: str) -> No
     def refuses(message: cloudqueue.ReceivedMessage) -> None:
         raise DoNotRetry("order without id")
 
-    run_until(app, lambda: app.counters()["dead_lettered"] == 1 and bool(otel.finished(f"process {name}")))
-    process = only(otel.finished(f"process {name}"))
+    run_until(app, lambda: app.counters()["dead_lettered"] == 1 and bool(finished(otel, f"process {name}")))
+    process = only(finished(otel, f"process {name}"))
     assert [event.name for event in process.events] == ["exception", "cloudqueue.dead_letter"]
     assert (process.attributes or {})["error.type"] == "cloudqueue.worker._policy.DoNotRetry"
 
@@ -219,7 +161,7 @@ def test_log_records_in_a_handler_carry_the_process_span_ids(otel: Captured, que
         logger_provider.shutdown()
     logger.info("after the handler: no span")
 
-    process = only(otel.finished(f"process {name}"))
+    process = only(finished(otel, f"process {name}"))
     (record,) = [one.log_record for one in logs.get_finished_logs()]
     assert record.body == "shipping order order-1"
     assert (record.trace_id, record.span_id) == (process.context.trace_id, process.context.span_id)

@@ -20,19 +20,23 @@ from wsgiref.simple_server import WSGIRequestHandler, make_server
 import azure.functions as func
 import httpx
 import pytest
-import test_telemetry_runtime as shared
 from azure.functions import meta
 from azure.functions.servicebus import ServiceBusMessageInConverter
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, StatusCode
-from test_telemetry_runtime import Captured, only
+from test_telemetry_runtime import finished, only
 
 import cloudqueue
 from cloudqueue.serverless import HandlerFailed, aws_lambda, azure_functions, pubsub_push_wsgi
 from cloudqueue.serverless._tracing import traceparent_from_xray
+from cloudqueue.testing.telemetry import Captured
 
-# The in-memory exporters' fixtures, shared with the worker's tests.
-_exporters, otel = shared._exporters, shared.otel
+
+@pytest.fixture
+def otel(otel_capture: Captured) -> Captured:
+    """The process's in-memory exporter and reader (tests/conftest.py), spans cleared."""
+    return otel_capture
+
 
 SENDER_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 SENDER_SPAN = "00f067aa0ba902b7"
@@ -75,6 +79,13 @@ def test_xray_header_converts_to_a_w3c_traceparent() -> None:
     assert traceparent_from_xray(None) is None
 
 
+def consumed(captured: Captured) -> int:
+    """Messages the Lambda adapter counted as consumed from ``orders`` so far."""
+    points = captured.points("messaging.client.consumed.messages", messaging__destination__name="orders",
+                             messaging__operation__name="process")
+    return sum(point.value for point in points)
+
+
 def test_lambda_record_with_traceparent_continues_the_senders_trace(otel: Captured) -> None:
     seen: list[tuple[dict[str, str], trace.SpanContext]] = []
 
@@ -83,9 +94,10 @@ def test_lambda_record_with_traceparent_continues_the_senders_trace(otel: Captur
 
     record = sqs_record("m1", attributes={"traceparent": TRACEPARENT, "tracestate": "k=v", "kind": "order"},
                         aws_trace_header=XRAY)
+    consumed_before = consumed(otel)  # metrics are cumulative over the process
     assert aws_lambda(handler)({"Records": [record]}, None) == {"batchItemFailures": []}
 
-    process = only(otel.finished("process"))
+    process = only(finished(otel, "process"))
     assert process.name == "process orders" and process.kind is SpanKind.CONSUMER
     assert span_ids(process.parent) == (SENDER_TRACE, SENDER_SPAN)
     assert process.parent is not None and process.parent.trace_state.get("k") == "v"
@@ -98,8 +110,7 @@ def test_lambda_record_with_traceparent_continues_the_senders_trace(otel: Captur
     assert attributes["messaging.system"] == "aws_sqs"
     assert attributes["messaging.destination.name"] == "orders"
     assert attributes["messaging.message.id"] == "m1"
-    consumed = otel.points("messaging.client.consumed.messages", **{"messaging.destination.name": "orders"})
-    assert sum(point.value for point in consumed) >= 1
+    assert consumed(otel) == consumed_before + 1
 
 
 def test_lambda_record_with_only_an_aws_trace_header_links_it(otel: Captured) -> None:
@@ -109,7 +120,7 @@ def test_lambda_record_with_only_an_aws_trace_header_links_it(otel: Captured) ->
     response = aws_lambda(handler)({"Records": [sqs_record("m2", aws_trace_header=XRAY)]}, None)
     assert response == {"batchItemFailures": [{"itemIdentifier": "m2"}]}
 
-    process = only(otel.finished("process"))
+    process = only(finished(otel, "process"))
     assert process.parent is None
     assert [span_ids(link.context) for link in process.links] == [
         ("5759e988bd862e3fe1be46a994272793", "53995c3f42cd8ad8")
@@ -155,7 +166,7 @@ def test_azure_functions_continue_the_senders_trace(
     function = azure_functions(lambda message: seen.append(message.attributes), destination="orders")
     function(sb_message("sb-1", properties))
 
-    process = only(otel.finished("process orders"))
+    process = only(finished(otel, "process orders"))
     assert span_ids(process.parent) == expected
     assert seen == [{"kind": "order"}]
     attributes = process.attributes or {}
@@ -169,7 +180,7 @@ def test_azure_functions_failure_is_recorded_on_the_span(otel: Captured) -> None
 
     with pytest.raises(HandlerFailed):
         azure_functions(handler)(sb_message("sb-2", {"traceparent": TRACEPARENT}))
-    process = only(otel.finished("process"))
+    process = only(finished(otel, "process"))
     assert process.name == "process"  # the trigger does not say which queue
     assert process.status.status_code is StatusCode.ERROR
     assert (process.attributes or {})["error.type"] == "KeyError"
@@ -215,7 +226,7 @@ def test_push_request_traceparent_parents_the_span_and_the_message_is_linked(
     response = httpx.post(push_url, json=push_body(message_context), headers={"traceparent": OTHER})
     assert response.status_code == 204
 
-    process = only(otel.finished("process"))
+    process = only(finished(otel, "process"))
     assert span_ids(process.parent) == ("0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331")
     assert [span_ids(link.context) for link in process.links] == [(SENDER_TRACE, SENDER_SPAN)]
     assert [({"kind": "order"}, process.context)] == PUSH_SEEN
@@ -229,7 +240,7 @@ def test_push_without_a_request_traceparent_continues_the_message(otel: Captured
     PUSH_SEEN.clear()
     response = httpx.post(push_url, json=push_body({"googclient_traceparent": TRACEPARENT}))
     assert response.status_code == 204
-    process = only(otel.finished("process"))
+    process = only(finished(otel, "process"))
     assert span_ids(process.parent) == (SENDER_TRACE, SENDER_SPAN) and not process.links
     assert PUSH_SEEN[0][0] == {}
 

@@ -7,16 +7,24 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-import test_telemetry_runtime as shared
+import test_telemetry_runtime
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, StatusCode
-from test_telemetry_runtime import Captured, only, queue_name, run_until, send_one
+from test_telemetry_runtime import finished, only, queue_name, run_until, send_one
 
 import cloudqueue
+from cloudqueue.testing.telemetry import Captured
 from cloudqueue.worker import App, FailurePolicy
 
-# The in-memory exporters' and the queues' fixtures, shared with the worker's tests.
-_exporters, otel, queue_url = shared._exporters, shared.otel, shared.queue_url
+#: memory and SQLite queues, as in the worker's telemetry tests.
+queue_url = test_telemetry_runtime.queue_url
+
+
+@pytest.fixture
+def otel(otel_capture: Captured) -> Captured:
+    """The process's in-memory exporter and reader (tests/conftest.py), spans cleared."""
+    return otel_capture
+
 
 @pytest.mark.parametrize("is_async", [False, True], ids=["sync", "async"])
 def test_one_message_sent_and_processed_makes_one_trace(
@@ -37,12 +45,12 @@ def test_one_message_sent_and_processed_makes_one_trace(
         def on_order(message: cloudqueue.ReceivedMessage) -> None:  # type: ignore[misc]
             inside.append(trace.get_current_span().get_span_context())
 
-    run_until(app, lambda: app.counters()["processed"] == 1 and bool(otel.finished("settle")))
+    run_until(app, lambda: app.counters()["processed"] == 1 and bool(finished(otel, "settle")))
 
-    send = only(otel.finished(f"send {name}"))
-    receive = only(otel.finished(f"receive {name}"))
-    process = only(otel.finished(f"process {name}"))
-    settle = only(otel.finished(f"settle {name}"))
+    send = only(finished(otel, f"send {name}"))
+    receive = only(finished(otel, f"receive {name}"))
+    process = only(finished(otel, f"process {name}"))
+    settle = only(finished(otel, f"settle {name}"))
     assert process.kind is SpanKind.CONSUMER and send.kind is SpanKind.PRODUCER
     # The process span continues the sender's trace; receive and settle link to it.
     assert process.parent is not None and process.parent.span_id == send.context.span_id
@@ -67,8 +75,8 @@ def test_trace_parent_link_starts_a_trace_of_its_own(otel: Captured, queue_url: 
     app.add_handler(queue_url, lambda message: None)
     run_until(app, lambda: app.counters()["processed"] == 1)
 
-    send = only(otel.finished(f"send {name}"))
-    process = only(otel.finished(f"process {name}"))
+    send = only(finished(otel, f"send {name}"))
+    process = only(finished(otel, f"process {name}"))
     assert process.parent is None
     assert process.context.trace_id != send.context.trace_id
     assert [(link.context.trace_id, link.context.span_id) for link in process.links] == [
@@ -85,10 +93,12 @@ def test_retry_then_dead_letter_are_span_events_with_the_reason(otel: Captured, 
     def always_fails(message: cloudqueue.ReceivedMessage) -> None:
         raise ConnectionError("warehouse is down")
 
-    run_until(app, lambda: app.counters()["dead_lettered"] == 1 and len(otel.finished(f"process {name}")) > 1)
+    run_until(
+        app, lambda: app.counters()["dead_lettered"] == 1 and len(finished(otel, f"process {name}")) > 1
+    )
 
-    send = only(otel.finished(f"send {name}"))
-    first, second = sorted(otel.finished(f"process {name}"), key=lambda span: span.start_time or 0)
+    send = only(finished(otel, f"send {name}"))
+    first, second = sorted(finished(otel, f"process {name}"), key=lambda span: span.start_time or 0)
     for attempt in (first, second):
         assert attempt.context.trace_id == send.context.trace_id  # every delivery in the order's trace
         assert attempt.status.status_code is StatusCode.ERROR
