@@ -196,6 +196,28 @@ def test_one_trace_from_send_to_settle_through_the_worker(
     assert (process.attributes or {})["messaging.system"] == "servicebus"
 
 
+def test_a_delayed_nack_copy_keeps_the_trace_context(
+    queue_url: str, spans: InMemorySpanExporter
+) -> None:
+    # nack(delay) schedules a copy and completes the original: the copy must carry the
+    # sender's context on, or the retry would start a trace of its own.
+    entity = entity_of(queue_url)
+    with cloudqueue.open_producer(queue_url) as producer:
+        producer.send(b"order")
+    sent = one(spans, f"send {entity}")
+    with cloudqueue.open_consumer(queue_url) as consumer:
+        first: list[cloudqueue.ReceivedMessage] = []
+        deadline = time.monotonic() + 20
+        while not first and time.monotonic() < deadline:
+            first = consumer.receive(1, wait=1.0)
+        first[0].nack(delay=1.0)
+    again = receive_one(queue_url)
+
+    assert again.id == first[0].id
+    assert again.trace_context == first[0].trace_context == {"traceparent": traceparent_of(sent)}
+    assert again.attributes == {}
+
+
 def test_a_batch_links_each_message_on_send_receive_and_settle(
     queue_url: str, spans: InMemorySpanExporter
 ) -> None:

@@ -183,6 +183,28 @@ def test_trace_context_counts_against_the_attribute_budget(
     assert len(received[b"\x00 full"].attributes) == limit
 
 
+def test_a_dead_lettered_copy_keeps_the_trace_context(
+    queue: tuple[str, str], spans: InMemorySpanExporter
+) -> None:
+    # The copy sent to the dead-letter queue carries the sender's context on, so whoever
+    # reads dead letters continues the message's trace.
+    name, url = queue
+    with cloudqueue.open_producer(url) as producer:
+        producer.send(b"poison", attributes={f"a{n}": "x" for n in range(7)})
+    sent = one(spans, f"send {name}")
+    with cloudqueue.open_consumer(url) as consumer:
+        received: list[cloudqueue.ReceivedMessage] = []
+        deadline = time.monotonic() + 20
+        while not received and time.monotonic() < deadline:
+            received = consumer.receive(1, wait=1.0)
+        received[0].dead_letter("unreadable")
+
+    [dead] = receive(cloudqueue.dead_letter_url(url), 1)
+
+    assert dead.trace_context == {"traceparent": traceparent_of(sent)}
+    assert dead.attributes["dead_letter_reason"] == "unreadable"  # 7 + traceparent + reason
+
+
 def test_cloudqueue_spans_describe_the_endpoint_and_queue(
     endpoint_url: str, queue: tuple[str, str], spans: InMemorySpanExporter
 ) -> None:
