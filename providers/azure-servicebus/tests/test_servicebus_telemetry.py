@@ -15,34 +15,23 @@ import pytest
 from azure.core.settings import settings
 from azure.servicebus import ServiceBusClient, ServiceBusMessage
 from cloudqueue.testing.contract import unique_name
+from cloudqueue.testing.telemetry import Captured, capture
 from cloudqueue.worker import App
 from opentelemetry import trace
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace import ReadableSpan
 from test_contract_servicebus import ServiceBusHarness
 
 from cloudqueue_azure_servicebus._names import CA_FILE_ENV
 from cloudqueue_azure_servicebus.testing import ServiceBusBroker
 
 
-@pytest.fixture(scope="session")
-def exporter() -> InMemorySpanExporter:
-    """One in-memory exporter on the process's SDK tracer provider (set once per process)."""
-    found = InMemorySpanExporter()
-    provider = trace.get_tracer_provider()
-    if not isinstance(provider, TracerProvider):
-        provider = TracerProvider()
-        trace.set_tracer_provider(provider)
-    provider.add_span_processor(SimpleSpanProcessor(found))
-    return found
-
-
 @pytest.fixture
-def spans(exporter: InMemorySpanExporter) -> Iterator[InMemorySpanExporter]:
-    exporter.clear()
-    yield exporter
-    exporter.clear()
+def spans() -> Iterator[Captured]:
+    """The process's shared SDK providers' spans and metrics, spans cleared around the test."""
+    captured = capture()
+    captured.clear()
+    yield captured
+    captured.clear()
 
 
 @pytest.fixture
@@ -67,13 +56,13 @@ def entity_of(url: str) -> str:
     return url.split("?", 1)[0].rsplit("/", 1)[1]
 
 
-def named(exporter: InMemorySpanExporter, name: str) -> list[ReadableSpan]:
-    return [span for span in exporter.get_finished_spans() if span.name == name]
+def named(captured: Captured, name: str) -> list[ReadableSpan]:
+    return captured.spans_named(name)
 
 
-def one(exporter: InMemorySpanExporter, name: str) -> ReadableSpan:
-    found = named(exporter, name)
-    assert len(found) == 1, [span.name for span in exporter.get_finished_spans()]
+def one(captured: Captured, name: str) -> ReadableSpan:
+    found = captured.spans_named(name)
+    assert len(found) == 1, [span.name for span in captured.spans()]
     return found[0]
 
 
@@ -104,7 +93,7 @@ def sdk_receive_one(client: ServiceBusClient, entity: str) -> Any:
 
 
 def test_a_message_the_sdk_traced_is_continued_by_cloudqueue(
-    client: ServiceBusClient, queue_url: str, spans: InMemorySpanExporter, sdk_tracing: None
+    client: ServiceBusClient, queue_url: str, spans: Captured, sdk_tracing: None
 ) -> None:
     entity = entity_of(queue_url)
     with client.get_queue_sender(entity) as sender:
@@ -122,7 +111,7 @@ def test_a_message_the_sdk_traced_is_continued_by_cloudqueue(
 
 
 def test_a_message_cloudqueue_traced_is_continued_by_the_sdk(
-    client: ServiceBusClient, queue_url: str, spans: InMemorySpanExporter, sdk_tracing: None
+    client: ServiceBusClient, queue_url: str, spans: Captured, sdk_tracing: None
 ) -> None:
     entity = entity_of(queue_url)
     with cloudqueue.open_producer(queue_url) as producer:
@@ -143,7 +132,7 @@ def test_a_message_cloudqueue_traced_is_continued_by_the_sdk(
 
 
 def test_cloudqueue_spans_describe_the_namespace_and_entity(
-    broker: ServiceBusBroker, queue_url: str, spans: InMemorySpanExporter
+    broker: ServiceBusBroker, queue_url: str, spans: Captured
 ) -> None:
     entity = entity_of(queue_url)
     with cloudqueue.open_producer(queue_url) as producer:
@@ -156,6 +145,10 @@ def test_cloudqueue_spans_describe_the_namespace_and_entity(
         assert attributes["messaging.destination.name"] == entity
         assert attributes["server.address"] == broker.host
         assert attributes["server.port"] == broker.port
+    for metric in ("messaging.client.sent.messages", "messaging.client.consumed.messages"):
+        [point] = spans.points(metric, messaging__destination__name=entity)
+        assert point.value == 1
+        assert point.attributes["messaging.system"] == "servicebus"
 
 
 def test_a_user_property_with_a_carrier_name_is_refused(queue_url: str) -> None:
@@ -165,7 +158,7 @@ def test_a_user_property_with_a_carrier_name_is_refused(queue_url: str) -> None:
 
 
 def test_one_trace_from_send_to_settle_through_the_worker(
-    queue_url: str, spans: InMemorySpanExporter
+    queue_url: str, spans: Captured
 ) -> None:
     entity = entity_of(queue_url)
     tracer = trace.get_tracer("test")
@@ -197,7 +190,7 @@ def test_one_trace_from_send_to_settle_through_the_worker(
 
 
 def test_a_delayed_nack_copy_keeps_the_trace_context(
-    queue_url: str, spans: InMemorySpanExporter
+    queue_url: str, spans: Captured
 ) -> None:
     # nack(delay) schedules a copy and completes the original: the copy must carry the
     # sender's context on, or the retry would start a trace of its own.
@@ -219,7 +212,7 @@ def test_a_delayed_nack_copy_keeps_the_trace_context(
 
 
 def test_a_batch_links_each_message_on_send_receive_and_settle(
-    queue_url: str, spans: InMemorySpanExporter
+    queue_url: str, spans: Captured
 ) -> None:
     entity = entity_of(queue_url)
     with cloudqueue.open_producer(queue_url) as producer:

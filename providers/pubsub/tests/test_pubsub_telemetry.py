@@ -14,35 +14,24 @@ from typing import Any
 import cloudqueue
 import pytest
 from cloudqueue.testing.contract import unique_name
+from cloudqueue.testing.telemetry import Captured, capture
 from cloudqueue.worker import App
 from google.cloud import pubsub_v1
 from opentelemetry import trace
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace import ReadableSpan
 
 from cloudqueue_pubsub.testing import PubSubServer
 
 PROJECT = "traced"
 
 
-@pytest.fixture(scope="session")
-def exporter() -> InMemorySpanExporter:
-    """One in-memory exporter on the process's SDK tracer provider (set once per process)."""
-    found = InMemorySpanExporter()
-    provider = trace.get_tracer_provider()
-    if not isinstance(provider, TracerProvider):
-        provider = TracerProvider()
-        trace.set_tracer_provider(provider)
-    provider.add_span_processor(SimpleSpanProcessor(found))
-    return found
-
-
 @pytest.fixture
-def spans(exporter: InMemorySpanExporter) -> Iterator[InMemorySpanExporter]:
-    exporter.clear()
-    yield exporter
-    exporter.clear()
+def spans() -> Iterator[Captured]:
+    """The process's shared SDK providers' spans and metrics, spans cleared around the test."""
+    captured = capture()
+    captured.clear()
+    yield captured
+    captured.clear()
 
 
 @pytest.fixture
@@ -57,13 +46,13 @@ def url_of(topic_id: str) -> str:
     return f"pubsub://{PROJECT}/{topic_id}?subscription={topic_id}"
 
 
-def named(exporter: InMemorySpanExporter, name: str) -> list[ReadableSpan]:
-    return [span for span in exporter.get_finished_spans() if span.name == name]
+def named(captured: Captured, name: str) -> list[ReadableSpan]:
+    return captured.spans_named(name)
 
 
-def one(exporter: InMemorySpanExporter, name: str) -> ReadableSpan:
-    found = named(exporter, name)
-    assert len(found) == 1, [span.name for span in exporter.get_finished_spans()]
+def one(captured: Captured, name: str) -> ReadableSpan:
+    found = captured.spans_named(name)
+    assert len(found) == 1, [span.name for span in captured.spans()]
     return found[0]
 
 
@@ -87,7 +76,7 @@ def receive(url: str, count: int) -> list[cloudqueue.ReceivedMessage]:
 
 
 def test_a_message_the_client_traced_is_continued_by_cloudqueue(
-    topic_id: str, spans: InMemorySpanExporter
+    topic_id: str, spans: Captured
 ) -> None:
     options = pubsub_v1.types.PublisherOptions(enable_open_telemetry_tracing=True)
     publisher = pubsub_v1.PublisherClient(publisher_options=options)
@@ -109,7 +98,7 @@ def test_a_message_the_client_traced_is_continued_by_cloudqueue(
 
 
 def test_a_message_cloudqueue_traced_is_continued_by_the_client(
-    topic_id: str, spans: InMemorySpanExporter
+    topic_id: str, spans: Captured
 ) -> None:
     with cloudqueue.open_producer(url_of(topic_id)) as producer:
         producer.send(b"order", attributes={"kind": "new"})
@@ -142,7 +131,7 @@ def test_a_message_cloudqueue_traced_is_continued_by_the_client(
 
 
 def test_cloudqueue_spans_describe_the_server_and_subscription(
-    server: PubSubServer, topic_id: str, spans: InMemorySpanExporter
+    server: PubSubServer, topic_id: str, spans: Captured
 ) -> None:
     with cloudqueue.open_producer(url_of(topic_id)) as producer:
         producer.send(b"order")
@@ -154,6 +143,10 @@ def test_cloudqueue_spans_describe_the_server_and_subscription(
         assert attributes["messaging.destination.name"] == topic_id
         assert attributes["server.address"] == server.host
         assert attributes["server.port"] == server.port
+    for metric in ("messaging.client.sent.messages", "messaging.client.consumed.messages"):
+        [point] = spans.points(metric, messaging__destination__name=topic_id)
+        assert point.value == 1
+        assert point.attributes["messaging.system"] == "gcp_pubsub"
     for name in (f"receive {topic_id}", f"settle {topic_id}"):
         attributes = one(spans, name).attributes or {}
         assert attributes["messaging.destination.subscription.name"] == topic_id
@@ -166,7 +159,7 @@ def test_a_user_attribute_with_a_carrier_name_is_refused(topic_id: str) -> None:
 
 
 def test_a_batch_links_each_message_on_send_receive_and_settle(
-    topic_id: str, spans: InMemorySpanExporter
+    topic_id: str, spans: Captured
 ) -> None:
     with cloudqueue.open_producer(url_of(topic_id)) as producer:
         producer.send_batch([cloudqueue.Message(f"order {n}".encode()) for n in range(3)])
@@ -189,7 +182,7 @@ def test_a_batch_links_each_message_on_send_receive_and_settle(
 
 
 def test_one_trace_from_send_to_settle_through_the_worker(
-    topic_id: str, spans: InMemorySpanExporter
+    topic_id: str, spans: Captured
 ) -> None:
     url = url_of(topic_id)
     tracer = trace.get_tracer("test")

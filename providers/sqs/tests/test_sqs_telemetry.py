@@ -14,37 +14,26 @@ from typing import Any
 import cloudqueue
 import pytest
 from cloudqueue.testing.contract import unique_name
+from cloudqueue.testing.telemetry import Captured, capture
 from cloudqueue.worker import App
 from conftest import sqs_client
 from conftest_driver import SqsHarness, aws_environment, endpoint_url
 from opentelemetry import propagate, trace
 from opentelemetry.propagators.textmap import Getter
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace import ReadableSpan
 
 __all__ = ["aws_environment", "endpoint_url"]
 
 DROPPED_EVENT = "cloudqueue.trace_context_dropped"
 
 
-@pytest.fixture(scope="session")
-def exporter() -> InMemorySpanExporter:
-    """One in-memory exporter on the process's SDK tracer provider (set once per process)."""
-    found = InMemorySpanExporter()
-    provider = trace.get_tracer_provider()
-    if not isinstance(provider, TracerProvider):
-        provider = TracerProvider()
-        trace.set_tracer_provider(provider)
-    provider.add_span_processor(SimpleSpanProcessor(found))
-    return found
-
-
 @pytest.fixture
-def spans(exporter: InMemorySpanExporter) -> Iterator[InMemorySpanExporter]:
-    exporter.clear()
-    yield exporter
-    exporter.clear()
+def spans() -> Iterator[Captured]:
+    """The process's shared SDK providers' spans and metrics, spans cleared around the test."""
+    captured = capture()
+    captured.clear()
+    yield captured
+    captured.clear()
 
 
 @pytest.fixture
@@ -70,13 +59,13 @@ class MessageAttributesGetter(Getter[Mapping[str, Any]]):
         return list(carrier)
 
 
-def named(exporter: InMemorySpanExporter, name: str) -> list[ReadableSpan]:
-    return [span for span in exporter.get_finished_spans() if span.name == name]
+def named(captured: Captured, name: str) -> list[ReadableSpan]:
+    return captured.spans_named(name)
 
 
-def one(exporter: InMemorySpanExporter, name: str) -> ReadableSpan:
-    found = named(exporter, name)
-    assert len(found) == 1, [span.name for span in exporter.get_finished_spans()]
+def one(captured: Captured, name: str) -> ReadableSpan:
+    found = captured.spans_named(name)
+    assert len(found) == 1, [span.name for span in captured.spans()]
     return found[0]
 
 
@@ -112,7 +101,7 @@ def boto3_receive_one(client: Any, queue_url: str) -> dict[str, Any]:
 
 
 def test_a_message_cloudqueue_traced_carries_traceparent_for_boto3(
-    endpoint_url: str, queue: tuple[str, str], spans: InMemorySpanExporter
+    endpoint_url: str, queue: tuple[str, str], spans: Captured
 ) -> None:
     name, url = queue
     with cloudqueue.open_producer(url) as producer:
@@ -132,7 +121,7 @@ def test_a_message_cloudqueue_traced_carries_traceparent_for_boto3(
 
 
 def test_a_message_boto3_sent_with_traceparent_is_continued_by_cloudqueue(
-    endpoint_url: str, queue: tuple[str, str], spans: InMemorySpanExporter
+    endpoint_url: str, queue: tuple[str, str], spans: Captured
 ) -> None:
     name, url = queue
     client = sqs_client(endpoint_url)
@@ -162,7 +151,7 @@ def test_a_message_boto3_sent_with_traceparent_is_continued_by_cloudqueue(
 
 
 def test_trace_context_counts_against_the_attribute_budget(
-    endpoint_url: str, queue: tuple[str, str], spans: InMemorySpanExporter
+    endpoint_url: str, queue: tuple[str, str], spans: Captured
 ) -> None:
     name, url = queue
     with cloudqueue.open_producer(url) as producer:
@@ -184,7 +173,7 @@ def test_trace_context_counts_against_the_attribute_budget(
 
 
 def test_a_dead_lettered_copy_keeps_the_trace_context(
-    queue: tuple[str, str], spans: InMemorySpanExporter
+    queue: tuple[str, str], spans: Captured
 ) -> None:
     # The copy sent to the dead-letter queue carries the sender's context on, so whoever
     # reads dead letters continues the message's trace.
@@ -206,7 +195,7 @@ def test_a_dead_lettered_copy_keeps_the_trace_context(
 
 
 def test_cloudqueue_spans_describe_the_endpoint_and_queue(
-    endpoint_url: str, queue: tuple[str, str], spans: InMemorySpanExporter
+    endpoint_url: str, queue: tuple[str, str], spans: Captured
 ) -> None:
     name, url = queue
     with cloudqueue.open_producer(url) as producer:
@@ -222,10 +211,14 @@ def test_cloudqueue_spans_describe_the_endpoint_and_queue(
         assert attributes["server.address"] == host
         assert attributes["server.port"] == int(port)
         assert attributes["aws.sqs.queue.url"] == queue_url
+    for metric in ("messaging.client.sent.messages", "messaging.client.consumed.messages"):
+        [point] = spans.points(metric, messaging__destination__name=name)
+        assert point.value == 1
+        assert point.attributes["messaging.system"] == "aws_sqs"
 
 
 def test_a_batch_links_each_message_on_send_receive_and_settle(
-    queue: tuple[str, str], spans: InMemorySpanExporter
+    queue: tuple[str, str], spans: Captured
 ) -> None:
     name, url = queue
     with cloudqueue.open_producer(url) as producer:
@@ -249,7 +242,7 @@ def test_a_batch_links_each_message_on_send_receive_and_settle(
 
 
 def test_one_trace_from_send_to_settle_through_the_worker(
-    queue: tuple[str, str], spans: InMemorySpanExporter
+    queue: tuple[str, str], spans: Captured
 ) -> None:
     name, url = queue
     with trace.get_tracer("test").start_as_current_span("place order") as placing:

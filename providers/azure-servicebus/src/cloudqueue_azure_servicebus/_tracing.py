@@ -9,24 +9,14 @@ cloudqueue and the SDK (and the other Azure SDKs) continue each other's traces.
 
 from __future__ import annotations
 
-from cloudqueue.driver import TraceCarrier
+from cloudqueue.driver import SERVICEBUS_CARRIER
 
 from ._names import Target
 
 __all__ = ["CARRIER", "property_name", "telemetry_attributes"]
 
-CARRIER = TraceCarrier(
-    inject=(
-        ("traceparent", "Diagnostic-Id"),
-        ("traceparent", "traceparent"),
-        ("tracestate", "tracestate"),
-    ),
-    extract=(
-        ("traceparent", "traceparent"),
-        ("traceparent", "Diagnostic-Id"),
-        ("tracestate", "tracestate"),
-    ),
-)
+#: The carrier the SDK uses (defined once in the core, which the serverless adapters share).
+CARRIER = SERVICEBUS_CARRIER
 
 # The SDK adds its own context with dict.setdefault under *bytes* keys when its tracing is
 # on. Written under str keys, ours would not stop it, and the message would carry each name

@@ -12,17 +12,14 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from cloudqueue.driver import TraceCarrier
+from cloudqueue.driver import PUBSUB_CARRIER
 
 from ._names import Names
 
 __all__ = ["CARRIER", "telemetry_attributes"]
 
-_PREFIX = "googclient_"
-CARRIER = TraceCarrier(
-    inject=(("traceparent", _PREFIX + "traceparent"), ("tracestate", _PREFIX + "tracestate")),
-    extract=(("traceparent", _PREFIX + "traceparent"), ("tracestate", _PREFIX + "tracestate")),
-)
+#: The carrier the client uses (defined once in the core, which the serverless adapters share).
+CARRIER = PUBSUB_CARRIER
 
 _GOOGLE_ENDPOINT = ("pubsub.googleapis.com", 443)
 
