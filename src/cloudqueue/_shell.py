@@ -11,6 +11,7 @@ from ._engine.retry import RetryPolicy
 from ._message import Message
 from ._options import ConsumerOptions, ProducerOptions
 from ._registry import resolve
+from ._telemetry._attributes import destination_attributes
 from .errors import InvalidArgument, QueueError, SendBatchError
 
 if TYPE_CHECKING:
@@ -108,6 +109,13 @@ class ConsumerShell:
             max_lease_extension=options.max_lease_extension,
         )
         self._driver_closed = False
+
+    @property
+    def telemetry_attributes(self) -> dict[str, str | int]:
+        """The OpenTelemetry attributes that describe this queue or subscription
+        on its spans and metrics (``messaging.system``, destination names,
+        ``server.address``...), for runtimes that make spans of their own."""
+        return destination_attributes(self._driver, str(self.url))
 
     @classmethod
     def open(

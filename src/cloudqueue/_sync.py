@@ -14,7 +14,6 @@ from ._options import ConsumerOptions, ProducerOptions
 from ._received import ReceivedMessage
 from ._settlement import Settlement
 from ._shell import ITERATION_WAIT, ConsumerShell, ProducerShell, build_message, raise_failures
-from ._telemetry._attributes import destination_attributes
 from .errors import Closed, QueueError
 
 if TYPE_CHECKING:
@@ -79,13 +78,6 @@ class Consumer(ConsumerShell):
     Prefetches adaptively (never more than ``max_in_flight`` unsettled),
     sends settlements in the background, extends leases of held messages.
     """
-
-    @property
-    def telemetry_attributes(self) -> dict[str, str | int]:
-        """The OpenTelemetry attributes that describe this queue or subscription
-        on its spans and metrics (``messaging.system``, destination names,
-        ``server.address``...), for runtimes that make spans of their own."""
-        return destination_attributes(self._driver, str(self.url))
 
     def __init__(self, url: Url, driver: SubscriptionDriver, options: ConsumerOptions) -> None:
         super().__init__(url, driver, options)

@@ -25,7 +25,6 @@ from ._options import ConsumerOptions, ProducerOptions
 from ._received import AsyncReceivedMessage
 from ._settlement import Settlement
 from ._shell import ITERATION_WAIT, ConsumerShell, ProducerShell, build_message, raise_failures
-from ._telemetry._attributes import destination_attributes
 from .errors import Closed, QueueError
 
 if TYPE_CHECKING:
@@ -81,13 +80,6 @@ class AsyncProducer(ProducerShell):
 
 class AsyncConsumer(ConsumerShell):
     """Receives from one queue or subscription in asyncio tasks."""
-
-    @property
-    def telemetry_attributes(self) -> dict[str, str | int]:
-        """The OpenTelemetry attributes that describe this queue or subscription
-        on its spans and metrics (``messaging.system``, destination names,
-        ``server.address``...), for runtimes that make spans of their own."""
-        return destination_attributes(self._driver, str(self.url))
 
     def __init__(self, url: Url, driver: SubscriptionDriver, options: ConsumerOptions) -> None:
         super().__init__(url, driver, options)
