@@ -16,14 +16,16 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Literal
+import weakref
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from opentelemetry import context as otel_context
 from opentelemetry import metrics, trace
+from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 
-from ._otel import DURATION_BUCKETS, Telemetry, error_type, span_context_of
+from ._otel import DURATION_BUCKETS, LIVE, Telemetry, error_type, span_context_of
 
 if TYPE_CHECKING:
     from opentelemetry.util.types import AttributeValue
@@ -40,27 +42,67 @@ DEAD_LETTER_EVENT = "cloudqueue.dead_letter"
 
 
 class _Instruments:
-    """The runtime's instruments, made once per :class:`Telemetry` (meter ``cloudqueue``)."""
+    """The runtime's instruments, made once per :class:`Telemetry` (meter ``cloudqueue``).
+
+    The worker's counters are observed from its lock-free tallies when the SDK
+    collects, not counted again per message: four metric calls per message were most
+    of the process span's cost. Only ``failed`` is counted as it happens, as it
+    carries ``error.type``, which the tallies do not keep.
+    """
 
     def __init__(self, meter: metrics.Meter) -> None:
         self.duration = meter.create_histogram(
             "messaging.process.duration", "s", "Duration of processing operation",
             explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
         )
-        #: The worker's counters (see cloudqueue.worker.Counters).
-        self.outcomes = {
-            name: meter.create_counter(f"cloudqueue.worker.{name}", "{message}", description)
-            for name, description in (
-                ("processed", "Messages whose handler returned"),
-                ("failed", "Messages whose handler (or a before_process hook) raised"),
-                ("retried", "Messages nacked for another delivery"),
-                ("dead_lettered", "Messages moved to the dead-letter destination"),
-                ("skipped", "Messages acked without running the handler (middleware Skip)"),
-            )
-        }
-        self.in_flight = meter.create_up_down_counter(
-            "cloudqueue.worker.in_flight", "{message}", "Handlers running now"
+        self.failed = meter.create_counter(
+            "cloudqueue.worker.failed", "{message}",
+            "Messages whose handler (or a before_process hook) raised",
         )
+        #: Each worker route's counters (held weakly) and the attributes to observe them with.
+        self.routes: dict[int, tuple[weakref.ref[_Countable], dict[str, AttributeValue]]] = {}
+        self.lock = threading.Lock()
+        for name, description in (
+            ("processed", "Messages whose handler returned"),
+            ("retried", "Messages nacked for another delivery"),
+            ("dead_lettered", "Messages moved to the dead-letter destination"),
+            ("skipped", "Messages acked without running the handler (middleware Skip)"),
+        ):
+            meter.create_observable_counter(
+                f"cloudqueue.worker.{name}", [self._observer(name)], "{message}", description
+            )
+        meter.create_observable_up_down_counter(
+            "cloudqueue.worker.in_flight", [self._observer("in_flight")], "{message}", "Handlers running now"
+        )
+
+    def watch(self, counters: _Countable, attributes: dict[str, AttributeValue]) -> None:
+        """Observe ``counters`` (a route's) with ``attributes`` while they exist."""
+        with self.lock:
+            self.routes[id(counters)] = (weakref.ref(counters), attributes)
+
+    def _observer(self, name: str) -> Callable[[CallbackOptions], Iterable[Observation]]:
+        def observe(options: CallbackOptions) -> Iterable[Observation]:
+            with self.lock:
+                routes = list(self.routes.items())
+            sums: dict[frozenset[tuple[str, AttributeValue]], int] = {}
+            for key, (ref, attributes) in routes:
+                counters = ref()
+                if counters is None:
+                    with self.lock:
+                        self.routes.pop(key, None)
+                    continue
+                # Two apps may serve the same source: one observation per attribute set.
+                group = frozenset(attributes.items())
+                sums[group] = sums.get(group, 0) + counters.snapshot()[name]
+            return [Observation(value, dict(group)) for group, value in sums.items()]
+
+        return observe
+
+
+class _Countable(Protocol):
+    """What the worker's :class:`~cloudqueue.worker.Counters` offer."""
+
+    def snapshot(self) -> dict[str, int]: ...
 
 
 _made: dict[int, _Instruments] = {}
@@ -81,7 +123,8 @@ class ProcessTracer:
     ``attributes`` are the source's own (``messaging.system``, ``server.address``,
     ``messaging.destination.name``...); ``count_consumed`` is for push-based adapters,
     where no receive call counts ``messaging.client.consumed.messages``;
-    ``worker`` records the ``cloudqueue.worker.*`` instruments.
+    ``counters`` (a worker route's) are observed as the ``cloudqueue.worker.*``
+    instruments.
     """
 
     def __init__(
@@ -92,7 +135,7 @@ class ProcessTracer:
         *,
         trace_parent: TraceParent = "message",
         count_consumed: bool = False,
-        worker: bool = False,
+        counters: _Countable | None = None,
     ) -> None:
         # Without a destination (a trigger that does not say) the name is the operation's.
         self.name = "process" if destination is None else f"process {destination}"
@@ -108,11 +151,13 @@ class ProcessTracer:
         instruments = _instruments(telemetry)
         self.duration = instruments.duration
         self.consumed = telemetry.consumed if count_consumed else None
-        self.worker = instruments if worker else None
+        self.failed = instruments.failed
         #: Attributes of the metrics: the span's, without per-message ones.
         self.metric_attributes = {
             key: value for key, value in self.attributes.items() if key != "messaging.message.id"
         }
+        if counters is not None:
+            instruments.watch(counters, self.metric_attributes)
 
     def begin(
         self,
@@ -120,8 +165,9 @@ class ProcessTracer:
         *,
         parent: Mapping[str, str] | None = None,
         links: Sequence[Mapping[str, str]] = (),
-    ) -> ProcessScope:
-        """Start the span for ``deliveries`` and make it current.
+    ) -> ProcessScope | None:
+        """Start the span for ``deliveries`` and make it current; None while no SDK is
+        installed (the API alone records nothing, so the handler runs without a span).
 
         ``parent``: the W3C headers of the request that brought the messages (Pub/Sub
         push): the span is its child and links the messages, as an HTTP server's work
@@ -129,6 +175,8 @@ class ProcessTracer:
         around the app) wins over the headers, as it is their child already.
         ``links``: more W3C contexts to link (e.g. one converted from ``AWSTraceHeader``).
         """
+        if not LIVE():
+            return None
         contexts = [span_context_of(delivery.trace_context) for delivery in deliveries]
         single = len(deliveries) == 1
         parent_context: otel_context.Context | None = None
@@ -189,8 +237,6 @@ class ProcessScope:
         self._error_type: str | None = None
         self._token = otel_context.attach(trace.set_span_in_context(span))
         self._started = time.perf_counter()
-        if tracer.worker is not None:
-            tracer.worker.in_flight.add(1, tracer.metric_attributes)
 
     def failed(self, error: BaseException) -> None:
         """The handler (or a hook) raised ``error``."""
@@ -210,9 +256,9 @@ class ProcessScope:
     def dead_lettered(self, reason: str) -> None:
         self.span.add_event(DEAD_LETTER_EVENT, {"cloudqueue.dead_letter.reason": reason})
 
-    def end(self, outcomes: Sequence[str] = ()) -> None:
-        """Stop being current, end the span, record the duration and the worker's
-        ``outcomes`` (names of :data:`cloudqueue.worker.COUNTER_NAMES`)."""
+    def end(self, count_failure: bool = False) -> None:
+        """Stop being current, end the span, record the duration; ``count_failure``:
+        count it in ``cloudqueue.worker.failed`` (the worker's ``failed``)."""
         otel_context.detach(self._token)
         self.span.end()
         tracer = self.tracer
@@ -220,8 +266,5 @@ class ProcessScope:
         if self._error_type is not None:
             attributes = {**attributes, "error.type": self._error_type}
         tracer.duration.record(time.perf_counter() - self._started, attributes)
-        worker = tracer.worker
-        if worker is not None:
-            worker.in_flight.add(-1, tracer.metric_attributes)
-            for name in outcomes:
-                worker.outcomes[name].add(1, attributes)
+        if count_failure:
+            tracer.failed.add(1, attributes)

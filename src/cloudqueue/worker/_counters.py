@@ -38,7 +38,7 @@ class Counters:
     Tallies are kept after their lanes end, so counts survive a restart of the app.
     """
 
-    __slots__ = ("_lock", "_tallies")
+    __slots__ = ("__weakref__", "_lock", "_tallies")  # weakly held by the telemetry that observes them
 
     def __init__(self) -> None:
         self._lock = threading.Lock()  # guards the list, not the counts

@@ -209,21 +209,18 @@ def _trace_outcome(
     scope: ProcessScope, error: BaseException | None, settlement: SettlementRecord, skipped: bool
 ) -> None:
     """Record on the process span what became of the message, then end the span
-    (after the ``after_process`` hooks, so that they run inside it too)."""
-    outcomes: list[str] = ["skipped" if skipped else "failed" if error is not None else "processed"]
+    (after the ``after_process`` hooks, so that they run inside it too). The other
+    outcomes reach the metrics through the tallies (see ``_process._Instruments``)."""
     if error is not None:
         scope.failed(error)
-        if not isinstance(error, Exception):
-            outcomes = []  # cancelled or SystemExit: the tallies do not count it either
     kind = settlement.kind
     if kind is _NACK:
-        outcomes.append("retried")
         reason = scrub(failure_summary(error)) if error is not None else "nacked by the handler"
         scope.retried(float(settlement.argument or 0.0), reason)
     elif kind is _DEAD_LETTER:
-        outcomes.append("dead_lettered")
         scope.dead_lettered(str(settlement.argument or ""))
-    scope.end(outcomes)
+    # As the tallies count: a handler's Exception, not a cancellation or SystemExit.
+    scope.end(count_failure=isinstance(error, Exception) and not skipped)
 
 
 def _carried(reason: str, limit: int) -> str:

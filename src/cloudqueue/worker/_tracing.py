@@ -26,5 +26,5 @@ def process_tracer(route: Route, consumer: Any) -> ProcessTracer | None:
     destination = attributes.get("messaging.destination.name")
     return ProcessTracer(
         telemetry, None if destination is None else str(destination), attributes,
-        trace_parent=route.trace_parent, worker=True,
+        trace_parent=route.trace_parent, counters=route.counters,
     )
