@@ -110,6 +110,23 @@ def test_attribute_limits_are_inclusive(server: PubSubServer, topic: str) -> Non
     assert len(response.message_ids) == 1
 
 
+def test_client_library_trace_attributes_are_accepted(
+    server: PubSubServer,
+    topic: str,
+    subscriber: pubsub_v1.SubscriberClient,
+    make_subscription: SubscriptionFactory,
+) -> None:
+    # The client libraries' OpenTelemetry context travels as googclient_* attributes.
+    subscription = make_subscription()
+    parent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    attributes = {"googclient_traceparent": parent, "googclient_tracestate": "k=v"}
+    GapicPublisherClient().publish(
+        topic=topic, messages=[PubsubMessage(data=b"x", attributes=attributes)]
+    )
+    [received] = pull_until(subscriber, subscription, 1)
+    assert dict(received.message.attributes) == attributes
+
+
 def test_attributes_alone_are_a_valid_message(
     server: PubSubServer,
     topic: str,

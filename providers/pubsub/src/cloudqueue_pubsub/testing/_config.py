@@ -309,7 +309,9 @@ def check_publish(messages: Sequence[Any], request_bytes: int) -> None:
                 raise InvalidArgument(
                     f"Message {index} attribute key longer than {MAX_ATTRIBUTE_KEY_BYTES} bytes"
                 )
-            if key.startswith("goog"):
+            # "goog" keys are Google's; the client libraries' own "googclient_" ones (their
+            # OpenTelemetry trace context) are published to the real service every day.
+            if key.startswith("goog") and not key.startswith("googclient_"):
                 raise InvalidArgument(
                     f"Message {index} attribute key {key!r} starts with the reserved 'goog'"
                 )
