@@ -166,7 +166,7 @@ def test_receive_span_links_every_message_and_settle_spans_name_the_settlement(
         assert (span.attributes or {})["messaging.operation.type"] == "receive"
         linked |= {link.context.span_id for link in span.links}
     assert linked == creates
-    settles = otel_capture.spans_named(f"settle {destination(url)}")
+    settles = otel_capture.settlements(destination(url))
     by_name: dict[str, list[ReadableSpan]] = {}
     for span in settles:
         assert span.kind is SpanKind.CLIENT
@@ -190,7 +190,7 @@ def test_receive_span_links_every_message_and_settle_spans_name_the_settlement(
 def _settled(captured: Captured, url: str, name: str) -> bool:
     return any(
         (span.attributes or {}).get("messaging.operation.name") == name
-        for span in captured.spans_named(f"settle {destination(url)}")
+        for span in captured.settlements(destination(url))
     )
 
 
@@ -219,7 +219,7 @@ def test_asyncio_producer_and_consumer_make_the_same_spans(otel_capture: Capture
     assert span_id_of(message.trace_context["traceparent"]) == send.context.span_id
     receive = only(otel_capture.spans_named(f"receive {destination(url)}"))
     assert [link.context.span_id for link in receive.links] == [send.context.span_id]
-    settle = only(otel_capture.spans_named(f"settle {destination(url)}"))
+    settle = only(otel_capture.settlements(destination(url)))
     assert (settle.attributes or {})["messaging.operation.name"] == "ack"
 
 
@@ -342,7 +342,7 @@ def test_failed_calls_set_error_type_on_spans_and_metrics(
     sends = otel_capture.spans_named(f"send {name}")
     assert [(s.attributes or {}).get("error.type") for s in sends] == [None, expected]
     assert sends[1].status.status_code is StatusCode.ERROR
-    settle = only(otel_capture.spans_named(f"settle {name}"))
+    settle = only(otel_capture.settlements(name))
     assert (settle.attributes or {})["error.type"] == expected
     assert settle.status.status_code is StatusCode.ERROR
     receive = [

@@ -45,12 +45,12 @@ def test_one_message_sent_and_processed_makes_one_trace(
         def on_order(message: cloudqueue.ReceivedMessage) -> None:  # type: ignore[misc]
             inside.append(trace.get_current_span().get_span_context())
 
-    run_until(app, lambda: app.counters()["processed"] == 1 and bool(finished(otel, "settle")))
+    run_until(app, lambda: app.counters()["processed"] == 1 and bool(finished(otel, "ack ")))
 
     send = only(finished(otel, f"send {name}"))
     receive = only(finished(otel, f"receive {name}"))
     process = only(finished(otel, f"process {name}"))
-    settle = only(finished(otel, f"settle {name}"))
+    settle = only(finished(otel, f"ack {name}"))
     assert process.kind is SpanKind.CONSUMER and send.kind is SpanKind.PRODUCER
     # The process span continues the sender's trace; receive and settle link to it.
     assert process.parent is not None and process.parent.span_id == send.context.span_id

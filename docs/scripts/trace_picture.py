@@ -83,12 +83,6 @@ def _depths(spans: list[ReadableSpan]) -> dict[int, int]:
     return depths
 
 
-def _label(span: ReadableSpan) -> str:
-    """The span's name; a settlement also says which (ack, nack, dead_letter)."""
-    operation = (span.attributes or {}).get("messaging.operation.name")
-    return f"{span.name} ({operation})" if span.name.startswith("settle") else span.name
-
-
 def _tick_ms(total_ms: float) -> float:
     """A round step giving four to ten ticks over ``total_ms``."""
     for step in (1, 2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000, 2000, 5000):
@@ -124,7 +118,7 @@ def render_svg(spans: list[ReadableSpan]) -> str:
         x0 = LABEL_WIDTH + ((span.start_time or start) - start) * scale
         bar = max(((span.end_time or end) - (span.start_time or start)) * scale, 2)
         indent = 12 + INDENT * depths[span.context.span_id]
-        out.append(f'<text x="{indent}" y="{y + 15}">{html.escape(_label(span))} '
+        out.append(f'<text x="{indent}" y="{y + 15}">{html.escape(span.name)} '
                    f'<tspan fill="#888">{kind.lower()}</tspan></text>')
         if not in_trace:
             linked = ", ".join(names.get(link.context.span_id, "?") for link in span.links)

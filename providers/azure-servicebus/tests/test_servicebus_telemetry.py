@@ -104,7 +104,7 @@ def test_a_message_the_sdk_traced_is_continued_by_cloudqueue(
 
     assert message.attributes == {"kind": "new"}  # Diagnostic-Id, traceparent stripped
     assert message.trace_context == {"traceparent": traceparent_of(created)}
-    for name in (f"receive {entity}", f"settle {entity}"):
+    for name in (f"receive {entity}", f"ack {entity}"):
         span = one(spans, name)
         assert [link.context.span_id for link in span.links] == [created.context.span_id]
         assert span.links[0].context.trace_id == created.context.trace_id
@@ -139,7 +139,7 @@ def test_cloudqueue_spans_describe_the_namespace_and_entity(
         producer.send(b"order")
     receive_one(queue_url)
 
-    for name in (f"send {entity}", f"receive {entity}", f"settle {entity}"):
+    for name in (f"send {entity}", f"receive {entity}", f"ack {entity}"):
         attributes = one(spans, name).attributes or {}
         assert attributes["messaging.system"] == "servicebus"
         assert attributes["messaging.destination.name"] == entity
@@ -179,7 +179,7 @@ def test_one_trace_from_send_to_settle_through_the_worker(
     send = one(spans, f"send {entity}")
     process = one(spans, f"process {entity}")
     receive = one(spans, f"receive {entity}")
-    settle = one(spans, f"settle {entity}")
+    settle = one(spans, f"ack {entity}")
     assert {send.context.trace_id, process.context.trace_id} == {trace_id}
     assert process.parent is not None and process.parent.span_id == send.context.span_id
     assert process.kind == trace.SpanKind.CONSUMER
@@ -232,7 +232,7 @@ def test_a_batch_links_each_message_on_send_receive_and_settle(
     assert {link.context.span_id for link in send.links} == created
     carried = {message.trace_context["traceparent"] for message in received if message.trace_context}
     assert carried == {traceparent_of(span) for span in named(spans, f"create {entity}")}
-    for operation in ("receive", "settle"):
+    for operation in ("receive", "ack"):
         calls = named(spans, f"{operation} {entity}")
         assert {link.context.span_id for span in calls for link in span.links} == created
         for span in calls:

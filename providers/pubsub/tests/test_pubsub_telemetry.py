@@ -91,7 +91,7 @@ def test_a_message_the_client_traced_is_continued_by_cloudqueue(
 
     assert message.attributes == {"kind": "new"}  # googclient_traceparent stripped
     assert message.trace_context == {"traceparent": traceparent_of(created)}
-    for name in (f"receive {topic_id}", f"settle {topic_id}"):
+    for name in (f"receive {topic_id}", f"ack {topic_id}"):
         span = one(spans, name)
         assert [link.context.span_id for link in span.links] == [created.context.span_id]
         assert span.links[0].context.trace_id == created.context.trace_id
@@ -137,7 +137,7 @@ def test_cloudqueue_spans_describe_the_server_and_subscription(
         producer.send(b"order")
     receive(url_of(topic_id), 1)
 
-    for name in (f"send {topic_id}", f"receive {topic_id}", f"settle {topic_id}"):
+    for name in (f"send {topic_id}", f"receive {topic_id}", f"ack {topic_id}"):
         attributes = one(spans, name).attributes or {}
         assert attributes["messaging.system"] == "gcp_pubsub"
         assert attributes["messaging.destination.name"] == topic_id
@@ -147,7 +147,7 @@ def test_cloudqueue_spans_describe_the_server_and_subscription(
         [point] = spans.points(metric, messaging__destination__name=topic_id)
         assert point.value == 1
         assert point.attributes["messaging.system"] == "gcp_pubsub"
-    for name in (f"receive {topic_id}", f"settle {topic_id}"):
+    for name in (f"receive {topic_id}", f"ack {topic_id}"):
         attributes = one(spans, name).attributes or {}
         assert attributes["messaging.destination.subscription.name"] == topic_id
 
@@ -173,7 +173,7 @@ def test_a_batch_links_each_message_on_send_receive_and_settle(
     assert {link.context.span_id for link in send.links} == created
     carried = {(message.trace_context or {}).get("traceparent") for message in received}
     assert carried == {traceparent_of(span) for span in creates}
-    for operation in ("receive", "settle"):
+    for operation in ("receive", "ack"):
         calls = named(spans, f"{operation} {topic_id}")
         assert {link.context.span_id for span in calls for link in span.links} == created
         for span in calls:
@@ -205,10 +205,10 @@ def test_one_trace_from_send_to_settle_through_the_worker(
     assert {send.context.trace_id, process.context.trace_id} == {trace_id}
     assert process.parent is not None and process.parent.span_id == send.context.span_id
     assert process.kind == trace.SpanKind.CONSUMER
-    for name in (f"receive {topic_id}", f"settle {topic_id}"):
+    for name in (f"receive {topic_id}", f"ack {topic_id}"):
         links = [link.context.span_id for span in named(spans, name) for link in span.links]
         assert links == [send.context.span_id]
-    assert (one(spans, f"settle {topic_id}").attributes or {})["messaging.operation.name"] == "ack"
+    assert (one(spans, f"ack {topic_id}").attributes or {})["messaging.operation.name"] == "ack"
     attributes = process.attributes or {}
     assert attributes["messaging.system"] == "gcp_pubsub"
     assert attributes["messaging.destination.subscription.name"] == topic_id

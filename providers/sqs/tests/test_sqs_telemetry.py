@@ -143,7 +143,7 @@ def test_a_message_boto3_sent_with_traceparent_is_continued_by_cloudqueue(
 
     assert message.attributes == {"kind": "new"}
     assert message.trace_context == {"traceparent": headers["traceparent"]}
-    for span_name in (f"receive {name}", f"settle {name}"):
+    for span_name in (f"receive {name}", f"ack {name}"):
         span = one(spans, span_name)
         assert [(link.context.trace_id, link.context.span_id) for link in span.links] == [
             (context.trace_id, context.span_id)
@@ -204,7 +204,7 @@ def test_cloudqueue_spans_describe_the_endpoint_and_queue(
 
     queue_url = sqs_client(endpoint_url).get_queue_url(QueueName=name)["QueueUrl"]
     host, port = endpoint_url.split("//", 1)[1].rstrip("/").rsplit(":", 1)
-    for span_name in (f"send {name}", f"receive {name}", f"settle {name}"):
+    for span_name in (f"send {name}", f"receive {name}", f"ack {name}"):
         attributes = one(spans, span_name).attributes or {}
         assert attributes["messaging.system"] == "aws_sqs"
         assert attributes["messaging.destination.name"] == name
@@ -233,7 +233,7 @@ def test_a_batch_links_each_message_on_send_receive_and_settle(
     assert {link.context.span_id for link in send.links} == created
     carried = {(message.trace_context or {}).get("traceparent") for message in received}
     assert carried == {traceparent_of(span) for span in creates}
-    for operation in ("receive", "settle"):
+    for operation in ("receive", "ack"):
         calls = named(spans, f"{operation} {name}")
         assert {link.context.span_id for span in calls for link in span.links} == created
         for span in calls:
@@ -264,10 +264,10 @@ def test_one_trace_from_send_to_settle_through_the_worker(
     assert {send.context.trace_id, process.context.trace_id} == {trace_id}
     assert process.parent is not None and process.parent.span_id == send.context.span_id
     assert process.kind == trace.SpanKind.CONSUMER
-    for span_name in (f"receive {name}", f"settle {name}"):
+    for span_name in (f"receive {name}", f"ack {name}"):
         links = [link.context.span_id for span in named(spans, span_name) for link in span.links]
         assert links == [send.context.span_id]
-    assert (one(spans, f"settle {name}").attributes or {})["messaging.operation.name"] == "ack"
+    assert (one(spans, f"ack {name}").attributes or {})["messaging.operation.name"] == "ack"
     assert (process.attributes or {})["messaging.system"] == "aws_sqs"
 
 

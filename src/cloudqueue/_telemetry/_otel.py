@@ -243,13 +243,14 @@ class ConsumerTelemetry:
         attributes = destination_attributes(driver, where)
         destination = attributes.get("messaging.destination.name", "")
         self.receive_name = f"receive {destination}"
-        self.settle_name = f"settle {destination}"
         self.receive_attributes = _operation(attributes, "receive", "receive")
         #: Per settlement (``ack``, ``nack``, ``release``, ``extend``, ``dead_letter``).
         self.settle_attributes = {
             name: _operation(attributes, name, "settle")
             for name in ("ack", "nack", "release", "extend", "dead_letter")
         }
+        # The conventions name a span after its operation: "ack orders", "nack orders".
+        self.settle_names = {name: f"{name} {destination}" for name in self.settle_attributes}
         self.live = LIVE
         LIVE.look(time.monotonic())
 
@@ -286,7 +287,7 @@ class ConsumerTelemetry:
         in a ``settle`` span whose ``messaging.operation.name`` is ``name``."""
         base = self.settle_attributes[name]
         span = self.tracer.start_span(
-            self.settle_name, None, _CLIENT, _batch_attributes(base, deliveries),
+            self.settle_names[name], None, _CLIENT, _batch_attributes(base, deliveries),
             _links(deliveries),
         )
         started = time.perf_counter()

@@ -50,6 +50,14 @@ class Captured:
     def spans_named(self, name: str) -> list[ReadableSpan]:
         return [span for span in self.exporter.get_finished_spans() if span.name == name]
 
+    def settlements(self, destination: str) -> list[ReadableSpan]:
+        """The settle spans (``ack``, ``nack``, ``extend``... ``{destination}``) of a destination."""
+        return [
+            span for span in self.exporter.get_finished_spans()
+            if (span.attributes or {}).get("messaging.operation.type") == "settle"
+            and span.name.endswith(f" {destination}")
+        ]
+
     def points(self, metric: str, **attributes: object) -> list[Any]:
         """Data points of ``metric`` whose attributes include ``attributes``
         (dots in attribute names spelled as ``__``: ``messaging__system=...``)."""
