@@ -254,8 +254,9 @@ class Delivery:
     trace_context: dict[str, str] | None = None
 
 
-class _Native:
-    """``as_`` for anything that holds native SDK objects."""
+class _DriverBase:
+    """What both kinds of driver have: ``as_`` for the SDK objects they hold, and the
+    attributes that describe their destination to telemetry."""
 
     def native_objects(self) -> Iterable[object]:
         """The SDK objects behind this driver, offered to ``as_`` in order."""
@@ -267,8 +268,18 @@ class _Native:
                 return obj
         return None
 
+    def telemetry_attributes(self) -> Mapping[str, str | int]:
+        """OpenTelemetry attributes describing this destination on every span and
+        metric: ``messaging.system`` and ``server.address`` (+ ``server.port``)
+        where known, and per-system ones. What it returns overrides the portable
+        layer's defaults, taken from the URL: the scheme as ``messaging.system``,
+        the last part of host/path as ``messaging.destination.name`` and the
+        ``subscription`` parameter as ``messaging.destination.subscription.name``.
+        Called once per producer or consumer, only when telemetry is on."""
+        return {}
 
-class TopicDriver(_Native, abc.ABC):
+
+class TopicDriver(_DriverBase, abc.ABC):
     """Sends to one destination (a queue or a topic)."""
 
     @property
@@ -298,16 +309,6 @@ class TopicDriver(_Native, abc.ABC):
             size += len(name.encode()) + len(value.encode())
         return size
 
-    def telemetry_attributes(self) -> Mapping[str, str | int]:
-        """OpenTelemetry attributes describing this destination on every span and
-        metric: ``messaging.system`` and ``server.address`` (+ ``server.port``)
-        where known, and per-system ones. What it returns overrides the portable
-        layer's defaults, taken from the URL: the scheme as ``messaging.system``,
-        the last part of host/path as ``messaging.destination.name`` and the
-        ``subscription`` parameter as ``messaging.destination.subscription.name``.
-        Called once per producer or consumer, only when telemetry is on."""
-        return {}
-
     def close(self) -> None:  # optional hook with nothing to do by default
         """Release the SDK client. Called once; no other call follows."""
 
@@ -318,7 +319,7 @@ class TopicDriver(_Native, abc.ABC):
         await asyncio.to_thread(self.close)
 
 
-class SubscriptionDriver(_Native, abc.ABC):
+class SubscriptionDriver(_DriverBase, abc.ABC):
     """Receives from one queue or one subscription of a topic, and settles messages."""
 
     @property
@@ -388,16 +389,6 @@ class SubscriptionDriver(_Native, abc.ABC):
         before it waits for them; must not block. The default does nothing: a
         receive then ends within its ``wait``. Override it when the SDK lets a
         wait be cut short, so that ``close()`` is prompt."""
-
-    def telemetry_attributes(self) -> Mapping[str, str | int]:
-        """OpenTelemetry attributes describing this destination on every span and
-        metric: ``messaging.system`` and ``server.address`` (+ ``server.port``)
-        where known, and per-system ones. What it returns overrides the portable
-        layer's defaults, taken from the URL: the scheme as ``messaging.system``,
-        the last part of host/path as ``messaging.destination.name`` and the
-        ``subscription`` parameter as ``messaging.destination.subscription.name``.
-        Called once per producer or consumer, only when telemetry is on."""
-        return {}
 
     def close(self) -> None:  # optional hook with nothing to do by default
         """Release the SDK client. Unsettled deliveries may be given back here."""
