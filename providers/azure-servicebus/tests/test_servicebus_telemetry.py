@@ -15,10 +15,9 @@ import pytest
 from azure.core.settings import settings
 from azure.servicebus import ServiceBusClient, ServiceBusMessage
 from cloudqueue.testing.contract import unique_name
-from cloudqueue.testing.telemetry import Captured, capture
+from cloudqueue.testing.telemetry import Captured, capture, traceparent_of
 from cloudqueue.worker import App
 from opentelemetry import trace
-from opentelemetry.sdk.trace import ReadableSpan
 from test_contract_servicebus import ServiceBusHarness
 
 from cloudqueue_azure_servicebus._names import CA_FILE_ENV
@@ -56,22 +55,6 @@ def entity_of(url: str) -> str:
     return url.split("?", 1)[0].rsplit("/", 1)[1]
 
 
-def named(captured: Captured, name: str) -> list[ReadableSpan]:
-    return captured.spans_named(name)
-
-
-def one(captured: Captured, name: str) -> ReadableSpan:
-    found = captured.spans_named(name)
-    assert len(found) == 1, [span.name for span in captured.spans()]
-    return found[0]
-
-
-def traceparent_of(span: ReadableSpan) -> str:
-    context = span.get_span_context()
-    assert context is not None
-    return f"00-{context.trace_id:032x}-{context.span_id:016x}-{context.trace_flags:02x}"
-
-
 def receive_one(url: str) -> cloudqueue.ReceivedMessage:
     with cloudqueue.open_consumer(url) as consumer:
         deadline = time.monotonic() + 20
@@ -98,14 +81,14 @@ def test_a_message_the_sdk_traced_is_continued_by_cloudqueue(
     entity = entity_of(queue_url)
     with client.get_queue_sender(entity) as sender:
         sender.send_messages(ServiceBusMessage(b"order", application_properties={"kind": "new"}))
-    created = one(spans, "ServiceBus.message")  # the SDK's per-message PRODUCER span
+    created = spans.only("ServiceBus.message")  # the SDK's per-message PRODUCER span
 
     message = receive_one(queue_url)
 
     assert message.attributes == {"kind": "new"}  # Diagnostic-Id, traceparent stripped
     assert message.trace_context == {"traceparent": traceparent_of(created)}
     for name in (f"receive {entity}", f"ack {entity}"):
-        span = one(spans, name)
+        span = spans.only(name)
         assert [link.context.span_id for link in span.links] == [created.context.span_id]
         assert span.links[0].context.trace_id == created.context.trace_id
 
@@ -116,7 +99,7 @@ def test_a_message_cloudqueue_traced_is_continued_by_the_sdk(
     entity = entity_of(queue_url)
     with cloudqueue.open_producer(queue_url) as producer:
         producer.send(b"order", attributes={"kind": "new"})
-    sent = one(spans, f"send {entity}")
+    sent = spans.only(f"send {entity}")
 
     received = sdk_receive_one(client, entity)
 
@@ -126,7 +109,7 @@ def test_a_message_cloudqueue_traced_is_continued_by_the_sdk(
     assert properties[b"traceparent"] == traceparent_of(sent).encode()
     assert properties[b"Diagnostic-Id"] == traceparent_of(sent).encode()
     assert properties[b"kind"] == b"new"
-    receive = one(spans, "ServiceBus.receive")
+    receive = spans.only("ServiceBus.receive")
     assert [link.context.span_id for link in receive.links] == [sent.context.span_id]
     assert receive.links[0].context.trace_id == sent.context.trace_id
 
@@ -140,7 +123,7 @@ def test_cloudqueue_spans_describe_the_namespace_and_entity(
     receive_one(queue_url)
 
     for name in (f"send {entity}", f"receive {entity}", f"ack {entity}"):
-        attributes = one(spans, name).attributes or {}
+        attributes = spans.only(name).attributes or {}
         assert attributes["messaging.system"] == "servicebus"
         assert attributes["messaging.destination.name"] == entity
         assert attributes["server.address"] == broker.host
@@ -176,10 +159,10 @@ def test_one_trace_from_send_to_settle_through_the_worker(
 
     assert seen == [{"kind": "new"}]
     trace_id = placing.get_span_context().trace_id
-    send = one(spans, f"send {entity}")
-    process = one(spans, f"process {entity}")
-    receive = one(spans, f"receive {entity}")
-    settle = one(spans, f"ack {entity}")
+    send = spans.only(f"send {entity}")
+    process = spans.only(f"process {entity}")
+    receive = spans.only(f"receive {entity}")
+    settle = spans.only(f"ack {entity}")
     assert {send.context.trace_id, process.context.trace_id} == {trace_id}
     assert process.parent is not None and process.parent.span_id == send.context.span_id
     assert process.kind == trace.SpanKind.CONSUMER
@@ -197,7 +180,7 @@ def test_a_delayed_nack_copy_keeps_the_trace_context(
     entity = entity_of(queue_url)
     with cloudqueue.open_producer(queue_url) as producer:
         producer.send(b"order")
-    sent = one(spans, f"send {entity}")
+    sent = spans.only(f"send {entity}")
     with cloudqueue.open_consumer(queue_url) as consumer:
         first: list[cloudqueue.ReceivedMessage] = []
         deadline = time.monotonic() + 20
@@ -225,15 +208,15 @@ def test_a_batch_links_each_message_on_send_receive_and_settle(
         for message in received:
             message.ack()
 
-    send = one(spans, f"send {entity}")
-    created = {span.context.span_id for span in named(spans, f"create {entity}")}
+    send = spans.only(f"send {entity}")
+    created = {span.context.span_id for span in spans.spans_named(f"create {entity}")}
     assert len(created) == 3
     assert (send.attributes or {})["messaging.batch.message_count"] == 3
     assert {link.context.span_id for link in send.links} == created
     carried = {message.trace_context["traceparent"] for message in received if message.trace_context}
-    assert carried == {traceparent_of(span) for span in named(spans, f"create {entity}")}
+    assert carried == {traceparent_of(span) for span in spans.spans_named(f"create {entity}")}
     for operation in ("receive", "ack"):
-        calls = named(spans, f"{operation} {entity}")
+        calls = spans.spans_named(f"{operation} {entity}")
         assert {link.context.span_id for span in calls for link in span.links} == created
         for span in calls:
             count = (span.attributes or {}).get("messaging.batch.message_count")

@@ -14,11 +14,10 @@ from typing import Any
 import cloudqueue
 import pytest
 from cloudqueue.testing.contract import unique_name
-from cloudqueue.testing.telemetry import Captured, capture
+from cloudqueue.testing.telemetry import Captured, capture, traceparent_of
 from cloudqueue.worker import App
 from google.cloud import pubsub_v1
 from opentelemetry import trace
-from opentelemetry.sdk.trace import ReadableSpan
 
 from cloudqueue_pubsub.testing import PubSubServer
 
@@ -46,22 +45,6 @@ def url_of(topic_id: str) -> str:
     return f"pubsub://{PROJECT}/{topic_id}?subscription={topic_id}"
 
 
-def named(captured: Captured, name: str) -> list[ReadableSpan]:
-    return captured.spans_named(name)
-
-
-def one(captured: Captured, name: str) -> ReadableSpan:
-    found = captured.spans_named(name)
-    assert len(found) == 1, [span.name for span in captured.spans()]
-    return found[0]
-
-
-def traceparent_of(span: ReadableSpan) -> str:
-    context = span.get_span_context()
-    assert context is not None
-    return f"00-{context.trace_id:032x}-{context.span_id:016x}-{context.trace_flags:02x}"
-
-
 def receive(url: str, count: int) -> list[cloudqueue.ReceivedMessage]:
     """Receive and ack ``count`` messages (within 20 s)."""
     received: list[cloudqueue.ReceivedMessage] = []
@@ -85,14 +68,14 @@ def test_a_message_the_client_traced_is_continued_by_cloudqueue(
         publisher.publish(topic, b"order", kind="new").result(timeout=10)
     finally:
         publisher.stop()
-    created = one(spans, f"{topic_id} create")  # the client's per-message PRODUCER span
+    created = spans.only(f"{topic_id} create")  # the client's per-message PRODUCER span
 
     [message] = receive(url_of(topic_id), 1)
 
     assert message.attributes == {"kind": "new"}  # googclient_traceparent stripped
     assert message.trace_context == {"traceparent": traceparent_of(created)}
     for name in (f"receive {topic_id}", f"ack {topic_id}"):
-        span = one(spans, name)
+        span = spans.only(name)
         assert [link.context.span_id for link in span.links] == [created.context.span_id]
         assert span.links[0].context.trace_id == created.context.trace_id
 
@@ -102,7 +85,7 @@ def test_a_message_cloudqueue_traced_is_continued_by_the_client(
 ) -> None:
     with cloudqueue.open_producer(url_of(topic_id)) as producer:
         producer.send(b"order", attributes={"kind": "new"})
-    sent = one(spans, f"send {topic_id}")
+    sent = spans.only(f"send {topic_id}")
 
     arrived = threading.Event()
     seen: list[Any] = []
@@ -123,7 +106,7 @@ def test_a_message_cloudqueue_traced_is_continued_by_the_client(
 
     assert seen[0].attributes["googclient_traceparent"] == traceparent_of(sent)
     # The client's subscribe span continues the trace as the sender's child.
-    subscribe = one(spans, f"{topic_id} subscribe")
+    subscribe = spans.only(f"{topic_id} subscribe")
     assert subscribe.parent is not None
     assert (subscribe.parent.trace_id, subscribe.parent.span_id) == (
         sent.context.trace_id, sent.context.span_id,
@@ -138,7 +121,7 @@ def test_cloudqueue_spans_describe_the_server_and_subscription(
     receive(url_of(topic_id), 1)
 
     for name in (f"send {topic_id}", f"receive {topic_id}", f"ack {topic_id}"):
-        attributes = one(spans, name).attributes or {}
+        attributes = spans.only(name).attributes or {}
         assert attributes["messaging.system"] == "gcp_pubsub"
         assert attributes["messaging.destination.name"] == topic_id
         assert attributes["server.address"] == server.host
@@ -148,7 +131,7 @@ def test_cloudqueue_spans_describe_the_server_and_subscription(
         assert point.value == 1
         assert point.attributes["messaging.system"] == "gcp_pubsub"
     for name in (f"receive {topic_id}", f"ack {topic_id}"):
-        attributes = one(spans, name).attributes or {}
+        attributes = spans.only(name).attributes or {}
         assert attributes["messaging.destination.subscription.name"] == topic_id
 
 
@@ -165,8 +148,8 @@ def test_a_batch_links_each_message_on_send_receive_and_settle(
         producer.send_batch([cloudqueue.Message(f"order {n}".encode()) for n in range(3)])
     received = receive(url_of(topic_id), 3)
 
-    send = one(spans, f"send {topic_id}")
-    creates = named(spans, f"create {topic_id}")
+    send = spans.only(f"send {topic_id}")
+    creates = spans.spans_named(f"create {topic_id}")
     created = {span.context.span_id for span in creates}
     assert len(created) == 3
     assert (send.attributes or {})["messaging.batch.message_count"] == 3
@@ -174,7 +157,7 @@ def test_a_batch_links_each_message_on_send_receive_and_settle(
     carried = {(message.trace_context or {}).get("traceparent") for message in received}
     assert carried == {traceparent_of(span) for span in creates}
     for operation in ("receive", "ack"):
-        calls = named(spans, f"{operation} {topic_id}")
+        calls = spans.spans_named(f"{operation} {topic_id}")
         assert {link.context.span_id for span in calls for link in span.links} == created
         for span in calls:
             count = (span.attributes or {}).get("messaging.batch.message_count")
@@ -200,15 +183,15 @@ def test_one_trace_from_send_to_settle_through_the_worker(
 
     assert seen == [{"kind": "new"}]
     trace_id = placing.get_span_context().trace_id
-    send = one(spans, f"send {topic_id}")
-    process = one(spans, f"process {topic_id}")
+    send = spans.only(f"send {topic_id}")
+    process = spans.only(f"process {topic_id}")
     assert {send.context.trace_id, process.context.trace_id} == {trace_id}
     assert process.parent is not None and process.parent.span_id == send.context.span_id
     assert process.kind == trace.SpanKind.CONSUMER
     for name in (f"receive {topic_id}", f"ack {topic_id}"):
-        links = [link.context.span_id for span in named(spans, name) for link in span.links]
+        links = [link.context.span_id for span in spans.spans_named(name) for link in span.links]
         assert links == [send.context.span_id]
-    assert (one(spans, f"ack {topic_id}").attributes or {})["messaging.operation.name"] == "ack"
+    assert (spans.only(f"ack {topic_id}").attributes or {})["messaging.operation.name"] == "ack"
     attributes = process.attributes or {}
     assert attributes["messaging.system"] == "gcp_pubsub"
     assert attributes["messaging.destination.subscription.name"] == topic_id

@@ -14,13 +14,12 @@ from typing import Any
 import cloudqueue
 import pytest
 from cloudqueue.testing.contract import unique_name
-from cloudqueue.testing.telemetry import Captured, capture
+from cloudqueue.testing.telemetry import Captured, capture, traceparent_of
 from cloudqueue.worker import App
 from conftest import sqs_client
 from conftest_driver import SqsHarness, aws_environment, endpoint_url
 from opentelemetry import propagate, trace
 from opentelemetry.propagators.textmap import Getter
-from opentelemetry.sdk.trace import ReadableSpan
 
 __all__ = ["aws_environment", "endpoint_url"]
 
@@ -59,22 +58,6 @@ class MessageAttributesGetter(Getter[Mapping[str, Any]]):
         return list(carrier)
 
 
-def named(captured: Captured, name: str) -> list[ReadableSpan]:
-    return captured.spans_named(name)
-
-
-def one(captured: Captured, name: str) -> ReadableSpan:
-    found = captured.spans_named(name)
-    assert len(found) == 1, [span.name for span in captured.spans()]
-    return found[0]
-
-
-def traceparent_of(span: ReadableSpan) -> str:
-    context = span.get_span_context()
-    assert context is not None
-    return f"00-{context.trace_id:032x}-{context.span_id:016x}-{context.trace_flags:02x}"
-
-
 def receive(url: str, count: int) -> list[cloudqueue.ReceivedMessage]:
     """Receive and ack ``count`` messages (within 20 s)."""
     received: list[cloudqueue.ReceivedMessage] = []
@@ -106,7 +89,7 @@ def test_a_message_cloudqueue_traced_carries_traceparent_for_boto3(
     name, url = queue
     with cloudqueue.open_producer(url) as producer:
         producer.send(b"order", attributes={"kind": "new"})
-    sent = one(spans, f"send {name}")
+    sent = spans.only(f"send {name}")
 
     client = sqs_client(endpoint_url)
     raw = boto3_receive_one(client, client.get_queue_url(QueueName=name)["QueueUrl"])
@@ -144,7 +127,7 @@ def test_a_message_boto3_sent_with_traceparent_is_continued_by_cloudqueue(
     assert message.attributes == {"kind": "new"}
     assert message.trace_context == {"traceparent": headers["traceparent"]}
     for span_name in (f"receive {name}", f"ack {name}"):
-        span = one(spans, span_name)
+        span = spans.only(span_name)
         assert [(link.context.trace_id, link.context.span_id) for link in span.links] == [
             (context.trace_id, context.span_id)
         ]
@@ -160,7 +143,7 @@ def test_trace_context_counts_against_the_attribute_budget(
         # Binary bodies take the marker attribute: the fullest message SQS sees.
         producer.send(b"\x00 room", attributes={f"a{n}": "x" for n in range(limit - 1)})
         producer.send(b"\x00 full", attributes={f"a{n}": "x" for n in range(limit)})
-    with_room, full = named(spans, f"send {name}")
+    with_room, full = spans.spans_named(f"send {name}")
     assert [event.name for event in with_room.events] == []
     [dropped] = full.events
     assert dropped.name == DROPPED_EVENT
@@ -180,7 +163,7 @@ def test_a_dead_lettered_copy_keeps_the_trace_context(
     name, url = queue
     with cloudqueue.open_producer(url) as producer:
         producer.send(b"poison", attributes={f"a{n}": "x" for n in range(7)})
-    sent = one(spans, f"send {name}")
+    sent = spans.only(f"send {name}")
     with cloudqueue.open_consumer(url) as consumer:
         received: list[cloudqueue.ReceivedMessage] = []
         deadline = time.monotonic() + 20
@@ -205,7 +188,7 @@ def test_cloudqueue_spans_describe_the_endpoint_and_queue(
     queue_url = sqs_client(endpoint_url).get_queue_url(QueueName=name)["QueueUrl"]
     host, port = endpoint_url.split("//", 1)[1].rstrip("/").rsplit(":", 1)
     for span_name in (f"send {name}", f"receive {name}", f"ack {name}"):
-        attributes = one(spans, span_name).attributes or {}
+        attributes = spans.only(span_name).attributes or {}
         assert attributes["messaging.system"] == "aws_sqs"
         assert attributes["messaging.destination.name"] == name
         assert attributes["server.address"] == host
@@ -225,8 +208,8 @@ def test_a_batch_links_each_message_on_send_receive_and_settle(
         producer.send_batch([cloudqueue.Message(f"order {n}".encode()) for n in range(3)])
     received = receive(url, 3)
 
-    send = one(spans, f"send {name}")
-    creates = named(spans, f"create {name}")
+    send = spans.only(f"send {name}")
+    creates = spans.spans_named(f"create {name}")
     created = {span.context.span_id for span in creates}
     assert len(created) == 3
     assert (send.attributes or {})["messaging.batch.message_count"] == 3
@@ -234,7 +217,7 @@ def test_a_batch_links_each_message_on_send_receive_and_settle(
     carried = {(message.trace_context or {}).get("traceparent") for message in received}
     assert carried == {traceparent_of(span) for span in creates}
     for operation in ("receive", "ack"):
-        calls = named(spans, f"{operation} {name}")
+        calls = spans.spans_named(f"{operation} {name}")
         assert {link.context.span_id for span in calls for link in span.links} == created
         for span in calls:
             count = (span.attributes or {}).get("messaging.batch.message_count")
@@ -259,15 +242,15 @@ def test_one_trace_from_send_to_settle_through_the_worker(
 
     assert seen == [{"kind": "new"}]
     trace_id = placing.get_span_context().trace_id
-    send = one(spans, f"send {name}")
-    process = one(spans, f"process {name}")
+    send = spans.only(f"send {name}")
+    process = spans.only(f"process {name}")
     assert {send.context.trace_id, process.context.trace_id} == {trace_id}
     assert process.parent is not None and process.parent.span_id == send.context.span_id
     assert process.kind == trace.SpanKind.CONSUMER
     for span_name in (f"receive {name}", f"ack {name}"):
-        links = [link.context.span_id for span in named(spans, span_name) for link in span.links]
+        links = [link.context.span_id for span in spans.spans_named(span_name) for link in span.links]
         assert links == [send.context.span_id]
-    assert (one(spans, f"ack {name}").attributes or {})["messaging.operation.name"] == "ack"
+    assert (spans.only(f"ack {name}").attributes or {})["messaging.operation.name"] == "ack"
     assert (process.attributes or {})["messaging.system"] == "aws_sqs"
 
 

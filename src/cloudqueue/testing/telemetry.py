@@ -30,7 +30,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-__all__ = ["Captured", "capture"]
+__all__ = ["Captured", "capture", "traceparent_of"]
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,12 @@ class Captured:
 
     def spans_named(self, name: str) -> list[ReadableSpan]:
         return [span for span in self.exporter.get_finished_spans() if span.name == name]
+
+    def only(self, name: str) -> ReadableSpan:
+        """The one finished span called ``name`` (AssertionError, listing every span, if not one)."""
+        found = self.spans_named(name)
+        assert len(found) == 1, [span.name for span in self.spans()]
+        return found[0]
 
     def settlements(self, destination: str) -> list[ReadableSpan]:
         """The settle spans (``ack``, ``nack``, ``extend``... ``{destination}``) of a destination."""
@@ -73,6 +79,13 @@ class Captured:
                             if all((point.attributes or {}).get(k) == v for k, v in wanted.items())
                         ]
         return found
+
+
+def traceparent_of(span: ReadableSpan) -> str:
+    """The W3C ``traceparent`` a message created under ``span`` carries."""
+    context = span.get_span_context()
+    assert context is not None
+    return f"00-{context.trace_id:032x}-{context.span_id:016x}-{context.trace_flags:02x}"
 
 
 @functools.cache
