@@ -196,13 +196,13 @@ class ConsumerCore:
                 )
                 if self.telemetry is None or not self.telemetry.live():
                     got: list[Delivery] = yield from call
-                else:
+                    self._take_trace_context(got)
+                else:  # the receive span takes the context first, to link each message
                     got = yield from self.telemetry.receive(call, self._take_trace_context)
             finally:
                 self.pulls -= 1
             now = time.monotonic()
             if got:
-                self._take_trace_context(got)
                 if self._hold(got, now, epoch):
                     yield WAKE  # the worker must look at leases or give back sooner
                 if self.closing:
