@@ -45,6 +45,7 @@ from ._message import Message
 from ._url import Url
 from .errors import QueueError, Unsupported
 from .filters import Filter
+from .wire import DEAD_LETTER_REASON
 
 __all__ = [
     "PUBSUB_CARRIER",
@@ -52,11 +53,13 @@ __all__ = [
     "W3C_CARRIER",
     "BatchErrors",
     "Capabilities",
+    "DeadLetterFacts",
     "Declaration",
     "Delivery",
     "Limits",
     "Message",
     "Provider",
+    "QueueStats",
     "SubscriptionDriver",
     "TopicDriver",
     "TraceCarrier",
@@ -252,6 +255,55 @@ class Delivery:
     #: carried, taken out of ``attributes`` by the portable layer (see
     #: :class:`TraceCarrier`); None when it carried none. Drivers leave it None.
     trace_context: dict[str, str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class QueueStats:
+    """How many messages one queue or subscription holds, as its provider reports them.
+
+    A count is None where the provider cannot know it (docs/semantics.md says which);
+    ``exact`` is False when the numbers are the service's approximations (SQS) or
+    snapshots that may lag by seconds.
+    """
+
+    #: Waiting to be received now.
+    available: int | None
+    #: Received and not settled yet (leased, locked, outstanding).
+    in_flight: int | None
+    #: Sent with a delay (or scheduled) and not yet due.
+    delayed: int | None
+    #: In the dead-letter destination of this queue or subscription.
+    dead_letters: int | None
+    #: Seconds since the oldest message still held (available, in flight or delayed) was sent.
+    oldest_age: float | None
+    #: True when the counts are exact at the moment they were read.
+    exact: bool
+    #: Messages ever sent to (or routed into) this queue or subscription, since it was
+    #: created or the provider began counting: the ``top`` view derives rates from it.
+    total_sent: int | None = None
+    #: Deliveries ever handed to consumers (a redelivery counts again), likewise.
+    total_received: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetterFacts:
+    """What a dead letter says about how it got there, read by
+    :meth:`Provider.dead_letter_facts` from a delivery of a dead-letter destination."""
+
+    #: The user's attributes, with every dead-letter marker of the provider removed
+    #: (the ``dead_letter_reason`` attribute, native dead-letter properties...): what a
+    #: redrive sends back.
+    attributes: dict[str, str]
+    #: Why it was dead-lettered: the reason given to ``dead_letter(reason)``, or the
+    #: service's own (Service Bus ``MaxDeliveryCountExceeded``); None when unknown.
+    reason: str | None = None
+    #: Deliveries at its source before it was dead-lettered; None when unknown.
+    delivery_count: int | None = None
+    #: The id it had at its source, when the provider knows it and it differs from the
+    #: dead letter's own id (a copy sent to the dead-letter destination).
+    original_id: str | None = None
+    #: Where it was dead-lettered from, in the provider's own words (display only).
+    source: str | None = None
 
 
 class _DriverBase:
@@ -467,6 +519,63 @@ class Provider(abc.ABC):
     @abc.abstractmethod
     def delete(self, url: Url) -> None:
         """Delete the destination (or only the subscription, when one is named)."""
+
+    # -- operations (cloudqueue.ops): optional, each with a portable default ----------
+
+    #: :meth:`peek` reads messages without leasing them. Left False, ``cloudqueue.ops.peek``
+    #: receives and releases instead (which counts a delivery) and refuses ordered
+    #: destinations, where holding a message would block its key.
+    supports_peek: bool = False
+
+    def stats(self, url: Url) -> QueueStats:
+        """The counts of the queue or subscription named by ``url`` (see :class:`QueueStats`):
+        None for what the service cannot tell, never a guess."""
+        raise Unsupported(f"the {url.scheme}:// provider reports no queue statistics")
+
+    def peek(self, url: Url, max_messages: int) -> list[Delivery]:
+        """Up to ``max_messages`` (at most 1000) of the queue or subscription named by
+        ``url``, oldest first, read without leasing them or counting a delivery.
+        ``Delivery.token`` is None. Called only when :attr:`supports_peek` is True."""
+        raise Unsupported(f"the {url.scheme}:// provider cannot peek")
+
+    def dead_letter_facts(self, url: Url, delivery: Delivery) -> DeadLetterFacts:
+        """What ``delivery``, received from the dead-letter destination ``url``, says
+        about its dead-lettering, and its attributes without the markers.
+
+        The default reads the portable ``dead_letter_reason`` attribute (see
+        :mod:`cloudqueue.wire`). Override it to read native metadata (delivery counts,
+        reasons, source names) and to remove the provider's own dead-letter attributes.
+        """
+        attributes = dict(delivery.attributes)
+        reason = attributes.pop(DEAD_LETTER_REASON, None)
+        return DeadLetterFacts(attributes=attributes, reason=reason)
+
+    def redrive_source(self, url: Url) -> Url:
+        """The queue or subscription whose dead letters the dead-letter destination
+        ``url`` holds: where ``cloudqueue.ops.redrive`` puts them back when not told
+        otherwise. Raise InvalidArgument when ``url`` is not a dead-letter destination
+        or serves several sources (the user then passes ``to=``)."""
+        raise Unsupported(
+            f"the {url.scheme}:// provider cannot tell where dead letters came from: "
+            "pass to= naming the destination"
+        )
+
+    def open_redrive_target(self, url: Url) -> TopicDriver:
+        """A driver that sends to the queue named by ``url``, or, when ``url`` names a
+        subscription, to that one subscription *only*: a redrive of one subscription's
+        dead letters must never reach its siblings.
+
+        The default sends to queues and topics and refuses subscriptions. A provider
+        that can reach one subscription (or knows that it is the topic's only one)
+        overrides it; one that cannot raises Unsupported saying why and what to do.
+        """
+        if url.subscription is None:
+            return self.open_topic(url)
+        raise Unsupported(
+            f"the {url.scheme}:// provider cannot send to one subscription of a topic; "
+            "sending to the topic would reach every subscription. Redrive with to= naming "
+            "a destination only this subscription's consumers read"
+        )
 
     def close(self) -> None:  # noqa: B027  # optional hook with nothing to do by default
         """Release shared clients when the registry is torn down."""

@@ -15,6 +15,12 @@ Attribute names
 * :data:`DEAD_LETTER_REASON` (``dead_letter_reason``) is the attribute a dead letter
   carries with the reason given to ``message.dead_letter(reason)``, on every provider.
   It is not a marker: consumers of the dead-letter destination see and read it.
+* :data:`REDRIVE_ATTRIBUTES` are added to a message that ``cloudqueue.ops.redrive`` put
+  back from a dead-letter destination: its id there (:data:`REDRIVE_ORIGINAL_ID`), the
+  reason it was dead-lettered (:data:`REDRIVE_REASON`), its deliveries before that
+  (:data:`REDRIVE_DELIVERY_COUNT`) and when it was redriven (:data:`REDRIVE_TIME`,
+  ISO 8601 UTC). Not markers either: consumers see them. A value the redrive does not
+  know is left out.
 
 Body encoding on SQS
 --------------------
@@ -53,6 +59,11 @@ __all__ = [
     "EMPTY_PLACEHOLDER",
     "EMPTY_TYPE",
     "ENCODING_ATTRIBUTE",
+    "REDRIVE_ATTRIBUTES",
+    "REDRIVE_DELIVERY_COUNT",
+    "REDRIVE_ORIGINAL_ID",
+    "REDRIVE_REASON",
+    "REDRIVE_TIME",
     "RESERVED_PREFIX",
     "WireDecodeError",
     "decode_sqs_body",
@@ -69,6 +80,13 @@ RESERVED_PREFIX = "cloudqueue."
 #: Attribute a dead letter carries with the reason given to ``dead_letter(reason)``
 #: (Service Bus keeps the reason in its native ``DeadLetterReason``, read back under this name).
 DEAD_LETTER_REASON = "dead_letter_reason"
+#: Provenance of a redriven message (see the module docstring). Underscored names are
+#: valid attribute names on every provider and in Service Bus SQL filters unbracketed.
+REDRIVE_ORIGINAL_ID = "redrive_original_id"
+REDRIVE_REASON = "redrive_reason"
+REDRIVE_DELIVERY_COUNT = "redrive_delivery_count"
+REDRIVE_TIME = "redrive_time"
+REDRIVE_ATTRIBUTES = (REDRIVE_ORIGINAL_ID, REDRIVE_REASON, REDRIVE_DELIVERY_COUNT, REDRIVE_TIME)
 #: Message attribute naming how the body was encoded; absent means "plain text".
 ENCODING_ATTRIBUTE = "cloudqueue.encoding"
 #: Marker value: the body text is standard base64 of the body bytes.
