@@ -8,6 +8,8 @@ import sys
 from typing import NoReturn
 
 from .._registry import resolve
+from ..errors import QueueError
+from ..filters import Filter, where
 
 __all__ = [
     "DEFAULT_URL_TEMPLATE",
@@ -16,12 +18,16 @@ __all__ = [
     "OneLineParser",
     "add_url_option",
     "attribute",
+    "describe_error",
     "display_url",
     "fail",
+    "label_url",
     "non_negative_float",
     "positive_float",
     "positive_int",
+    "require_rich",
     "url_from",
+    "where_filter",
 ]
 
 #: The backend used when neither ``--url`` nor ``$CLOUDQUEUE_URL`` is given: the
@@ -75,6 +81,51 @@ def url_from(args: argparse.Namespace, name: str = DEFAULT_QUEUE) -> str:
 def display_url(url: str) -> str:
     """``url`` with passwords and secret parameters replaced by ``***``."""
     return str(resolve(url)[1])
+
+
+def label_url(url: str) -> str:
+    """:func:`display_url`, or for a URL that does not even parse, its scheme alone
+    (the text may hold a password the parser never got to mask)."""
+    try:
+        return display_url(url)
+    except QueueError:
+        scheme, sep, _ = url.partition("://")
+        return f"{scheme}://..." if sep else "(not a URL)"
+
+
+def describe_error(error: QueueError) -> str:
+    """``Code: message`` on one line, as :func:`fail` prints it (messages are scrubbed of secrets)."""
+    return " ".join(f"{error.code.value}: {error}".split())
+
+
+#: What to run when a command needs the ``cli`` extra.
+RICH_HINT = "pip install 'cloudqueue[cli]'"
+
+
+def require_rich(command: str) -> None:
+    """Raise a one-line CliError naming the fix when rich (the ``cli`` extra) is missing."""
+    try:
+        import rich  # noqa: F401
+    except ImportError:
+        raise CliError(f"`cloudqueue {command}` needs the rich library: {RICH_HINT}", 1) from None
+
+
+def where_filter(pairs: list[tuple[str, str]]) -> Filter | None:
+    """``--where NAME=VALUE`` options as one filter: every name must match (and),
+    a name given several times matches any of its values (or)."""
+    if not pairs:
+        return None
+    values: dict[str, list[str]] = {}
+    for name, value in pairs:
+        values.setdefault(name, []).append(value)
+    conditions = [
+        where(name).equals(given[0]) if len(given) == 1 else where(name).one_of(*given)
+        for name, given in values.items()
+    ]
+    combined: Filter = conditions[0]
+    for condition in conditions[1:]:
+        combined = combined & condition
+    return combined
 
 
 def attribute(text: str) -> tuple[str, str]:
