@@ -6,7 +6,14 @@ a topic with the default subscription ``""``. Every subscription keeps:
 - ``ready``: records deliverable now, in order (for ordered topics, keys
   stand in the line instead of records: see ``_Subscription``);
 - ``delayed``: a heap of records that become ready later (send delay, nack delay);
-- ``leased``: records handed out, by token, with a heap of lease deadlines.
+- ``leased``: records handed out, by token, with a heap of lease deadlines;
+
+and counts of the records ever routed to it and of the deliveries it made
+(``total_sent``, ``total_received``), for :meth:`Broker.stats`. A dead letter is
+a copy of the record in the dead-letter queue's subscriptions, with a
+:class:`DeadLetterOrigin` (its source, deliveries and reason) as its ``origin``:
+handed out as the native object of its deliveries, it is what
+``dead_letter_facts`` reads.
 
 All state sits behind one lock; waiting receivers are woken on every change
 that can make a record ready, and sleep no longer than the next deadline.
@@ -22,19 +29,45 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 
 from .._message import Message
-from ..driver import Declaration, Delivery
-from ..errors import NotFound, QueueError
+from ..driver import Declaration, Delivery, QueueStats
+from ..errors import InvalidArgument, NotFound, QueueError
 from ..filters import Filter
 from ..wire import DEAD_LETTER_REASON
 
-__all__ = ["Broker", "Topic", "TopicSettings"]
+__all__ = ["DELIVERY_LIMIT_REASON", "Broker", "DeadLetterOrigin", "Topic", "TopicSettings"]
 
 DEDUPLICATION_WINDOW = 300.0
 _UTC = datetime.UTC
+#: The reason a dead letter reports when it was moved for reaching ``dead_letter_after``
+#: (nobody called ``dead_letter(reason)``; Service Bus says ``MaxDeliveryCountExceeded``).
+DELIVERY_LIMIT_REASON = "max_deliveries_exceeded"
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetterOrigin:
+    """How a memory or SQLite dead letter got there: the native object of its
+    deliveries and peeks (``message.as_(DeadLetterOrigin)``), read by the providers'
+    ``dead_letter_facts``."""
+
+    #: The topic (or queue) and subscription (``""`` for a queue) it was dead-lettered from.
+    topic: str
+    subscription: str
+    #: Deliveries it had there, the last one included.
+    delivery_count: int
+    #: The reason given to ``dead_letter(reason)``, or :data:`DELIVERY_LIMIT_REASON`.
+    reason: str
+
+    def describe(self) -> str:
+        """The source in words: ``'orders'`` or ``'events' subscription 'billing'``."""
+        return describe(self.topic, self.subscription)
+
+
+def describe(topic: str, subscription: str) -> str:
+    return repr(topic) + (f" subscription {subscription!r}" if subscription else "")
 
 
 @dataclass(slots=True)
@@ -55,11 +88,11 @@ class SubscriptionSettings:
 class _Record:
     """One message as one subscription sees it."""
 
-    __slots__ = ("attempts", "attributes", "body", "enqueued_at", "id", "key", "seq")
+    __slots__ = ("attempts", "attributes", "body", "enqueued_at", "id", "key", "origin", "seq")
 
     def __init__(
         self, id: str, body: bytes, attributes: dict[str, str], key: str | None,
-        enqueued_at: float, seq: int,
+        enqueued_at: float, seq: int, origin: DeadLetterOrigin | None = None,
     ) -> None:
         self.id = id
         self.body = body
@@ -68,6 +101,7 @@ class _Record:
         self.enqueued_at = enqueued_at
         self.seq = seq
         self.attempts = 0
+        self.origin = origin
 
 
 class _Subscription:
@@ -94,6 +128,9 @@ class _Subscription:
         self.lease_heap: list[tuple[float, int, list[object]]] = []
         self.heap_tokens = 0  # tokens in lease_heap, live or stale
         self.deleted = False
+        #: Records ever routed here, and deliveries made (redeliveries count again).
+        self.total_sent = 0
+        self.total_received = 0
         self.sync_waiters = threading.Condition(topic.broker.lock)
         self.sync_waiting = 0  # notify only when someone waits: it is not free
         self.async_waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
@@ -206,10 +243,12 @@ class _Subscription:
                     record.key,
                     when,
                     deadline_monotonic,
+                    record.origin,
                 )
             )
         if group:
             self.lease_until(group, deadline)
+        self.total_received += len(out)
         return out
 
     def lease_until(self, tokens: list[object], deadline: float) -> None:
@@ -245,6 +284,43 @@ class _Subscription:
             times.append(self.lease_heap[0][0])
         return min(times) if times else None
 
+    # -- operations (caller holds the broker lock) --------------------------------
+
+    def held(self) -> Iterator[_Record]:
+        """Every record it holds: ready, waiting behind a busy key, delayed, leased."""
+        for item in self.ready:
+            if type(item) is not str:
+                yield item  # type: ignore[misc]
+        for line in self.lines.values():
+            yield from line
+        for _, _, record in self.delayed:
+            yield record
+        for record, _ in self.leased.values():
+            yield record
+
+    def counts(self, now: float) -> tuple[int, int, int, float | None]:
+        """``(available, in flight, delayed, oldest enqueue time)`` once due records
+        are ready and ended leases are given back (what the next receive would do)."""
+        self.advance(now)
+        available = sum(1 for item in self.ready if type(item) is not str)
+        available += sum(len(line) for line in self.lines.values())
+        oldest = min((record.enqueued_at for record in self.held()), default=None)
+        return available, len(self.leased), len(self.delayed), oldest
+
+    def peek(self, max_messages: int) -> list[Delivery]:
+        """The ``max_messages`` oldest records (in order of sending), as deliveries
+        without a token: nothing is leased or counted."""
+        out = []
+        for record in heapq.nsmallest(max_messages, self.held(), key=_sequence):
+            out.append(
+                Delivery(
+                    None, record.id, record.body, dict(record.attributes), record.attempts,
+                    record.key, datetime.datetime.fromtimestamp(record.enqueued_at, _UTC),
+                    None, record.origin,
+                )
+            )
+        return out
+
     def notify(self) -> None:
         if self.sync_waiting:
             self.sync_waiters.notify_all()
@@ -265,6 +341,10 @@ class _Subscription:
         self.heap_tokens = 0
 
 
+def _sequence(record: _Record) -> int:
+    return record.seq
+
+
 def _resolve(future: asyncio.Future[None]) -> None:
     if not future.done():
         future.set_result(None)
@@ -280,14 +360,24 @@ class Topic:
         self.dedup_expiry: deque[tuple[float, str]] = deque()
         self.deleted = False
 
-    def publish(self, messages: Sequence[Message]) -> list[str | QueueError]:
+    def publish(
+        self, messages: Sequence[Message], only: str | None = None
+    ) -> list[str | QueueError]:
+        """Route each message to every subscription its filter lets in; with ``only``,
+        to that one subscription alone, whatever its filter (a redrive putting back
+        what was routed there before)."""
         broker = self.broker
         now = time.time()
         ids: list[str | QueueError] = []
         with broker.lock:
             if self.deleted:
                 raise NotFound(f"memory destination {self.name!r} was deleted")
-            subscriptions = self.subscriptions.values()  # stable: we hold the lock
+            subscriptions: Collection[_Subscription] = self.subscriptions.values()  # stable: we hold the lock
+            if only is not None:
+                target = self.subscriptions.get(only)
+                if target is None:
+                    raise NotFound(f"memory topic {self.name!r} has no subscription {only!r}")
+                subscriptions = (target,)
             deduplicate = self.settings.deduplicated
             ordered = self.settings.ordered
             if deduplicate:
@@ -308,8 +398,9 @@ class Topic:
                 keyed = ordered and message.ordering_key is not None
                 for subscription in subscriptions:
                     wanted = subscription.settings.filter
-                    if wanted is not None and not wanted.matches(message.attributes):
+                    if only is None and wanted is not None and not wanted.matches(message.attributes):
                         continue
+                    subscription.total_sent += 1
                     record = _Record(
                         message_id, message.body, message.attributes, message.ordering_key,
                         now, next(broker.sequence),
@@ -411,6 +502,9 @@ class Broker:
     # -- dead letters (caller holds the lock) -----------------------------------
 
     def dead_letter(self, sub: _Subscription, record: _Record, reason: str | None) -> None:
+        """Copy ``record`` to the dead-letter queue: ``reason`` None means it reached
+        ``dead_letter_after``. The given reason travels as the portable attribute;
+        the origin keeps both kinds, with the source and its delivery count."""
         name = dead_letter_name(sub.topic.name, sub.name)
         topic = self.topics.get(name)
         if topic is None:
@@ -419,12 +513,72 @@ class Broker:
         attributes = dict(record.attributes)
         if reason is not None:
             attributes[DEAD_LETTER_REASON] = reason
+        origin = DeadLetterOrigin(
+            sub.topic.name, sub.name, record.attempts,
+            DELIVERY_LIMIT_REASON if reason is None else reason,
+        )
         for target in topic.subscriptions.values():
             copy = _Record(
-                record.id, record.body, attributes, record.key, time.time(), next(self.sequence)
+                record.id, record.body, attributes, record.key, time.time(), next(self.sequence),
+                origin,
             )
             target.make_ready(copy)
+            target.total_sent += 1
             target.notify()
+
+    # -- operations (callers need not hold the lock) ----------------------------
+
+    def _for_operations(self, topic_name: str, subscription: str | None) -> _Subscription | None:
+        """The subscription ``stats`` and ``peek`` read (caller holds the lock); None
+        for one that does not exist yet: memory destinations spring into existence
+        on first use, so it is empty, not missing."""
+        topic = self.topics.get(topic_name)
+        if topic is None:
+            return None
+        if subscription is None:
+            queue = topic.subscriptions.get("")
+            if queue is None:
+                named = ", ".join(repr(name) for name in sorted(topic.subscriptions)) or "none yet"
+                raise InvalidArgument(
+                    f"memory://{topic_name} is a topic (subscriptions: {named}): its messages "
+                    f"are held by each subscription; name one, as in "
+                    f"memory://{topic_name}?subscription=<name>"
+                )
+            return queue
+        return topic.subscriptions.get(subscription)
+
+    def stats(self, topic_name: str, subscription: str | None) -> QueueStats:
+        now = time.time()
+        with self.lock:
+            sub = self._for_operations(topic_name, subscription)
+            if sub is None:
+                return QueueStats(0, 0, 0, 0, None, exact=True, total_sent=0, total_received=0)
+            available, in_flight, delayed, oldest = sub.counts(now)
+            dead = self.topics.get(dead_letter_name(sub.topic.name, sub.name))
+            queue = dead.subscriptions.get("") if dead is not None else None
+            dead_letters = 0
+            if queue is not None:
+                dead_letters = sum(queue.counts(now)[:3])
+            return QueueStats(
+                available, in_flight, delayed, dead_letters,
+                None if oldest is None else max(0.0, now - oldest),
+                exact=True, total_sent=sub.total_sent, total_received=sub.total_received,
+            )
+
+    def peek(self, topic_name: str, subscription: str | None, max_messages: int) -> list[Delivery]:
+        with self.lock:
+            sub = self._for_operations(topic_name, subscription)
+            return [] if sub is None else sub.peek(max_messages)
+
+    def dead_letter_sources(self, name: str) -> list[tuple[str, str]]:
+        """The ``(topic, subscription)`` pairs whose dead letters go to queue ``name``."""
+        with self.lock:
+            return sorted(
+                (topic.name, sub_name)
+                for topic in self.topics.values()
+                for sub_name in topic.subscriptions
+                if dead_letter_name(topic.name, sub_name) == name
+            )
 
 
 def dead_letter_name(topic: str, subscription: str) -> str:

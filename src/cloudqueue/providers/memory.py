@@ -19,19 +19,25 @@ from .._url import Url
 from ..driver import (
     BatchErrors,
     Capabilities,
+    DeadLetterFacts,
     Declaration,
     Delivery,
     Limits,
     Provider,
+    QueueStats,
     SubscriptionDriver,
     TopicDriver,
 )
 from ..errors import InvalidArgument, LeaseLost, NotFound, QueueError
 from ..hookspecs import hookimpl
+from ..wire import DEAD_LETTER_REASON
 from . import _broker
-from ._broker import Broker, Topic
+from ._broker import Broker, DeadLetterOrigin, Topic
 
-__all__ = ["MemoryProvider", "cloudqueue_providers"]
+__all__ = ["DeadLetterOrigin", "MemoryProvider", "cloudqueue_providers", "dead_letter_facts"]
+
+#: Most messages one ``peek`` returns.
+MAX_PEEK = 1000
 
 #: ``messaging.system`` on telemetry: not a registered OpenTelemetry value, so namespaced.
 TELEMETRY_ATTRIBUTES: Mapping[str, str | int] = {"messaging.system": "cloudqueue.memory"}
@@ -77,18 +83,22 @@ def _capabilities(ordered: bool, deduplicated: bool) -> Capabilities:
 
 
 class MemoryTopic(TopicDriver):
-    def __init__(self, topic: Topic) -> None:
+    """Sends to a topic (every subscription its filter lets in) or, with ``only``,
+    to that one subscription of it (a redrive target)."""
+
+    def __init__(self, topic: Topic, only: str | None = None) -> None:
         self._topic = topic
+        self._only = only
 
     @property
     def capabilities(self) -> Capabilities:
         return capabilities_for(self._topic)
 
     def send_batch(self, messages: Sequence[Message]) -> list[str | QueueError]:
-        return self._topic.publish(messages)
+        return self._topic.publish(messages, self._only)
 
     async def asend_batch(self, messages: Sequence[Message]) -> list[str | QueueError]:
-        return self._topic.publish(messages)
+        return self._topic.publish(messages, self._only)
 
     def native_objects(self) -> Iterable[object]:
         return (self._topic,)
@@ -280,6 +290,75 @@ class MemoryProvider(Provider):
     def delete(self, url: Url) -> None:
         name, _ = self._names(url)
         self.broker.delete(name, url.subscription)
+
+    # -- operations -------------------------------------------------------------------
+
+    supports_peek = True
+
+    def stats(self, url: Url) -> QueueStats:
+        name, _ = self._names(url)
+        return self.broker.stats(name, url.subscription)
+
+    def peek(self, url: Url, max_messages: int) -> list[Delivery]:
+        name, _ = self._names(url)
+        return self.broker.peek(name, url.subscription, check_peek_size(max_messages))
+
+    def dead_letter_facts(self, url: Url, delivery: Delivery) -> DeadLetterFacts:
+        return dead_letter_facts(delivery)
+
+    def redrive_source(self, url: Url) -> Url:
+        name, subscription = self._names(url)
+        sources = [] if subscription else self.broker.dead_letter_sources(name)
+        topic, source = only_source(str(url), sources)
+        return url.replace(host=topic, path="", params={"subscription": source} if source else {})
+
+    def open_redrive_target(self, url: Url) -> TopicDriver:
+        name, subscription = self._names(url)
+        if not subscription:
+            return self.open_topic(url)
+        self.broker.subscription(name, subscription)  # springs into existence, as anywhere
+        return MemoryTopic(self.broker.topic(name, create_queue=False), only=subscription)
+
+
+def check_peek_size(max_messages: int) -> int:
+    if not 1 <= max_messages <= MAX_PEEK:
+        raise InvalidArgument(f"peek takes 1 to {MAX_PEEK} messages, not {max_messages}")
+    return max_messages
+
+
+def dead_letter_facts(delivery: Delivery) -> DeadLetterFacts:
+    """The facts of a memory or SQLite dead letter: its :class:`DeadLetterOrigin`
+    (absent for one moved before the origin was kept, or sent there by hand), and
+    its attributes without ``dead_letter_reason``."""
+    attributes = dict(delivery.attributes)
+    given = attributes.pop(DEAD_LETTER_REASON, None)
+    origin = delivery.native
+    if not isinstance(origin, DeadLetterOrigin):
+        return DeadLetterFacts(attributes=attributes, reason=given)
+    return DeadLetterFacts(
+        attributes=attributes,
+        reason=origin.reason,
+        delivery_count=origin.delivery_count,
+        source=origin.describe(),
+    )
+
+
+def only_source(dead_letter_url: str, sources: Sequence[tuple[str, str]]) -> tuple[str, str]:
+    """The one ``(topic, subscription)`` among ``sources`` whose dead letters a URL
+    holds, or InvalidArgument saying why there is not exactly one."""
+    if len(sources) == 1:
+        return sources[0]
+    if not sources:
+        raise InvalidArgument(
+            f"{dead_letter_url} is not a dead-letter queue: no queue or subscription sends "
+            "its dead letters there (they go to <queue>-dlq, or <topic>-<subscription>-dlq); "
+            "pass to= naming the destination"
+        )
+    named = ", ".join(_broker.describe(topic, sub) for topic, sub in sources)
+    raise InvalidArgument(
+        f"{dead_letter_url} holds the dead letters of several sources ({named}): "
+        "pass to= naming the one to redrive to"
+    )
 
 
 _PROVIDER = MemoryProvider()
