@@ -74,13 +74,15 @@ def render(histories: Sequence[History], *, now: float, interval: float, clock: 
 def _counts(stats: QueueStats | None) -> list[Text]:
     if stats is None:
         return [Text(UNKNOWN)] * 5
-    mark = "" if stats.exact else "~"
+    def shown(value: int | None) -> str:
+        return count(value) if stats.exact or value is None else f"~{value}"
+
     dead = stats.dead_letters
     return [
-        Text(mark + count(stats.available), style="bold"),
-        Text(mark + count(stats.in_flight)),
-        Text(mark + count(stats.delayed)),
-        Text(mark + count(dead), style="bold red" if dead else ""),
+        Text(shown(stats.available), style="bold"),
+        Text(shown(stats.in_flight)),
+        Text(shown(stats.delayed)),
+        Text(shown(dead), style="bold red" if dead else ""),
         Text(format_age(stats.oldest_age)),
     ]
 
