@@ -12,7 +12,7 @@ Switch backends by changing one URL::
             message.ack()
 """
 
-from . import aio, filters
+from . import aio, filters, ops
 from ._api import (
     capabilities,
     dead_letter_url,
@@ -92,6 +92,7 @@ __all__ = [
     "hookimpl",
     "open_consumer",
     "open_producer",
+    "ops",
     "plugin_manager",
     "purge",
     "where",

@@ -26,12 +26,23 @@ from ._received import AsyncReceivedMessage
 from ._settlement import Settlement
 from ._shell import ITERATION_WAIT, ConsumerShell, ProducerShell, build_message, raise_failures
 from .errors import Closed, QueueError
+from .ops._inspect import dead_letters, peek, stats
+from .ops._redrive import redrive
 
 if TYPE_CHECKING:
     from ._url import Url
     from .driver import Delivery, SubscriptionDriver, TopicDriver
 
-__all__ = ["AsyncConsumer", "AsyncProducer", "open_consumer", "open_producer"]
+__all__ = [
+    "AsyncConsumer",
+    "AsyncProducer",
+    "dead_letters",
+    "open_consumer",
+    "open_producer",
+    "peek",
+    "redrive",
+    "stats",
+]
 
 log = logging.getLogger("cloudqueue")
 
