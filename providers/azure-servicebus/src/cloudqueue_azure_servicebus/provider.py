@@ -15,14 +15,27 @@ pulls, sends and settlements, so the threads are rarely the bottleneck.
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 
-from cloudqueue.driver import Capabilities, Declaration, Provider, SubscriptionDriver, TopicDriver, Url
-from cloudqueue.errors import InvalidArgument
+from cloudqueue.driver import (
+    Capabilities,
+    DeadLetterFacts,
+    Declaration,
+    Delivery,
+    Provider,
+    QueueStats,
+    SubscriptionDriver,
+    TopicDriver,
+    Url,
+)
+from cloudqueue.errors import InvalidArgument, Unsupported, translate
 from cloudqueue.hookspecs import hookimpl
 
 from ._admin import EntityCatalog, capabilities_for
 from ._clients import NamespaceClients
+from ._errors import ERRORS
 from ._names import PARAMETERS, SECRET_PARAMETERS, Credentials, Target, credentials_for, target_of
+from ._operations import Peekers, dead_letter_facts, stats
 from ._receiving import ServiceBusSubscription, open_receiver
 from ._sending import ServiceBusTopic
 
@@ -35,10 +48,12 @@ class ServiceBusProvider(Provider):
     parameters = PARAMETERS
     secret_parameters = SECRET_PARAMETERS
     supports_filters = True
+    supports_peek = True
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._catalogs: dict[Credentials, EntityCatalog] = {}
+        self._peekers = Peekers()
 
     def _resolve(self, url: Url) -> tuple[EntityCatalog, Target]:
         target = target_of(url)
@@ -81,7 +96,53 @@ class ServiceBusProvider(Provider):
             raise InvalidArgument("a $deadletterqueue goes away with its entity; delete the entity")
         catalog.delete(target)
 
+    # -- operations (see _operations.py) ------------------------------------------
+
+    def stats(self, url: Url) -> QueueStats:
+        catalog, target = self._resolve(url)
+        return stats(catalog, target, self._peekers)
+
+    def peek(self, url: Url, max_messages: int) -> list[Delivery]:
+        catalog, target = self._resolve(url)
+        return self._peekers.peek(catalog, target, max_messages)
+
+    def dead_letter_facts(self, url: Url, delivery: Delivery) -> DeadLetterFacts:
+        return dead_letter_facts(target_of(url), delivery)
+
+    def redrive_source(self, url: Url) -> Url:
+        if not target_of(url).dead_letter:
+            raise InvalidArgument(
+                f"{url} is not a dead-letter subqueue: a Service Bus dead-letter URL ends in "
+                "subqueue=deadletter"
+            )
+        return url.with_params(subqueue=None)
+
+    def open_redrive_target(self, url: Url) -> TopicDriver:
+        """A queue: its sender. A subscription: the topic's sender, but only while the
+        subscription is the topic's only one (Service Bus cannot send to one
+        subscription; a send to the topic reaches them all). Checked once, when the
+        redrive starts: a subscription added during the redrive receives its messages."""
+        catalog, target = self._resolve(url)
+        if target.subscription is None:
+            return self.open_topic(url)
+        if target.dead_letter:
+            raise InvalidArgument(f"a $deadletterqueue takes no sends: {url}")
+        with translate(ERRORS, f"listing the subscriptions of Service Bus topic {target.entity}"):
+            names = [sub.name for sub in catalog.clients.admin.list_subscriptions(target.entity)]
+        siblings = sorted(name for name in names if name != target.subscription)
+        if siblings:
+            raise Unsupported(
+                f"cannot redrive into Service Bus {target.describe()} alone: Service Bus sends "
+                f"to the topic, which would also deliver to its other subscriptions "
+                f"({', '.join(siblings)}). Redrive with to= naming a queue that only this "
+                "subscription's consumers read, or give the other subscriptions a rule that "
+                "excludes messages with the redrive_original_id property "
+                "(docs/providers/servicebus.md, Operations)"
+            )
+        return ServiceBusTopic(catalog, replace(target, subscription=None))
+
     def close(self) -> None:
+        self._peekers.close()
         with self._lock:
             catalogs = list(self._catalogs.values())
             self._catalogs.clear()

@@ -152,24 +152,30 @@ def _fields_xml(props: EntityProperties, names: list[str]) -> str:
     return "".join(out)
 
 
-def _counts_xml(stores: list[Store]) -> tuple[int, str]:
-    active = scheduled = dead = total = 0
-    for store in stores:
-        counts = store.counts()
-        active += counts["active"]
-        scheduled += counts["scheduled"]
-        dead += counts["dead_letter"]
-        total += counts["total"] + counts["dead_letter"]
-    xml = (
+def _counts_xml(
+    active: int, scheduled: int, dead: int, *, transfer: int = 0, transfer_dead: int = 0
+) -> str:
+    # Transfer counts are 0: the broker forwards at once (no transfer queue builds up), and
+    # a message it cannot forward goes to the entity's dead-letter subqueue.
+    return (
         f'<CountDetails xmlns:d2p1="{COUNT_NS}">'
         f"<d2p1:ActiveMessageCount>{active}</d2p1:ActiveMessageCount>"
         f"<d2p1:DeadLetterMessageCount>{dead}</d2p1:DeadLetterMessageCount>"
         f"<d2p1:ScheduledMessageCount>{scheduled}</d2p1:ScheduledMessageCount>"
-        "<d2p1:TransferMessageCount>0</d2p1:TransferMessageCount>"
-        "<d2p1:TransferDeadLetterMessageCount>0</d2p1:TransferDeadLetterMessageCount>"
+        f"<d2p1:TransferMessageCount>{transfer}</d2p1:TransferMessageCount>"
+        f"<d2p1:TransferDeadLetterMessageCount>{transfer_dead}</d2p1:TransferDeadLetterMessageCount>"
         "</CountDetails>"
     )
-    return total, xml
+
+
+def _entity_counts(store: Store, *, scheduled_here: bool) -> tuple[int, str]:
+    """``MessageCount`` (everything the entity holds: active, scheduled, dead-lettered)
+    and ``CountDetails`` of a queue or subscription. A subscription reports no scheduled
+    messages: the service keeps them in the topic until they are due."""
+    counts = store.counts()
+    scheduled = counts["scheduled"] if scheduled_here else 0
+    total = counts["active"] + scheduled + counts["dead_letter"]
+    return total, _counts_xml(counts["active"], scheduled, counts["dead_letter"])
 
 
 def _times_xml(created: datetime, updated: datetime) -> str:
@@ -180,7 +186,7 @@ def _times_xml(created: datetime, updated: datetime) -> str:
 
 
 def queue_description(queue: Queue) -> str:
-    total, counts = _counts_xml([queue.store])
+    total, counts = _entity_counts(queue.store, scheduled_here=True)
     return (
         f'<QueueDescription xmlns="{SB_NS}" xmlns:i="http://www.w3.org/2001/XMLSchema-instance">'
         + _fields_xml(queue.props, QUEUE_FIELDS)
@@ -197,7 +203,13 @@ def queue_description(queue: Queue) -> str:
 
 def topic_description(topic: Topic) -> str:
     stores = [sub.store for sub in topic.subscriptions.values()]
-    _, counts = _counts_xml(stores)
+    # A scheduled message waits once in the topic, however many subscriptions it is for
+    # (the broker keeps a copy per subscription, with the sequence number the topic gave it).
+    scheduled = set().union(*(store.scheduled_sequence_numbers() for store in stores))
+    per_store = [store.counts() for store in stores]
+    counts = _counts_xml(
+        sum(c["active"] for c in per_store), len(scheduled), sum(c["dead_letter"] for c in per_store)
+    )
     return (
         f'<TopicDescription xmlns="{SB_NS}" xmlns:i="http://www.w3.org/2001/XMLSchema-instance">'
         + _fields_xml(topic.props, TOPIC_FIELDS)
@@ -214,7 +226,7 @@ def topic_description(topic: Topic) -> str:
 
 
 def subscription_description(sub: Subscription) -> str:
-    total, counts = _counts_xml([sub.store])
+    total, counts = _entity_counts(sub.store, scheduled_here=False)
     return (
         f'<SubscriptionDescription xmlns="{SB_NS}" xmlns:i="http://www.w3.org/2001/XMLSchema-instance">'
         + _fields_xml(sub.store.props, SUBSCRIPTION_FIELDS)

@@ -111,6 +111,9 @@ class Store:
         self.props = props
         self.timers = timers
         self.is_dlq = is_dlq
+        #: A topic subscription's store (set by the namespace): its scheduled messages
+        #: stand for ones the service keeps in the topic until they are due.
+        self.is_subscription = False
         self.parent: Store | None = None  # the entity a dead-letter subqueue belongs to
         self.messages: dict[int, StoredMessage] = {}
         self.ready: list[int] = []
@@ -378,11 +381,16 @@ class Store:
     # ----- by sequence number (peek, deferred, scheduled) ---------------------------
 
     def peek(self, from_seq: int, count: int, session_id: str | None) -> list[StoredMessage]:
+        """As the service browses: by sequence number, active, locked and deferred messages
+        (the lock is not shown and the delivery count is unchanged); scheduled ones only on
+        a queue: a topic holds them until due, so a subscription's peek does not see them."""
         self.touch()
         out: list[StoredMessage] = []
         for seq in sorted(s for s in self.messages if s >= from_seq):
             msg = self.messages[seq]
             if self.sessionful and session_id is not None and msg.session_id != session_id:
+                continue
+            if msg.state is State.SCHEDULED and self.is_subscription:
                 continue
             out.append(msg)
             if len(out) >= count:
@@ -506,11 +514,14 @@ class Store:
     # ----- counts for the admin surface --------------------------------------------
 
     def counts(self) -> dict[str, int]:
+        """Counts as the service reports them: its active count includes locked and
+        deferred messages (deferred ones stay in the entity; the service has no count of
+        its own for them)."""
         active = scheduled = 0
         for msg in self.messages.values():
             if msg.state is State.SCHEDULED:
                 scheduled += 1
-            elif msg.state is not State.DEFERRED:
+            else:
                 active += 1
         return {
             "active": active,
@@ -518,6 +529,9 @@ class Store:
             "dead_letter": len(self.dlq.messages) if self.dlq is not None else 0,
             "total": len(self.messages),
         }
+
+    def scheduled_sequence_numbers(self) -> set[int]:
+        return {msg.seq for msg in self.messages.values() if msg.state is State.SCHEDULED}
 
     def all_messages(self) -> Iterator[StoredMessage]:
         return iter(self.messages.values())

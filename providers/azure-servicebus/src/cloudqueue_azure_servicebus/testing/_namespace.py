@@ -166,6 +166,7 @@ class Namespace:
         if first_rule is not None:
             sub.rules = {first_rule.name.lower(): first_rule}
         sub.store.forwarder = self._forward
+        sub.store.is_subscription = True
         self.arm_idle_timer(sub)
         return sub
 
