@@ -9,10 +9,12 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
 from ..errors import InvalidArgument
+from ._breaker import CircuitBreaker
 from ._counters import Counters, total
 from ._handler import is_async_handler
 from ._middleware import Middleware
 from ._policy import FailurePolicy
+from ._rate import RateLimit, rate_limit
 
 __all__ = ["App", "Route"]
 
@@ -42,6 +44,10 @@ class Route:
     counters: Counters = field(default_factory=Counters)
     #: Parent of the process spans: the sender's span ("message") or a link ("link").
     trace_parent: TraceParent = "message"
+    #: Handler starts per second (and burst) in this process; None: as fast as lanes go.
+    rate: RateLimit | None = None
+    #: When to stop receiving because the handler keeps failing; None: never.
+    breaker: CircuitBreaker | None = None
 
     @property
     def name(self) -> str:
@@ -117,12 +123,18 @@ class App:
         dead_letter_on: tuple[type[BaseException], ...] | None = None,
         max_lease_extension: float | None = None,
         trace_parent: TraceParent | None = None,
+        rate: str | RateLimit | None = None,
+        burst: int | None = None,
+        breaker: CircuitBreaker | None = None,
     ) -> Callable[[H], H]:
         """Decorator: process messages from ``url`` with the decorated function.
 
         ``policy`` replaces the app's failure policy for this handler;
         ``max_attempts`` and ``dead_letter_on`` adjust one field of it;
-        ``trace_parent`` replaces the app's.
+        ``trace_parent`` replaces the app's. ``rate`` (``"200/s"``, ``"90/min"``)
+        paces how often this process starts the handler, with up to ``burst`` at once
+        (default: a tenth of a second's worth); ``breaker`` stops receiving while the
+        handler keeps failing (see :class:`CircuitBreaker`).
         """
 
         def register(function: H) -> H:
@@ -130,6 +142,7 @@ class App:
                 url, function, concurrency=concurrency, max_in_flight=max_in_flight, policy=policy,
                 max_attempts=max_attempts, dead_letter_on=dead_letter_on,
                 max_lease_extension=max_lease_extension, trace_parent=trace_parent,
+                rate=rate, burst=burst, breaker=breaker,
             )
             return function
 
@@ -147,6 +160,9 @@ class App:
         dead_letter_on: tuple[type[BaseException], ...] | None = None,
         max_lease_extension: float | None = None,
         trace_parent: TraceParent | None = None,
+        rate: str | RateLimit | None = None,
+        burst: int | None = None,
+        breaker: CircuitBreaker | None = None,
     ) -> Route:
         """The non-decorator form of :meth:`handler`; returns the new route."""
         if not isinstance(url, str) or "://" not in url:
@@ -157,6 +173,11 @@ class App:
             raise InvalidArgument("this source URL already has a handler; one handler per source")
         if self._runtime is not None:
             raise InvalidArgument("cannot add handlers while the app is running")
+        if rate is None and burst is not None:
+            raise InvalidArgument("burst needs a rate: pass rate='200/s' (for example) too")
+        if breaker is not None and not isinstance(breaker, CircuitBreaker):
+            raise InvalidArgument(f"breaker must be a cloudqueue.worker.CircuitBreaker, not {breaker!r}")
+        limit = None if rate is None else rate_limit(rate, burst)
         chosen = policy or self.policy
         overrides: dict[str, Any] = {}
         if max_attempts is not None:
@@ -184,6 +205,8 @@ class App:
                 max_lease_extension if max_lease_extension is not None else self.max_lease_extension
             ),
             trace_parent=self.trace_parent if trace_parent is None else _trace_parent(trace_parent),
+            rate=limit,
+            breaker=breaker,
         )
         self.routes.append(route)
         return route

@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import threading
 
-__all__ = ["FIELDS", "Counters", "Tally"]
+__all__ = ["EVENTS", "FIELDS", "Counters", "Tally"]
 
 #: Names of the counters, in display order.
 FIELDS = ("processed", "failed", "retried", "dead_lettered", "skipped", "in_flight")
+
+#: Rarer events of a handler, counted under a lock (not per lane): circuit breaker
+#: state changes, duplicates a middleware acked without running the handler (a
+#: :class:`~cloudqueue.worker.Duplicate` skip, also counted as ``skipped``), and
+#: deliveries a middleware deferred (:class:`~cloudqueue.worker.Defer`, e.g. another
+#: copy was being processed; also counted as ``retried``).
+EVENTS = ("circuit_open", "circuit_half_open", "circuit_closed", "duplicates", "deferred")
 
 
 class Tally:
@@ -38,11 +45,12 @@ class Counters:
     Tallies are kept after their lanes end, so counts survive a restart of the app.
     """
 
-    __slots__ = ("__weakref__", "_lock", "_tallies")  # weakly held by the telemetry that observes them
+    __slots__ = ("__weakref__", "_events", "_lock", "_tallies")  # weakly held by the telemetry
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()  # guards the list, not the counts
+        self._lock = threading.Lock()  # guards the list and the events, not the tallies
         self._tallies: list[Tally] = []
+        self._events = dict.fromkeys(EVENTS, 0)
 
     def tally(self) -> Tally:
         """A new lane's tally, counted from now on."""
@@ -55,6 +63,17 @@ class Counters:
         with self._lock:
             tallies = list(self._tallies)
         return {name: sum(getattr(one, name) for one in tallies) for name in FIELDS}
+
+    def count_event(self, name: str) -> None:
+        """Count one of :data:`EVENTS` (from any thread)."""
+        with self._lock:
+            self._events[name] += 1
+
+    def events(self) -> dict[str, int]:
+        """How often each of :data:`EVENTS` happened (the circuit breaker's
+        ``circuit_open`` counts the times it opened, and so on)."""
+        with self._lock:
+            return dict(self._events)
 
     def __repr__(self) -> str:
         return "<Counters " + " ".join(f"{k}={v}" for k, v in self.snapshot().items()) + ">"

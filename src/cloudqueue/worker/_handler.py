@@ -34,7 +34,8 @@ Handler: TypeAlias = SyncHandler | AsyncHandler
 Forward: TypeAlias = Callable[["Delivery", Settlement, Any], None]
 
 
-_EXTEND = Settlement.EXTEND  # a module constant: a lookup on the enum class is slow
+# Module constants: a lookup on the enum class is slow.
+_EXTEND, _ACK = Settlement.EXTEND, Settlement.ACK
 
 
 def is_async_handler(handler: Callable[..., object]) -> bool:
@@ -51,16 +52,20 @@ def is_async_handler(handler: Callable[..., object]) -> bool:
 class SettlementRecord:
     """A :class:`~cloudqueue._settlement.Settler` behind one message: forwards each
     settlement and remembers the first that ended the delivery (``ack``, ``nack`` or
-    ``dead_letter``; ``extend`` does not end it)."""
+    ``dead_letter``; ``extend`` does not end it). ``before_ack``, when set, runs
+    before a first ``ack`` is forwarded (the middleware's hook of that name)."""
 
-    __slots__ = ("_forward", "argument", "kind")
+    __slots__ = ("_forward", "argument", "before_ack", "kind")
 
     def __init__(self, forward: Forward) -> None:
         self._forward = forward
         self.kind: Settlement | None = None
         self.argument: Any = None
+        self.before_ack: Callable[[], None] | None = None
 
     def settle(self, delivery: Delivery, kind: Settlement, argument: float | str | None) -> None:
+        if kind is _ACK and self.kind is None and self.before_ack is not None:
+            self.before_ack()
         self._forward(delivery, kind, argument)  # raises when refused: nothing recorded then
         if kind is not _EXTEND and self.kind is None:
             self.kind = kind

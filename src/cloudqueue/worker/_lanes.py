@@ -30,7 +30,10 @@ from typing import TYPE_CHECKING, Any
 from .. import aio
 from .._api import open_consumer
 from ..errors import Closed, QueueError
+from ._breaker import Breaker
+from ._gate import Gate
 from ._processing import Processor
+from ._rate import TokenBucket
 from ._tracing import process_tracer
 
 if TYPE_CHECKING:
@@ -55,6 +58,7 @@ class Lanes:
         self.consumer: Any = None  # Consumer (plain handlers) or AsyncConsumer (coroutines)
         self.processor: Processor | None = None
         self.source = "<not open>"
+        self.gate: Gate | None = None
         #: Set once receiving must stop: the worker is stopping or the source failed.
         self.halted = False
         #: Fails with the error of a source that cannot go on (e.g. its queue is gone).
@@ -66,6 +70,10 @@ class Lanes:
             route.url, max_in_flight=route.max_in_flight, max_lease_extension=route.max_lease_extension
         )
         self.source = str(self.consumer.url)  # secrets redacted
+        breaker = None if route.breaker is None else Breaker(route.breaker, self.source, route.counters)
+        bucket = None if route.rate is None else TokenBucket(route.rate)
+        #: Rate limit and circuit breaker, asked before each receive; None without either.
+        self.gate = None if bucket is None and breaker is None else Gate(bucket, breaker, self.app.poll_wait)
         self.processor = Processor(
             route.handler,
             is_async=route.is_async,
@@ -75,6 +83,8 @@ class Lanes:
             middleware=self.app.middleware,
             source=self.source,
             tracer=process_tracer(route, self.consumer),
+            breaker=breaker,
+            counters=route.counters,
         )
 
     async def _open_consumer(self, url: str, **options: Any) -> Any:
@@ -211,7 +221,11 @@ class AsyncLanes(Lanes):
                 # As many as there are lanes without a message (this one included):
                 # more would wait here for a lane instead of in the consumer's buffer,
                 # where close gives them back.
-                messages = await self.consumer.receive(self.waiting, self.app.poll_wait)
+                wanted = self.waiting
+                if self.gate is None:
+                    messages = await self.consumer.receive(wanted, self.app.poll_wait)
+                else:
+                    messages = await self._gated_receive(self.gate, wanted)
                 self.ready.extend(message.delivery for message in messages)
         except QueueError as error:
             pause = self._receive_failed(error)
@@ -222,6 +236,22 @@ class AsyncLanes(Lanes):
                 self._wake_all()  # to end, to pull again or to take what came at a halt
         if pause:
             await asyncio.sleep(OUTAGE_PAUSE)
+
+    async def _gated_receive(self, gate: Gate, wanted: int) -> list[Any]:
+        """Receive once the gate admits it (nothing when halted while waiting)."""
+        while True:
+            if self.halted:
+                return []
+            granted, wait, probe = gate.admit(wanted)
+            if granted:
+                break
+            await asyncio.sleep(wait)
+        got: list[Any] = []
+        try:
+            got = await self.consumer.receive(granted, self.app.poll_wait)
+        finally:
+            gate.received(granted, len(got), probe)
+        return got
 
     def _wake_all(self) -> None:
         idle, self.idle = self.idle, deque()
@@ -264,6 +294,7 @@ class ThreadLanes(Lanes):
         super().__init__(route, app)
         self.lock = threading.Lock()  # guards halted and receiving together
         self.receiving = 0  # receives under way
+        self.halting = threading.Event()  # set with halted: cuts short a wait for the gate
         self.receives_over = asyncio.Event()  # set by the last receive to return after a halt
         self.ended: list[asyncio.Future[None]] = []
         self.loop = asyncio.get_running_loop()
@@ -289,15 +320,22 @@ class ThreadLanes(Lanes):
         run = processor.run_sync
         try:
             while True:
+                admitted = self._admit() if self.gate is not None else (1, False)
                 with self.lock:
                     if self.halted:
+                        if self.gate is not None:
+                            self.gate.received(admitted[0], 0, admitted[1])
                         return
                     self.receiving += 1
                 pause = False
                 messages = []
                 try:
                     messages = self.consumer.receive(1, self.app.poll_wait)
+                    if self.gate is not None:
+                        self.gate.received(admitted[0], len(messages), admitted[1])
                 except QueueError as error:
+                    if self.gate is not None:
+                        self.gate.received(admitted[0], 0, admitted[1])
                     pause = self._receive_failed(error)
                 finally:
                     with self.lock:
@@ -316,12 +354,23 @@ class ThreadLanes(Lanes):
         finally:
             self.loop.call_soon_threadsafe(_resolve, ended)
 
+    def _admit(self) -> tuple[int, bool]:
+        """Wait until the gate admits one receive (or the lanes halt: then ``(0, False)``)."""
+        assert self.gate is not None
+        while not self.halting.is_set():
+            granted, wait, probe = self.gate.admit(1)
+            if granted:
+                return granted, probe
+            self.halting.wait(wait)
+        return 0, False
+
     def _report_fatal(self, error: BaseException) -> None:
         self.loop.call_soon_threadsafe(super()._report_fatal, error)
 
     def halt(self) -> None:
         with self.lock:
             self.halted = True
+        self.halting.set()
 
     async def pulls_ended(self) -> None:
         with self.lock:

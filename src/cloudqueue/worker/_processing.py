@@ -6,6 +6,7 @@ Written once for both kinds of handler: only the call of the handler itself diff
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -14,10 +15,11 @@ from typing import TYPE_CHECKING, Any
 from .._settlement import Settlement
 from ..driver import Capabilities, Delivery
 from ..errors import QueueError, scrub
-from ._counters import Tally
+from ._breaker import Breaker
+from ._counters import Counters, Tally
 from ._handler import Forward, SettlementRecord, message_type
-from ._middleware import AnyMessage, Middleware, Outcome, Skip
-from ._policy import FailurePolicy, failure_summary
+from ._middleware import AnyMessage, Defer, Duplicate, Middleware, Outcome, Skip
+from ._policy import DoNotRetry, FailurePolicy, failure_summary
 
 if TYPE_CHECKING:
     from .._telemetry._process import ProcessScope, ProcessTracer
@@ -44,6 +46,8 @@ class Processor:
         middleware: Sequence[Middleware],
         source: str,
         tracer: ProcessTracer | None = None,
+        breaker: Breaker | None = None,
+        counters: Counters | None = None,
     ) -> None:
         self.handler = handler
         self.is_async = is_async
@@ -55,6 +59,12 @@ class Processor:
         #: Process spans and metrics; None when telemetry is off (one compare per message).
         self.tracer = tracer
         self.message_type = message_type(is_async)  # looked up once, not per message
+        #: Told each handler run's outcome; None without a circuit breaker.
+        self.breaker = breaker
+        #: Handler exceptions that condemn one message rather than the downstream system:
+        #: they do not count against the breaker.
+        self.condemning: tuple[type[BaseException], ...] = (DoNotRetry, *policy.dead_letter_on)
+        self.counters = counters if counters is not None else Counters()
 
     # -- the two ways of calling a handler ------------------------------------------
     #
@@ -65,41 +75,45 @@ class Processor:
     def run_sync(self, delivery: Delivery, tally: Tally) -> None:
         settlement = SettlementRecord(self.settle)
         message = self.message_type(delivery, settlement)
+        if self.middleware:
+            settlement.before_ack = functools.partial(self._before_ack, message)
         started = time.monotonic() if self.middleware else 0.0
         error: BaseException | None = None
-        skipped = False
+        instead: bool | Skip | Defer = False  # what a before_process hook asked for
         scope = self.tracer.begin((delivery,)) if self.tracer is not None else None
         tally.in_flight = 1
         try:
             try:
                 if self.middleware:
-                    skipped = self._before(message)
-                if not skipped:
+                    instead = self._before(message)
+                if not instead:
                     self.handler(message)
             except Exception as exc:
                 error = exc
             except BaseException as exc:
                 error = exc  # for the span only: the message is left to its lease, not counted
                 raise
-            self._finish(delivery, message, settlement, error, skipped, started, tally)
+            self._finish(delivery, message, settlement, error, instead, started, tally)
         finally:
             tally.in_flight = 0  # also when a BaseException ends the lane: its message is left to its lease
             if scope is not None:
-                _trace_outcome(scope, error, settlement, skipped)
+                _trace_outcome(scope, error, settlement, instead)
 
     async def run_async(self, delivery: Delivery, tally: Tally) -> None:
         settlement = SettlementRecord(self.settle)
         message = self.message_type(delivery, settlement)
+        if self.middleware:
+            settlement.before_ack = functools.partial(self._before_ack, message)
         started = time.monotonic() if self.middleware else 0.0
         error: BaseException | None = None
-        skipped = False
+        instead: bool | Skip | Defer = False  # what a before_process hook asked for
         scope = self.tracer.begin((delivery,)) if self.tracer is not None else None
         tally.in_flight = 1
         try:
             try:
                 if self.middleware:
-                    skipped = self._before(message)
-                if not skipped:
+                    instead = self._before(message)
+                if not instead:
                     await self.handler(message)
             except Exception as exc:
                 error = exc
@@ -108,22 +122,30 @@ class Processor:
                 raise
             # CancelledError (forced shutdown) passes through: the message is left
             # unsettled and comes back when its lease ends.
-            self._finish(delivery, message, settlement, error, skipped, started, tally)
+            self._finish(delivery, message, settlement, error, instead, started, tally)
         finally:
             tally.in_flight = 0
             if scope is not None:
-                _trace_outcome(scope, error, settlement, skipped)
+                _trace_outcome(scope, error, settlement, instead)
 
     # -- shared steps --------------------------------------------------------------
 
-    def _before(self, message: AnyMessage) -> bool:
-        """Run ``before_process`` hooks; True when one asked to skip the handler."""
+    def _before(self, message: AnyMessage) -> bool | Skip | Defer:
+        """Run ``before_process`` hooks; the :class:`Skip` or :class:`Defer` one raised
+        to ack the message, or to give it back for later, without running the handler."""
         for middleware in self.middleware:
             try:
                 middleware.before_process(message, self.source)
-            except Skip:
-                return True
+            except (Skip, Defer) as instead:
+                return instead
         return False
+
+    def _before_ack(self, message: AnyMessage) -> None:
+        for middleware in self.middleware:
+            try:
+                middleware.before_ack(message, self.source)
+            except Exception:
+                log.exception("before_ack of %r failed; acking anyway", middleware)
 
     def _finish(
         self,
@@ -131,14 +153,22 @@ class Processor:
         message: AnyMessage,
         settlement: SettlementRecord,
         error: BaseException | None,
-        skipped: bool,
+        instead: bool | Skip | Defer,
         started: float,
         tally: Tally,
     ) -> None:
+        deferred = instead if isinstance(instead, Defer) else None
+        skipped = isinstance(instead, Skip)
+        if self.breaker is not None and not skipped and deferred is None:
+            self.breaker.record(failed=error is not None and not isinstance(error, self.condemning))
         by_handler = settlement.kind is not None
         if not by_handler:
             try:
-                if error is None:
+                if deferred is not None:
+                    settlement.settle(delivery, _NACK, self._nack_delay(deferred.delay))
+                elif error is None:
+                    if self.middleware and not skipped:
+                        self._before_ack(message)
                     # The common case, without the SettlementRecord in between: it only
                     # records what the handler settled, and the handler settled nothing.
                     self.settle(delivery, _ACK, None)
@@ -150,8 +180,12 @@ class Processor:
                 # message comes back when its lease ends, so nothing is lost.
                 log.warning("could not settle message %s from %s: %s", delivery.id, self.source, exc)
         kind = settlement.kind
-        if skipped:
+        if deferred is not None:
+            self.counters.count_event("deferred")
+        elif skipped:
             tally.skipped += 1
+            if isinstance(instead, Duplicate):
+                self.counters.count_event("duplicates")
         elif error is not None:
             tally.failed += 1
         else:
@@ -169,6 +203,7 @@ class Processor:
             skipped=skipped,
             duration=time.monotonic() - started,
             detail=settlement.argument,
+            deferred=deferred is not None,
         )
         for middleware in reversed(self.middleware):
             try:
@@ -176,10 +211,29 @@ class Processor:
             except Exception:
                 log.exception("after_process of %r failed", middleware)
 
+    def _nack_delay(self, wanted: float) -> float:
+        """``wanted`` as far as the provider can delay a nack (0 where it cannot)."""
+        if not self.capabilities.nack_delay:
+            return 0.0
+        return min(wanted, self.capabilities.limits.max_nack_delay or 0.0)
+
     def _settle_for(self, delivery: Delivery, settlement: SettlementRecord, error: BaseException) -> None:
         attempt = delivery.delivery_attempt
         decision = self.policy.decide(error, attempt, self.capabilities)
         summary = scrub(failure_summary(error))
+        breaker = self.breaker
+        if (decision.action == "dead_letter" and breaker is not None and breaker.is_open
+                and not isinstance(error, self.condemning)):
+            # The circuit blames the downstream system, not this message: keep it for
+            # after the cool-down instead of spending it on a dead letter.
+            delay = self._nack_delay(breaker.config.cool_down)
+            log.warning(
+                "message %s from %s failed (attempt %s) while the circuit is open; "
+                "retrying in %.1fs instead of dead-lettering: %s",
+                delivery.id, self.source, attempt, delay, summary, exc_info=error,
+            )
+            settlement.settle(delivery, _NACK, delay)
+            return
         if decision.action == "dead_letter" and not self.capabilities.dead_letter:
             # Nothing to move it to: give it back and let the provider's own redrive
             # setting (if any) take it out of circulation.
@@ -206,7 +260,8 @@ class Processor:
 
 
 def _trace_outcome(
-    scope: ProcessScope, error: BaseException | None, settlement: SettlementRecord, skipped: bool
+    scope: ProcessScope, error: BaseException | None, settlement: SettlementRecord,
+    instead: bool | Skip | Defer,
 ) -> None:
     """Record on the process span what became of the message, then end the span
     (after the ``after_process`` hooks, so that they run inside it too). The other
@@ -215,12 +270,15 @@ def _trace_outcome(
         scope.failed(error)
     kind = settlement.kind
     if kind is _NACK:
-        reason = scrub(failure_summary(error)) if error is not None else "nacked by the handler"
+        if error is not None:
+            reason = scrub(failure_summary(error))
+        else:
+            reason = f"deferred: {instead}" if isinstance(instead, Defer) else "nacked by the handler"
         scope.retried(float(settlement.argument or 0.0), reason)
     elif kind is _DEAD_LETTER:
         scope.dead_lettered(str(settlement.argument or ""))
     # As the tallies count: a handler's Exception, not a cancellation or SystemExit.
-    scope.end(count_failure=isinstance(error, Exception) and not skipped)
+    scope.end(count_failure=isinstance(error, Exception) and instead is False)
 
 
 def _carried(reason: str, limit: int) -> str:
