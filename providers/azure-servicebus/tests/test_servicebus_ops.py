@@ -349,3 +349,45 @@ def test_peek_of_a_dead_letter_subqueue_reads_the_sdk_dead_letters(
     with sdk.get_queue_receiver(queue, sub_queue=ServiceBusSubQueue.DEAD_LETTER) as receiver:
         got = receiver.receive_messages(max_message_count=2, max_wait_time=5)
         assert [m.delivery_count for m in got] == [0, 0]  # the peeks counted no delivery
+
+
+# -- end to end through cloudqueue.ops -------------------------------------------------
+
+
+def test_redrive_of_session_dead_letters_restores_bodies_keys_and_provenance(
+    broker: ServiceBusBroker, sdk: ServiceBusClient
+) -> None:
+    from cloudqueue import ops
+    from cloudqueue.wire import REDRIVE_DELIVERY_COUNT, REDRIVE_REASON
+
+    queue = unique_name("e2e")
+    broker.create_queue(queue, requires_session=True, requires_duplicate_detection=True)
+    sent = {f"k{key}": [bytes([key, n, 0xFF]) for n in range(3)] for key in range(3)}
+    with sdk.get_queue_sender(queue) as sender:
+        for key, bodies in sent.items():
+            sender.send_messages([ServiceBusMessage(body, session_id=key, application_properties={"key": key})
+                                  for body in bodies])
+    for key in sent:
+        with sdk.get_queue_receiver(queue, session_id=key) as receiver:
+            for message in receiver.receive_messages(max_message_count=3, max_wait_time=5):
+                receiver.dead_letter_message(message, reason="bug-42")
+    dlq = url_text(broker, queue, subqueue="deadletter")
+    assert ops.stats(url_text(broker, queue)).dead_letters == 9
+    assert [m.dead_letter.reason for m in ops.dead_letters(url_text(broker, queue), 20)
+            if m.dead_letter] == ["bug-42"] * 9
+
+    report = ops.redrive(dlq)
+    assert (report.moved, report.skipped, report.failures, report.reasons) == (9, 0, [], {"bug-42": 9})
+    assert broker.connection_string not in report.source + report.target
+    assert ops.stats(url_text(broker, queue)).dead_letters == 0
+    for key, bodies in sent.items():
+        with sdk.get_queue_receiver(queue, session_id=key) as receiver:
+            got = receiver.receive_messages(max_message_count=5, max_wait_time=3)
+            assert [b"".join(m.body) for m in got] == bodies  # byte for byte, in key order
+            props = [{k.decode(): v.decode() for k, v in (m.application_properties or {}).items()}
+                     for m in got]
+            assert all(p["key"] == key and p[REDRIVE_REASON] == "bug-42" for p in props)
+            assert all(p[REDRIVE_DELIVERY_COUNT] == "1" for p in props)
+            assert not any(k.startswith("DeadLetter") for p in props for k in p)
+            for message in got:
+                receiver.complete_message(message)

@@ -20,6 +20,10 @@ correlation, true and false filters; SET/REMOVE rule actions on user properties,
 yielding its own copy with ``RuleName``) and rule CRUD; auto-forwarding (``forward_to``,
 ``forward_dead_lettered_messages_to``, at most 4 hops, then dead-lettered);
 auto-delete-on-idle (its clock scaled by ``idle_time_scale``); ``get_namespace_properties``;
+runtime counts as the service reports them (active counts locked and deferred messages;
+scheduled messages of a topic counted once, by the topic, not by its subscriptions);
+peek by sequence number that shows locked, deferred and (on queues) scheduled messages and
+counts no delivery;
 AMQP over WebSockets (``ws://`` and, with ``connection_verify``, ``wss://``) on the same port
 at ``/$servicebus/websocket`` (pass ``custom_endpoint_address=broker.custom_endpoint_address``);
 concurrent transfers that reuse a delivery-id (the SDK's ``AutoLockRenewer`` and concurrent
@@ -49,6 +53,11 @@ What it approximates or leaves out:
   message sent to a topic is dropped for sessionful subscriptions.
 * Auto-delete-on-idle counts sends, receives, settlements, peeks, attached receivers, updates
   and rule changes as activity; a topic also stays while its subscriptions are read.
+* Runtime counts are exact at the moment of the request (the service's lag by seconds).
+  Transfer and transfer-dead-letter counts are always 0: the broker forwards at once, and a
+  message it cannot forward goes to the entity's ``$DeadLetterQueue`` (the service uses the
+  transfer dead-letter subqueue, which the broker does not serve). A scheduled topic message
+  that no subscription's rules accept is not counted by the topic (rules run at send time).
 * Namespace properties: the name is the host; the SKU is Standard (Premium with 1 messaging
   unit when ``sku="Premium"``); created and modified at broker start.
 * WebSocket: no extensions (permessage-deflate is not negotiated); messages over 4 MiB are
