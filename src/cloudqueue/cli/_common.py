@@ -7,7 +7,8 @@ import os
 import sys
 from typing import NoReturn
 
-from .._registry import resolve
+from .._registry import provider_for, resolve
+from .._url import parse_url
 from ..errors import QueueError
 from ..filters import Filter, where
 
@@ -84,12 +85,17 @@ def display_url(url: str) -> str:
 
 
 def label_url(url: str) -> str:
-    """:func:`display_url`, or for a URL that does not even parse, its scheme alone
-    (the text may hold a password the parser never got to mask)."""
+    """:func:`display_url`; for a URL its provider refuses (an unknown parameter), the
+    URL parsed with that provider's secret parameters masked all the same; for one that
+    does not parse at all, its scheme alone (the text may hold a secret nothing masked)."""
     try:
         return display_url(url)
     except QueueError:
-        scheme, sep, _ = url.partition("://")
+        pass
+    scheme, sep, _ = url.partition("://")
+    try:
+        return str(parse_url(url, secret_params=provider_for(scheme.lower()).secret_parameters))
+    except QueueError:
         return f"{scheme}://..." if sep else "(not a URL)"
 
 
