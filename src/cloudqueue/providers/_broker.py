@@ -568,7 +568,10 @@ class Broker:
     def peek(self, topic_name: str, subscription: str | None, max_messages: int) -> list[Delivery]:
         with self.lock:
             sub = self._for_operations(topic_name, subscription)
-            return [] if sub is None else sub.peek(max_messages)
+            if sub is None:
+                return []
+            sub.advance(time.time())  # as stats: what ended leases left is where it now is
+            return sub.peek(max_messages)
 
     def dead_letter_sources(self, name: str) -> list[tuple[str, str]]:
         """The ``(topic, subscription)`` pairs whose dead letters go to queue ``name``."""

@@ -26,13 +26,23 @@ from contextlib import contextmanager
 
 from .._message import encoded
 from .._url import Url
-from ..driver import Capabilities, Declaration, Provider, SubscriptionDriver, TopicDriver
+from ..driver import (
+    Capabilities,
+    DeadLetterFacts,
+    Declaration,
+    Delivery,
+    Provider,
+    QueueStats,
+    SubscriptionDriver,
+    TopicDriver,
+)
 from ..errors import InvalidArgument
 from ..hookspecs import hookimpl
 from ._broker import dead_letter_name
 from ._sqlite import store
 from ._sqlite.database import DEFAULT_BUSY_TIMEOUT, Database, Options, Registry
 from ._sqlite.drivers import SqliteSubscription, SqliteTopic, capabilities_for
+from .memory import check_peek_size, dead_letter_facts, only_source
 
 __all__ = ["SqliteProvider", "cloudqueue_providers"]
 
@@ -163,6 +173,55 @@ class SqliteProvider(Provider):
                 lambda cursor: store.delete(cursor, topic, url.subscription), "deleting in"
             )
             database.signal.notify()
+
+    # -- operations -------------------------------------------------------------------
+
+    supports_peek = True
+
+    def stats(self, url: Url) -> QueueStats:
+        topic, _ = self._names(url)
+        with self._using(url) as database:
+            return database.write(
+                lambda cursor: store.stats(cursor, topic, url.subscription), "counting in"
+            )
+
+    def peek(self, url: Url, max_messages: int) -> list[Delivery]:
+        topic, _ = self._names(url)
+        check_peek_size(max_messages)
+        with self._using(url) as database:
+            return database.write(
+                lambda cursor: store.peek_rows(cursor, topic, url.subscription, max_messages),
+                "peeking in",
+            )
+
+    def dead_letter_facts(self, url: Url, delivery: Delivery) -> DeadLetterFacts:
+        return dead_letter_facts(delivery)
+
+    def redrive_source(self, url: Url) -> Url:
+        name, subscription = self._names(url)
+        sources: list[tuple[str, str]] = []
+        if not subscription:
+            with self._using(url) as database:
+                sources = database.read(
+                    lambda cursor: store.dead_letter_sources(cursor, name), "reading"
+                )
+        topic, source = only_source(str(url), sources)
+        return url.with_params(queue=topic, subscription=source or None)
+
+    def open_redrive_target(self, url: Url) -> TopicDriver:
+        topic, subscription = self._names(url)
+        if not subscription:
+            return self.open_topic(url)
+        database = self._acquire(url)
+        try:  # the subscription springs into existence, as when a consumer opens it
+            database.write(
+                lambda cursor: store.ensure_subscription(cursor, topic, subscription),
+                "opening a subscription in",
+            )
+        except BaseException:
+            self.registry.release(database)
+            raise
+        return SqliteTopic(database, topic, self.registry.release, only=subscription)
 
     def close(self) -> None:
         """Close every file still open (registry teardown); drivers still open

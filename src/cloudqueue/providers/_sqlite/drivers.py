@@ -118,11 +118,19 @@ TELEMETRY_ATTRIBUTES: Mapping[str, str | int] = {"messaging.system": "cloudqueue
 
 
 class SqliteTopic(TopicDriver):
+    """Sends to a topic (every subscription its filter lets in) or, with ``only``,
+    to that one subscription of it (a redrive target)."""
+
     def __init__(
-        self, database: Database, topic: str, release: Callable[[Database], None]
+        self,
+        database: Database,
+        topic: str,
+        release: Callable[[Database], None],
+        only: str | None = None,
     ) -> None:
         self._use = _Use(database, release)
         self._topic = topic
+        self._only = only
         self._settings = _Settings(self._use, topic)
 
     @property
@@ -132,7 +140,7 @@ class SqliteTopic(TopicDriver):
     def send_batch(self, messages: Sequence[Message]) -> list[str | QueueError]:
         with self._use.call() as database:
             ids = database.write(
-                lambda cursor: store.publish(cursor, self._topic, messages), "sending to"
+                lambda cursor: store.publish(cursor, self._topic, messages, self._only), "sending to"
             )
             database.signal.notify()
         return ids

@@ -19,6 +19,12 @@ next receive that takes it (as SQS does on the receive that would exceed
 maxReceiveCount), not by a sweep: a sweep needs an index of leased rows, which
 every lease and ack would have to maintain, and a query on every receive.
 
+Operations (``cloudqueue.ops``): each subscription counts the rows ever routed to
+it and the deliveries it made (``total_sent``, ``total_received``), updated in the
+transaction that sends or leases, so the counts are right whichever processes
+share the file. A dead letter's row keeps where it came from (``dead_letter_*``
+columns, NULL on other rows): its source, its deliveries there and the reason.
+
 Ordered topics: a row with an ordering key may be leased only when it heads
 its key's line (no earlier row of the key is in line, that is delivered before
 or due now) and no row of the key is under a live lease.
@@ -29,12 +35,14 @@ from __future__ import annotations
 import sqlite3
 
 from ...wire import DEAD_LETTER_REASON
+from .._broker import DELIVERY_LIMIT_REASON
 
 __all__ = ["SCHEMA", "SCHEMA_VERSION", "add_missing_columns"]
 
 #: 2: dropped the ``messages_leased`` index (see above). 3: subscriptions.filter.
+#: 4: subscriptions.total_sent/total_received, messages.dead_letter_*.
 #: Files are upgraded on open.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS topics (
@@ -53,6 +61,9 @@ CREATE TABLE IF NOT EXISTS subscriptions (
     dead_letter_after INTEGER,
     -- The subscription's filter in its JSON form (cloudqueue.filters), NULL: none.
     filter TEXT,
+    -- Rows ever routed here, and deliveries made (counted since version 4).
+    total_sent INTEGER NOT NULL DEFAULT 0,
+    total_received INTEGER NOT NULL DEFAULT 0,
     UNIQUE (topic, name)
 );
 
@@ -66,7 +77,12 @@ CREATE TABLE IF NOT EXISTS messages (
     enqueued_at REAL NOT NULL,
     visible_at REAL NOT NULL,
     attempts INTEGER NOT NULL DEFAULT 0,
-    lease_id INTEGER
+    lease_id INTEGER,
+    -- A dead letter's source (topic, subscription), deliveries there and reason.
+    dead_letter_topic TEXT,
+    dead_letter_subscription TEXT,
+    dead_letter_deliveries INTEGER,
+    dead_letter_reason TEXT
 );
 
 -- Receiving scans this in order: visible rows first, oldest first.
@@ -88,7 +104,15 @@ CREATE TABLE IF NOT EXISTS deduplication (
 
 #: Columns added after a table was first created: ``CREATE TABLE IF NOT EXISTS``
 #: leaves an older file's table as it was, so an upgrade adds them.
-_ADDED_COLUMNS = (("subscriptions", "filter", "TEXT"),)
+_ADDED_COLUMNS = (
+    ("subscriptions", "filter", "TEXT"),
+    ("subscriptions", "total_sent", "INTEGER NOT NULL DEFAULT 0"),
+    ("subscriptions", "total_received", "INTEGER NOT NULL DEFAULT 0"),
+    ("messages", "dead_letter_topic", "TEXT"),
+    ("messages", "dead_letter_subscription", "TEXT"),
+    ("messages", "dead_letter_deliveries", "INTEGER"),
+    ("messages", "dead_letter_reason", "TEXT"),
+)
 
 
 def add_missing_columns(cursor: sqlite3.Cursor) -> None:
@@ -107,10 +131,13 @@ ADD_SUBSCRIPTION = "INSERT OR IGNORE INTO subscriptions (topic, name) VALUES (?,
 TOPIC_SETTINGS = "SELECT ordered, deduplicated FROM topics WHERE name = ?"
 SUBSCRIPTION_ID = "SELECT id FROM subscriptions WHERE topic = ? AND name = ?"
 SUBSCRIPTION_NAMES = "SELECT topic, name FROM subscriptions WHERE id = ?"
+TOPIC_SUBSCRIPTIONS = "SELECT name FROM subscriptions WHERE topic = ? ORDER BY name"
+ALL_SUBSCRIPTIONS = "SELECT topic, name FROM subscriptions"
 #: The topic's deduplication flag and its subscriptions, one row per subscription
 #: (one row with a NULL id when it has none; no row when the topic is missing).
 PUBLISH_TARGETS = """
-SELECT t.deduplicated, s.id, s.filter FROM topics AS t LEFT JOIN subscriptions AS s ON s.topic = t.name
+SELECT t.deduplicated, s.id, s.filter, s.name
+FROM topics AS t LEFT JOIN subscriptions AS s ON s.topic = t.name
 WHERE t.name = ?
 """
 SUBSCRIPTION_SETTINGS = """
@@ -146,6 +173,7 @@ INSERT OR REPLACE INTO deduplication (topic, deduplication_id, message_id, expir
 VALUES (?, ?, ?, ?)
 """
 FORGET_DEDUPLICATION_IDS = "DELETE FROM deduplication WHERE topic = ? AND expires <= ?"
+COUNT_SENT = "UPDATE subscriptions SET total_sent = total_sent + ? WHERE id = ?"
 
 # -- receiving ------------------------------------------------------------------
 
@@ -163,7 +191,8 @@ WHERE seq IN (
     ORDER BY m.visible_at, m.seq
     LIMIT :limit
 )
-RETURNING seq, id, body, attributes, ordering_key, enqueued_at, attempts
+RETURNING seq, id, body, attributes, ordering_key, enqueued_at, attempts,
+          dead_letter_topic, dead_letter_subscription, dead_letter_deliveries, dead_letter_reason
 """
 
 _HEADS_ONLY = """
@@ -178,6 +207,7 @@ _HEADS_ONLY = """
 
 LEASE = _LEASE.format(ordered="")
 LEASE_ORDERED = _LEASE.format(ordered=_HEADS_ONLY)
+COUNT_RECEIVED = "UPDATE subscriptions SET total_received = total_received + ? WHERE id = ?"
 
 # -- settling -------------------------------------------------------------------
 
@@ -194,19 +224,50 @@ UPDATE messages SET visible_at = ?, lease_id = NULL, attempts = attempts - 1
 WHERE seq = ? AND lease_id = ?
 """
 
-# The reason's JSON path is written into the SQL text once, here. The name is our own
-# constant, not input; a plain identifier needs no quoting as a path label nor inside
-# the SQL string literal, and the check keeps it that way.
-if not DEAD_LETTER_REASON.isidentifier():
-    raise ValueError(f"{DEAD_LETTER_REASON!r} cannot be written into a JSON path unquoted")
+# The reason's JSON path and the delivery-limit reason are written into the SQL text
+# once, here. Both are our own constants, not input; a plain identifier needs no quoting
+# as a path label nor inside an SQL string literal, and the check keeps it that way.
+if not (DEAD_LETTER_REASON.isidentifier() and DELIVERY_LIMIT_REASON.isidentifier()):
+    raise ValueError("the dead-letter reason names cannot be written into SQL unquoted")
 
-#: Copy a leased row to every subscription of the dead-letter topic.
+#: Copy a leased row to every subscription of the dead-letter topic, with its origin.
+#: ``:uncounted`` is 1 when the lease that found it exhausted counted an attempt that
+#: delivered nothing.
 COPY_TO_DEAD_LETTERS = f"""
-INSERT INTO messages (subscription, id, body, attributes, ordering_key, enqueued_at, visible_at)
+INSERT INTO messages (subscription, id, body, attributes, ordering_key, enqueued_at, visible_at,
+                      dead_letter_topic, dead_letter_subscription, dead_letter_deliveries,
+                      dead_letter_reason)
 SELECT s.id, m.id, m.body,
        CASE WHEN :reason IS NULL THEN m.attributes
             ELSE json_set(coalesce(m.attributes, '{{}}'), '$.{DEAD_LETTER_REASON}', :reason) END,
-       m.ordering_key, :now, :now
+       m.ordering_key, :now, :now,
+       :source_topic, :source_subscription, m.attempts - :uncounted,
+       coalesce(:reason, '{DELIVERY_LIMIT_REASON}')
 FROM messages AS m JOIN subscriptions AS s ON s.topic = :target
 WHERE m.seq = :seq AND m.lease_id = :lease
+"""
+COUNT_SENT_TO_TOPIC = "UPDATE subscriptions SET total_sent = total_sent + ? WHERE topic = ?"
+
+# -- operations -------------------------------------------------------------------
+
+#: Leased rows whose lease ran out on their last allowed delivery: what the next
+#: receive would dead-letter (``stats`` and ``peek`` do it first, to be exact).
+EXHAUSTED = """
+SELECT seq, lease_id FROM messages
+WHERE subscription = ? AND visible_at <= ? AND lease_id IS NOT NULL AND attempts >= ?
+"""
+#: available, in flight, delayed, oldest enqueue time: one pass over the rows.
+COUNTS = """
+SELECT coalesce(SUM(visible_at <= :now), 0),
+       coalesce(SUM(visible_at > :now AND lease_id IS NOT NULL), 0),
+       coalesce(SUM(visible_at > :now AND lease_id IS NULL), 0),
+       MIN(enqueued_at)
+FROM messages WHERE subscription = :sub
+"""
+HELD = "SELECT COUNT(*) FROM messages WHERE subscription = ?"
+TOTALS = "SELECT total_sent, total_received FROM subscriptions WHERE id = ?"
+PEEK_ROWS = """
+SELECT seq, id, body, attributes, ordering_key, enqueued_at, attempts,
+       dead_letter_topic, dead_letter_subscription, dead_letter_deliveries, dead_letter_reason
+FROM messages WHERE subscription = ? ORDER BY seq LIMIT ?
 """

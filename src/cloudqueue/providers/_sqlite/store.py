@@ -15,14 +15,15 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterator, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from ..._message import Message
-from ...driver import Declaration, Delivery
-from ...errors import NotFound, QueueError
+from ...driver import Declaration, Delivery, QueueStats
+from ...errors import InvalidArgument, NotFound, QueueError
 from ...filters import Filter
-from .._broker import DEDUPLICATION_WINDOW, dead_letter_name
+from .._broker import DEDUPLICATION_WINDOW, DeadLetterOrigin, dead_letter_name
 from . import schema
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "Token",
     "ack",
     "dead_letter",
+    "dead_letter_sources",
     "declare",
     "delete",
     "ensure_subscription",
@@ -39,8 +41,10 @@ __all__ = [
     "lease",
     "nack",
     "peek",
+    "peek_rows",
     "publish",
     "purge",
+    "stats",
     "topic_settings",
 ]
 
@@ -152,25 +156,35 @@ def new_message_ids() -> Iterator[str]:
     return (f"{prefix}-{number}" for number in itertools.count(1))
 
 
-def publish(cursor: sqlite3.Cursor, topic: str, messages: Sequence[Message]) -> list[str | QueueError]:
+def publish(
+    cursor: sqlite3.Cursor, topic: str, messages: Sequence[Message], only: str | None = None
+) -> list[str | QueueError]:
     """Insert one row per message and subscription; repeats of a deduplication id
-    within the window get the first message's id and no row."""
+    within the window get the first message's id and no row. With ``only``, the rows
+    go to that one subscription, whatever its filter (a redrive putting back what was
+    routed there before)."""
     targets = cursor.execute(schema.PUBLISH_TARGETS, (topic,)).fetchall()
     if not targets:
         raise NotFound(f"SQLite destination {topic!r} was deleted")
     deduplicate = bool(targets[0][0])
     # Routing is decided here, at publish time, from the filters stored now.
-    subscriptions = [
-        (sub_id, None if text is None else _stored_filter(text))
-        for _, sub_id, text in targets
-        if sub_id is not None
-    ]
+    if only is None:
+        subscriptions = [
+            (sub_id, None if text is None else _stored_filter(text))
+            for _, sub_id, text, _ in targets
+            if sub_id is not None
+        ]
+    else:
+        subscriptions = [(sub_id, None) for _, sub_id, _, name in targets if name == only]
+        if not subscriptions:
+            raise NotFound(f"SQLite topic {topic!r} has no subscription {only!r}")
     now = time.time()
     if deduplicate:
         cursor.execute(schema.FORGET_DEDUPLICATION_IDS, (topic, now))
     ids: list[str | QueueError] = []
     fresh_ids = new_message_ids()
     rows: list[tuple[object, ...]] = []
+    sent: Counter[int] = Counter()  # rows per subscription, for its total_sent
     for message in messages:
         dedup_id = message.deduplication_id if deduplicate else None
         if dedup_id is not None:
@@ -190,10 +204,12 @@ def publish(cursor: sqlite3.Cursor, topic: str, messages: Sequence[Message]) -> 
         for sub_id, wanted in subscriptions:
             if wanted is not None and not wanted.matches(message.attributes):
                 continue
+            sent[sub_id] += 1
             rows.append(
                 (sub_id, message_id, message.body, attributes, message.ordering_key, now, visible_at)
             )
     cursor.executemany(schema.INSERT_MESSAGE, rows)
+    cursor.executemany(schema.COUNT_SENT, [(count, sub_id) for sub_id, count in sent.items()])
     return ids
 
 
@@ -232,31 +248,49 @@ def lease(
         # on the receive that would exceed the limit (see schema), not delivered.
         exhausted = [((row[0], lease_id), None) for row in rows if row[6] > limit]
         if exhausted:
-            dead_letter(cursor, sub_id, exhausted)
+            dead_letter(cursor, sub_id, exhausted, uncounted=1)
             rows = [row for row in rows if row[6] <= limit]
     if not rows:
         return Lease([])
+    cursor.execute(schema.COUNT_RECEIVED, (len(rows), sub_id))
     rows.sort()  # RETURNING gives no order; seq is the order of sending
     deadline = time.monotonic() + settings.lease
+    return Lease(_deliveries(rows, lambda seq: (seq, lease_id), deadline))
+
+
+#: A row as LEASE returns it and PEEK_ROWS reads it.
+_Row = tuple[
+    int, str, bytes, str | None, str | None, float, int, str | None, str | None, int | None,
+    str | None,
+]
+
+
+def _deliveries(
+    rows: Sequence[_Row], token: Callable[[int], object], deadline: float | None
+) -> list[Delivery]:
     # Rows sent in one batch share their enqueue time: convert each time once.
     enqueued: dict[float, datetime.datetime] = {}
-    return Lease(
-        [
-            Delivery(
-                (seq, lease_id),
-                message_id,
-                body,
-                json.loads(attributes) if attributes else {},
-                attempts,
-                key,
-                enqueued.get(enqueued_at) or enqueued.setdefault(
-                    enqueued_at, datetime.datetime.fromtimestamp(enqueued_at, _UTC)
-                ),
-                deadline,
-            )
-            for seq, message_id, body, attributes, key, enqueued_at, attempts in rows
-        ]
-    )
+    return [
+        Delivery(
+            token(seq),
+            message_id,
+            body,
+            json.loads(attributes) if attributes else {},
+            attempts,
+            key,
+            enqueued.get(enqueued_at) or enqueued.setdefault(
+                enqueued_at, datetime.datetime.fromtimestamp(enqueued_at, _UTC)
+            ),
+            deadline,
+            None if source_topic is None else DeadLetterOrigin(
+                source_topic, source_subscription or "", deliveries or 0, reason or ""
+            ),
+        )
+        for (
+            seq, message_id, body, attributes, key, enqueued_at, attempts,
+            source_topic, source_subscription, deliveries, reason,
+        ) in rows
+    ]
 
 
 # -- settling ------------------------------------------------------------------------------
@@ -299,19 +333,104 @@ def extend(cursor: sqlite3.Cursor, entries: Sequence[tuple[Token, float]]) -> li
 
 
 def dead_letter(
-    cursor: sqlite3.Cursor, sub_id: int, entries: Sequence[tuple[Token, str | None]]
+    cursor: sqlite3.Cursor,
+    sub_id: int,
+    entries: Sequence[tuple[Token, str | None]],
+    *,
+    uncounted: int = 0,
 ) -> None:
     """Move leased rows to the dead-letter topic (``<topic>-dlq`` or
-    ``<topic>-<subscription>-dlq``), with the reason as an attribute."""
+    ``<topic>-<subscription>-dlq``), with the reason as an attribute and their
+    origin in the ``dead_letter_*`` columns. ``uncounted``: attempts the rows'
+    ``attempts`` counts that delivered nothing (the lease that found them exhausted)."""
     row = cursor.execute(schema.SUBSCRIPTION_NAMES, (sub_id,)).fetchone()
     if row is None:
         return
-    target = dead_letter_name(row[0], row[1])
+    source_topic, source_subscription = row
+    target = dead_letter_name(source_topic, source_subscription)
     ensure_topic(cursor, target, create_queue=True)
     now = time.time()
+    moved = 0
     for (seq, lease_id), reason in entries:
         cursor.execute(
             schema.COPY_TO_DEAD_LETTERS,
-            {"reason": reason, "now": now, "target": target, "seq": seq, "lease": lease_id},
+            {"reason": reason, "now": now, "target": target, "seq": seq, "lease": lease_id,
+             "source_topic": source_topic, "source_subscription": source_subscription,
+             "uncounted": uncounted},
         )
         cursor.execute(schema.ACK, (seq, lease_id))
+        moved += cursor.rowcount  # 1 when the row was still leased to us, and so copied
+    if moved:
+        cursor.execute(schema.COUNT_SENT_TO_TOPIC, (moved, target))
+
+
+# -- operations ------------------------------------------------------------------------------
+
+
+def _for_operations(cursor: sqlite3.Cursor, topic: str, subscription: str | None) -> int | None:
+    """The subscription ``stats`` and ``peek`` read; None for one that does not exist
+    yet (SQLite destinations spring into existence on first use: empty, not missing)."""
+    sub_id = _subscription_id(cursor, topic, subscription or "")
+    if sub_id is None and subscription is None:
+        names = [name for (name,) in cursor.execute(schema.TOPIC_SUBSCRIPTIONS, (topic,))]
+        if names or topic_settings(cursor, topic) is not None:
+            named = ", ".join(repr(name) for name in names) or "none yet"
+            raise InvalidArgument(
+                f"SQLite destination {topic!r} is a topic (subscriptions: {named}): its "
+                "messages are held by each subscription; name one with &subscription=<name>"
+            )
+    return sub_id
+
+
+def _settle_exhausted(cursor: sqlite3.Cursor, sub_id: int, now: float) -> None:
+    """Dead-letter the rows the next receive would (leases that ran out on the last
+    allowed delivery), so that counts and peeks show where they really are."""
+    settings = subscription_settings(cursor, sub_id)
+    if settings is None or settings.dead_letter_after is None:
+        return
+    rows = cursor.execute(schema.EXHAUSTED, (sub_id, now, settings.dead_letter_after)).fetchall()
+    if rows:
+        dead_letter(cursor, sub_id, [((seq, lease_id), None) for seq, lease_id in rows])
+
+
+def stats(cursor: sqlite3.Cursor, topic: str, subscription: str | None) -> QueueStats:
+    """Exact counts of one queue or subscription (in a write transaction: one snapshot,
+    and the rows a receive would dead-letter are moved first)."""
+    sub_id = _for_operations(cursor, topic, subscription)
+    if sub_id is None:
+        return QueueStats(0, 0, 0, 0, None, exact=True, total_sent=0, total_received=0)
+    now = time.time()
+    _settle_exhausted(cursor, sub_id, now)
+    available, in_flight, delayed, oldest = cursor.execute(
+        schema.COUNTS, {"sub": sub_id, "now": now}
+    ).fetchone()
+    dead_id = _subscription_id(cursor, dead_letter_name(topic, subscription or ""), "")
+    dead_letters = 0 if dead_id is None else cursor.execute(schema.HELD, (dead_id,)).fetchone()[0]
+    total_sent, total_received = cursor.execute(schema.TOTALS, (sub_id,)).fetchone()
+    return QueueStats(
+        available, in_flight, delayed, dead_letters,
+        None if oldest is None else max(0.0, now - oldest),
+        exact=True, total_sent=total_sent, total_received=total_received,
+    )
+
+
+def peek_rows(
+    cursor: sqlite3.Cursor, topic: str, subscription: str | None, max_messages: int
+) -> list[Delivery]:
+    """The ``max_messages`` oldest rows (in order of sending), as deliveries without a
+    token: nothing is leased or counted (in a write transaction, see :func:`stats`)."""
+    sub_id = _for_operations(cursor, topic, subscription)
+    if sub_id is None:
+        return []
+    _settle_exhausted(cursor, sub_id, time.time())
+    rows = cursor.execute(schema.PEEK_ROWS, (sub_id, max_messages)).fetchall()
+    return _deliveries(rows, lambda seq: None, None)
+
+
+def dead_letter_sources(cursor: sqlite3.Cursor, name: str) -> list[tuple[str, str]]:
+    """The ``(topic, subscription)`` pairs whose dead letters go to queue ``name``."""
+    return sorted(
+        (topic, subscription)
+        for topic, subscription in cursor.execute(schema.ALL_SUBSCRIPTIONS)
+        if dead_letter_name(topic, subscription) == name
+    )
