@@ -18,6 +18,8 @@ from cloudqueue import wire
 from cloudqueue.driver import Message
 
 __all__ = [
+    "ORIGINAL_ID_MARKER",
+    "RECEIVE_COUNT_MARKER",
     "decode_attributes",
     "decode_body",
     "encode_attribute",
@@ -29,6 +31,13 @@ __all__ = [
 log = logging.getLogger("cloudqueue.sqs")
 
 _STRING = "String"
+
+#: Marker on a copy sent to the dead-letter queue by ``dead_letter()``: the message id it
+#: had in its source queue (the copy gets a new one).
+ORIGINAL_ID_MARKER = wire.RESERVED_PREFIX + "dead_letter_original_id"
+#: Marker on such a copy: the ApproximateReceiveCount it had when it was dead-lettered
+#: (the copy's own count starts again at 0).
+RECEIVE_COUNT_MARKER = wire.RESERVED_PREFIX + "dead_letter_receive_count"
 
 
 def encode_attribute(value: str) -> dict[str, str]:

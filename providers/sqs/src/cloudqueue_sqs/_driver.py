@@ -174,6 +174,9 @@ class SqsSubscription(SubscriptionDriver):
                 WaitTimeSeconds=min(20, visibility_seconds(wait - 0.05)),
                 MessageSystemAttributeNames=[
                     "ApproximateReceiveCount", "SentTimestamp", "MessageGroupId",
+                    # Where SQS moved a dead letter from: read by the provider's
+                    # dead_letter_facts (cloudqueue.ops).
+                    "DeadLetterQueueSourceArn",
                 ],
                 MessageAttributeNames=["All"],
             )
@@ -281,21 +284,35 @@ class SqsSubscription(SubscriptionDriver):
         return f"<SqsSubscription {self._queue.name}>"
 
 
+#: SQS's limit of message attributes per message.
+_SQS_MAX_ATTRIBUTES = 10
+
+
 def _dead_letter_copy(entry_id: str, receipt: Receipt, reason: str, fifo: bool) -> dict[str, Any]:
-    """The original message as received (body and attributes untouched), plus the reason."""
+    """The original message as received (body and attributes untouched), plus the reason
+    and, where SQS's 10 attributes leave room, markers with the original message id and
+    receive count (the copy gets a new id and a count of its own; ``cloudqueue.ops`` reads
+    the markers to put provenance on a redriven message). In order of worth: the reason
+    has its reserved slot, then the id, then the count."""
     raw = receipt.message
     kept = ("DataType", "StringValue", "BinaryValue")  # not the reserved list fields
     attributes = {
         name: {key: value[key] for key in kept if key in value}
         for name, value in (raw.get("MessageAttributes") or {}).items()
     }
-    if len(attributes) < 10:  # the slot kept free for it (see USER_ATTRIBUTES)
-        attributes[DEAD_LETTER_REASON] = _codec.encode_attribute(reason)
+    system = raw.get("Attributes") or {}
+    extra = [
+        (DEAD_LETTER_REASON, reason),  # the slot kept free for it (see USER_ATTRIBUTES)
+        (_codec.ORIGINAL_ID_MARKER, str(raw["MessageId"])),
+        (_codec.RECEIVE_COUNT_MARKER, str(system.get("ApproximateReceiveCount") or "")),
+    ]
+    for name, value in extra:
+        if len(attributes) < _SQS_MAX_ATTRIBUTES and (value or name == DEAD_LETTER_REASON):
+            attributes[name] = _codec.encode_attribute(value)
     entry: dict[str, Any] = {"Id": entry_id, "MessageBody": raw.get("Body", "")}
     if attributes:
         entry["MessageAttributes"] = attributes
     if fifo:
-        system = raw.get("Attributes") or {}
         entry["MessageGroupId"] = system.get("MessageGroupId") or raw["MessageId"]
         # The message id makes a retried dead-lettering a duplicate SQS drops.
         entry["MessageDeduplicationId"] = raw["MessageId"]

@@ -16,8 +16,11 @@ import json
 
 from cloudqueue.driver import (
     Capabilities,
+    DeadLetterFacts,
     Declaration,
+    Delivery,
     Provider,
+    QueueStats,
     SubscriptionDriver,
     TopicDriver,
     Url,
@@ -123,6 +126,25 @@ class SqsProvider(Provider):
                 queue.client.delete_queue(QueueUrl=queue.url())
         finally:
             queue.forget()
+
+    # -- operations (cloudqueue.ops) -------------------------------------------------
+    # No native peek (SQS has none): cloudqueue.ops receives and releases. The default
+    # open_redrive_target is right: SQS queues have no subscriptions.
+
+    def stats(self, url: Url) -> QueueStats:
+        from . import _ops
+
+        return _ops.stats(self._queues, url)
+
+    def dead_letter_facts(self, url: Url, delivery: Delivery) -> DeadLetterFacts:
+        from . import _ops
+
+        return _ops.dead_letter_facts(self._queues, url, delivery)
+
+    def redrive_source(self, url: Url) -> Url:
+        from . import _ops
+
+        return _ops.redrive_source(self._queues, url)
 
     def close(self) -> None:
         self._queues.close()
