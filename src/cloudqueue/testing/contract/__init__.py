@@ -32,6 +32,7 @@ from .delivery import Delivery
 from .faults import ConnectionFaults
 from .filters import FilteringHarness, Filters
 from .lifecycle import Lifecycle
+from .operations import Operations
 from .ordering import Ordering
 from .properties import Properties
 from .publish_receive import PublishReceive
@@ -47,6 +48,7 @@ __all__ = [
     "Filters",
     "Harness",
     "Lifecycle",
+    "Operations",
     "Ordering",
     "Properties",
     "PublishReceive",
@@ -56,5 +58,7 @@ __all__ = [
 ]
 
 
-class ContractSuite(PublishReceive, Delivery, Ordering, Lifecycle, AsyncAPI, Properties, Filters):
+class ContractSuite(
+    PublishReceive, Delivery, Ordering, Lifecycle, AsyncAPI, Properties, Filters, Operations
+):
     """Every behaviour class at once; subclass it and provide a ``harness`` fixture."""

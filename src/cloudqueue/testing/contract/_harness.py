@@ -78,6 +78,28 @@ class Harness(abc.ABC):
     #: declaring one is not expected to raise Unsupported).
     provider_declares_dead_letters: bool = False
 
+    # -- operations claims (cloudqueue.ops; the Operations cases) ---------------------
+    #: The :class:`~cloudqueue.ops.QueueStats` count fields the provider knows (of
+    #: ``available``, ``in_flight``, ``delayed``, ``dead_letters``, ``oldest_age``,
+    #: ``total_sent``, ``total_received``). Left empty, ``ops.stats`` must raise
+    #: Unsupported or report every field None with ``exact`` False.
+    stats_fields: frozenset[str] = frozenset()
+    #: The claimed counts are exact the moment they are read (else they must reach the
+    #: true value eventually, as the service's approximations settle).
+    stats_exact: bool = False
+    #: The provider peeks natively (``Provider.supports_peek``): a peek counts no delivery,
+    #: returns messages oldest first and works on ordered destinations.
+    native_peek: bool = False
+    #: A redrive can reach one subscription of a topic that has others; left False, such
+    #: a redrive must raise Unsupported (it would reach the siblings).
+    redrive_subscription: bool = False
+
+    def process_env(self) -> dict[str, str]:
+        """The environment for a separate Python process that must reach the same
+        destinations (the redrive killed with SIGKILL). The default is this process's
+        own; override it when clients find the server through something set in-process."""
+        return dict(os.environ)
+
     # -- fault control (optional; used by ConnectionFaults) -------------------------
     #: A :class:`~cloudqueue.testing.faultproxy.FaultProxy` standing between the SDK
     #: and the provider's server, for providers that talk to a server over the
