@@ -269,6 +269,17 @@ def test_redrive_reports_refused_messages_and_exits_non_zero(url: str) -> None:
     assert [m.body for m in drain(dlq)] == [b"crowded"]
 
 
+def test_redrive_to_another_destination_leaves_the_source_alone(url: str, tmp_path: Path) -> None:
+    fill_dead_letters(url, 3, lambda n: {"n": str(n)})
+    dlq = cloudqueue.dead_letter_url(url)
+    elsewhere = f"sqlite:///{tmp_path}/ops.db?queue={unique_name('fixed')}"
+    done = cli("redrive", dlq, "--to", elsewhere, "--yes")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"moved 3 dead letters from {dlq} to {elsewhere}")
+    assert sorted(m.text() for m in drain(elsewhere)) == ["0", "1", "2"]
+    assert drain(url) == [] and drain(dlq) == []
+
+
 def run_in_terminal(argv: list[str], answer: bytes) -> tuple[int, str]:
     """Run ``cloudqueue`` with a pseudo-terminal as stdin and stderr, type ``answer``
     once it asks; return its exit code and what it wrote to the terminal."""
@@ -335,6 +346,19 @@ def test_bad_input_is_one_line_naming_the_problem(url: str, argv: list[str], cod
     assert done.stdout == ""
     assert len(done.stderr.splitlines()) == 1, done.stderr
     assert says in done.stderr and "error:" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_commands_drawing_with_rich_say_how_to_install_it(url: str, tmp_path: Path) -> None:
+    # A `rich` package that cannot be imported, first on the path: as if the extra were missing.
+    (tmp_path / "no_rich" / "rich").mkdir(parents=True)
+    (tmp_path / "no_rich" / "rich" / "__init__.py").write_text("raise ImportError('No module named rich')\n")
+    env = {**os.environ, "PYTHONPATH": str(tmp_path / "no_rich")}
+    done = subprocess.run([CLOUDQUEUE, "top", url], capture_output=True, text=True, env=env, timeout=WAIT)
+    assert done.returncode == 1
+    assert "`cloudqueue top` needs the rich library: pip install 'cloudqueue[cli]'" in done.stderr
+    # The other commands work without it.
+    stats = subprocess.run([CLOUDQUEUE, "stats", url], capture_output=True, env=env, timeout=WAIT)
+    assert stats.returncode == 0, stats.stderr
 
 
 # -- a redrive killed halfway ---------------------------------------------------------------

@@ -35,7 +35,9 @@ def render(histories: Sequence[History], *, now: float, interval: float, clock: 
         header_style="bold",
         expand=False,
     )
-    table.add_column("URL", overflow="fold", max_width=48)
+    # URLs fold only past 48 characters: narrower, the numbers' columns give way first.
+    longest = max((len(history.label) for history in histories), default=3)
+    table.add_column("URL", overflow="fold", min_width=min(48, longest), max_width=48)
     for name in ("AVAILABLE", "IN FLIGHT", "DELAYED", "DEAD", "OLDEST", "SENT/s", "RECV/s", "DEPTH Δ/s"):
         table.add_column(name, justify="right", no_wrap=True)
     table.add_column(f"DEPTH, LAST {_span_text(bucket * SPARK_WIDTH)}", no_wrap=True)
