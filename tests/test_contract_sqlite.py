@@ -16,6 +16,14 @@ class SqliteHarness(DeclaringHarness):
     supports_delayed_delivery = True
     supports_dead_letter = True
     supports_fan_out = True
+    # Operations: exact counts of every field, native peek, one-subscription redrive.
+    stats_fields = frozenset(
+        {"available", "in_flight", "delayed", "dead_letters", "oldest_age", "total_sent",
+         "total_received"}
+    )
+    stats_exact = True
+    native_peek = True
+    redrive_subscription = True
 
     def __init__(self, path: str) -> None:
         self.base = f"sqlite:///{path}"  # path is absolute: four slashes in all

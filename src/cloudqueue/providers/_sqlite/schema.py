@@ -256,18 +256,27 @@ EXHAUSTED = """
 SELECT seq, lease_id FROM messages
 WHERE subscription = ? AND visible_at <= ? AND lease_id IS NOT NULL AND attempts >= ?
 """
-#: available, in flight, delayed, oldest enqueue time: one pass over the rows.
-COUNTS = """
-SELECT coalesce(SUM(visible_at <= :now), 0),
-       coalesce(SUM(visible_at > :now AND lease_id IS NOT NULL), 0),
-       coalesce(SUM(visible_at > :now AND lease_id IS NULL), 0),
-       MIN(enqueued_at)
-FROM messages WHERE subscription = :sub
+#: Counted from the visibility index alone (no row is read): rows visible now.
+AVAILABLE = "SELECT COUNT(*) FROM messages WHERE subscription = ? AND visible_at <= ?"
+#: Rows not visible yet, told apart by their lease: in flight, delayed (or nacked
+#: with a delay). Reads only those rows.
+NOT_VISIBLE = """
+SELECT coalesce(SUM(lease_id IS NOT NULL), 0), coalesce(SUM(lease_id IS NULL), 0)
+FROM messages WHERE subscription = ? AND visible_at > ?
+"""
+#: The enqueue time of the first row sent (seq is the order of sending, taken under
+#: the write lock like the enqueue time): the oldest held. Index only, then one row.
+OLDEST = """
+SELECT enqueued_at FROM messages
+WHERE seq = (SELECT MIN(seq) FROM messages WHERE subscription = ?)
 """
 HELD = "SELECT COUNT(*) FROM messages WHERE subscription = ?"
 TOTALS = "SELECT total_sent, total_received FROM subscriptions WHERE id = ?"
+#: The first rows sent: chosen from the index alone (sorting row numbers only), then read.
 PEEK_ROWS = """
 SELECT seq, id, body, attributes, ordering_key, enqueued_at, attempts,
        dead_letter_topic, dead_letter_subscription, dead_letter_deliveries, dead_letter_reason
-FROM messages WHERE subscription = ? ORDER BY seq LIMIT ?
+FROM messages
+WHERE seq IN (SELECT seq FROM messages WHERE subscription = ? ORDER BY seq LIMIT ?)
+ORDER BY seq
 """

@@ -401,9 +401,10 @@ def stats(cursor: sqlite3.Cursor, topic: str, subscription: str | None) -> Queue
         return QueueStats(0, 0, 0, 0, None, exact=True, total_sent=0, total_received=0)
     now = time.time()
     _settle_exhausted(cursor, sub_id, now)
-    available, in_flight, delayed, oldest = cursor.execute(
-        schema.COUNTS, {"sub": sub_id, "now": now}
-    ).fetchone()
+    (available,) = cursor.execute(schema.AVAILABLE, (sub_id, now)).fetchone()
+    in_flight, delayed = cursor.execute(schema.NOT_VISIBLE, (sub_id, now)).fetchone()
+    first = cursor.execute(schema.OLDEST, (sub_id,)).fetchone()
+    oldest = None if first is None else first[0]
     dead_id = _subscription_id(cursor, dead_letter_name(topic, subscription or ""), "")
     dead_letters = 0 if dead_id is None else cursor.execute(schema.HELD, (dead_id,)).fetchone()[0]
     total_sent, total_received = cursor.execute(schema.TOTALS, (sub_id,)).fetchone()
