@@ -13,9 +13,9 @@ process's write lock, default 5). The file, its tables and the destination are
 created on first use. See docs/sqlite.md for durability and concurrency.
 
 A file is open in this process while a producer or consumer of it is open
-(and for the duration of ``declare``, ``purge``, ``delete`` and
-``capabilities``): closing the last one closes its connections and its
-checkpoint thread.
+(and for the duration of ``declare``, ``purge``, ``delete``, ``capabilities``
+and the operations hooks ``stats``, ``peek`` and ``redrive_source``): closing
+the last one closes its connections and its checkpoint thread.
 """
 
 from __future__ import annotations

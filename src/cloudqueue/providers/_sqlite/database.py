@@ -8,7 +8,8 @@ upgrades to a write fails at once with SQLITE_BUSY instead of waiting).
 
 A file is open in a process only while something uses it: :class:`Registry`
 counts the users of each :class:`Database` (drivers, and ``declare``, ``purge``,
-``delete`` and ``capabilities`` for their duration) and closes it, connections and
+``delete``, ``capabilities``, ``stats``, ``peek`` and ``redrive_source`` for their
+duration) and closes it, connections and
 checkpoint thread, when the last one lets go. Using it again opens it afresh.
 """
 

@@ -16,8 +16,9 @@ A row's life is told by three columns:
 
 A row whose lease ran out on its last allowed delivery is dead-lettered by the
 next receive that takes it (as SQS does on the receive that would exceed
-maxReceiveCount), not by a sweep: a sweep needs an index of leased rows, which
-every lease and ack would have to maintain, and a query on every receive.
+maxReceiveCount), or by the next ``stats`` or ``peek`` of its subscription, not
+by a sweep: a sweep needs an index of leased rows, which every lease and ack
+would have to maintain, and a query on every receive.
 
 Operations (``cloudqueue.ops``): each subscription counts the rows ever routed to
 it and the deliveries it made (``total_sent``, ``total_received``), updated in the
