@@ -30,14 +30,11 @@ from ..driver import (
 )
 from ..errors import InvalidArgument, LeaseLost, NotFound, QueueError
 from ..hookspecs import hookimpl
-from ..wire import DEAD_LETTER_REASON
 from . import _broker
 from ._broker import Broker, DeadLetterOrigin, Topic
+from ._operations import check_peek_size, dead_letter_facts, only_source
 
-__all__ = ["DeadLetterOrigin", "MemoryProvider", "cloudqueue_providers", "dead_letter_facts"]
-
-#: Most messages one ``peek`` returns.
-MAX_PEEK = 1000
+__all__ = ["DeadLetterOrigin", "MemoryProvider", "cloudqueue_providers"]
 
 #: ``messaging.system`` on telemetry: not a registered OpenTelemetry value, so namespaced.
 TELEMETRY_ATTRIBUTES: Mapping[str, str | int] = {"messaging.system": "cloudqueue.memory"}
@@ -318,47 +315,6 @@ class MemoryProvider(Provider):
             return self.open_topic(url)
         self.broker.subscription(name, subscription)  # springs into existence, as anywhere
         return MemoryTopic(self.broker.topic(name, create_queue=False), only=subscription)
-
-
-def check_peek_size(max_messages: int) -> int:
-    if not 1 <= max_messages <= MAX_PEEK:
-        raise InvalidArgument(f"peek takes 1 to {MAX_PEEK} messages, not {max_messages}")
-    return max_messages
-
-
-def dead_letter_facts(delivery: Delivery) -> DeadLetterFacts:
-    """The facts of a memory or SQLite dead letter: its :class:`DeadLetterOrigin`
-    (absent for one moved before the origin was kept, or sent there by hand), and
-    its attributes without ``dead_letter_reason``."""
-    attributes = dict(delivery.attributes)
-    given = attributes.pop(DEAD_LETTER_REASON, None)
-    origin = delivery.native
-    if not isinstance(origin, DeadLetterOrigin):
-        return DeadLetterFacts(attributes=attributes, reason=given)
-    return DeadLetterFacts(
-        attributes=attributes,
-        reason=origin.reason,
-        delivery_count=origin.delivery_count,
-        source=origin.describe(),
-    )
-
-
-def only_source(dead_letter_url: str, sources: Sequence[tuple[str, str]]) -> tuple[str, str]:
-    """The one ``(topic, subscription)`` among ``sources`` whose dead letters a URL
-    holds, or InvalidArgument saying why there is not exactly one."""
-    if len(sources) == 1:
-        return sources[0]
-    if not sources:
-        raise InvalidArgument(
-            f"{dead_letter_url} is not a dead-letter queue: no queue or subscription sends "
-            "its dead letters there (they go to <queue>-dlq, or <topic>-<subscription>-dlq); "
-            "pass to= naming the destination"
-        )
-    named = ", ".join(_broker.describe(topic, sub) for topic, sub in sources)
-    raise InvalidArgument(
-        f"{dead_letter_url} holds the dead letters of several sources ({named}): "
-        "pass to= naming the one to redrive to"
-    )
 
 
 _PROVIDER = MemoryProvider()

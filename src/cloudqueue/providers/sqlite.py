@@ -39,10 +39,10 @@ from ..driver import (
 from ..errors import InvalidArgument
 from ..hookspecs import hookimpl
 from ._broker import dead_letter_name
+from ._operations import check_peek_size, dead_letter_facts, only_source
 from ._sqlite import store
 from ._sqlite.database import DEFAULT_BUSY_TIMEOUT, Database, Options, Registry
 from ._sqlite.drivers import SqliteSubscription, SqliteTopic, capabilities_for
-from .memory import check_peek_size, dead_letter_facts, only_source
 
 __all__ = ["SqliteProvider", "cloudqueue_providers"]
 
