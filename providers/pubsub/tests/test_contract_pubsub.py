@@ -62,6 +62,13 @@ class PubSubHarness(Harness, FilteringHarness):
     # (DeadLetterHarness runs the suite on such subscriptions).
     provider_declares_dead_letters = True
     dead_letter_after_for_tests = 5  # Pub/Sub's minimum
+    # Operations: the API has no backlog counts (Cloud Monitoring has them), so stats know
+    # nothing; no native peek; a redrive cannot publish to one subscription of several.
+    # The SIGKILL case's process finds the server through PUBSUB_EMULATOR_HOST, which the
+    # autouse fixture sets in os.environ: the default process_env() carries it.
+    stats_fields: frozenset[str] = frozenset()
+    native_peek = False
+    redrive_subscription = False
     #: Subscriptions made by this harness are ordered unless asked otherwise.
     always_ordered = False
     #: Every subscription gets this dead-letter policy unless asked for another.

@@ -26,12 +26,18 @@ from cloudqueue.wire import DEAD_LETTER_REASON
 from google.api_core import exceptions as api
 from google.pubsub_v1 import PublishRequest, PullRequest
 
-from ._capabilities import subscription_capabilities
+from ._capabilities import LIMITS, subscription_capabilities
 from ._clients import Clients
 from ._errors import translate_errors
 from ._names import Names
+from ._ops import (
+    SOURCE_DELIVERY_COUNT,
+    SOURCE_PROJECT,
+    SOURCE_PUBLISH_TIME,
+    SOURCE_SUBSCRIPTION,
+)
 from ._tracing import telemetry_attributes
-from ._wire import Token, delivery_of
+from ._wire import ORIGINAL_ID_MARKER, Token, delivery_of
 
 __all__ = ["PubSubSubscription"]
 
@@ -186,7 +192,7 @@ class PubSubSubscription(SubscriptionDriver):
             error = Unsupported(f"{self._where} has no dead-letter policy")
             return [error] * len(entries)
         tokens = [token for token, _ in entries]
-        copies = [_with_reason(_message_of(token), reason) for token, reason in entries]
+        copies = [_dead_letter_copy(token, reason, self._subscription) for token, reason in entries]
         request = PublishRequest.wrap(_PB_PUBLISH(topic=dead_letter_topic, messages=copies))
         with translate_errors(f"dead-letter from {self._where} to {dead_letter_topic}"):
             self._clients.publisher.publish(request=request, retry=None, timeout=_CALL_TIMEOUT)
@@ -204,16 +210,29 @@ def _ack_id(token: object) -> str:
     return token.ack_id
 
 
-def _message_of(token: object) -> Any:
+def _dead_letter_copy(token: object, reason: str, subscription: str) -> Any:
+    """The message as received, with the reason, its id as a marker, and the
+    ``CloudPubSubDeadLetterSource*`` attributes the service adds when it forwards a dead
+    letter itself, so that a dead letter says the same whichever way it came
+    (``cloudqueue.ops`` reads them). All but the reason are left out, in reverse order of
+    worth, where they would take the copy over Pub/Sub's 100 attributes."""
     assert isinstance(token, Token)
-    return token.message
-
-
-def _with_reason(message: Any, reason: str) -> Any:
+    message = token.message
     copy: Any = type(message)()
     copy.data = message.data
     copy.attributes.update(message.attributes)
     copy.attributes[DEAD_LETTER_REASON] = reason
     copy.ordering_key = message.ordering_key
+    _, project, _, subscription_id = subscription.split("/")
+    source = {
+        ORIGINAL_ID_MARKER: message.message_id,
+        SOURCE_DELIVERY_COUNT: str(token.delivery_attempt or ""),
+        SOURCE_SUBSCRIPTION: subscription_id,
+        SOURCE_PROJECT: project,
+        SOURCE_PUBLISH_TIME: message.publish_time.ToJsonString(),
+    }
+    for name, value in source.items():
+        if value and len(copy.attributes) < LIMITS.max_attributes:
+            copy.attributes[name] = value
     return copy
 

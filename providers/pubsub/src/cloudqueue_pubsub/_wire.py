@@ -15,9 +15,13 @@ from google.pubsub_v1 import PubsubMessage
 
 from ._capabilities import MARKER_PREFIX
 
-__all__ = ["Token", "delivery_of", "measure", "to_pubsub"]
+__all__ = ["ORIGINAL_ID_MARKER", "Token", "delivery_of", "measure", "to_pubsub"]
 
 _EMPTY_MARKER = MARKER_PREFIX + "empty"
+#: Marker on a copy that ``dead_letter()`` published to the dead-letter topic: the message id
+#: it had at its source (the copy gets a new one). Removed on receipt like every marker;
+#: ``cloudqueue.ops`` reads it from the native message as the dead letter's original id.
+ORIGINAL_ID_MARKER = MARKER_PREFIX + "dead_letter_original_id"
 
 # Protobuf framing per message and per attribute in a PublishRequest (tags and varint lengths,
 # generously rounded up), so that measured sizes add up to no more than the request size.
@@ -49,13 +53,15 @@ def to_pubsub(message: Message) -> Any:
 
 
 class Token:
-    """The settlement handle of one delivery: its ack id, and the message for dead-lettering."""
+    """The settlement handle of one delivery: its ack id, and the message and its delivery
+    attempt (None when unknown) for dead-lettering."""
 
-    __slots__ = ("ack_id", "message")
+    __slots__ = ("ack_id", "delivery_attempt", "message")
 
-    def __init__(self, ack_id: str, message: Any) -> None:
+    def __init__(self, ack_id: str, message: Any, delivery_attempt: int | None = None) -> None:
         self.ack_id = ack_id
         self.message = message
+        self.delivery_attempt = delivery_attempt
 
     def __repr__(self) -> str:
         return f"Token({self.ack_id[:16]!r}...)"
@@ -68,6 +74,7 @@ def delivery_of(received: Any, has_attempts: bool, lease_deadline: float) -> Del
     attributes = dict(message.attributes)
     if attributes.get(_EMPTY_MARKER) is not None and not message.data:
         del attributes[_EMPTY_MARKER]
+    attributes.pop(ORIGINAL_ID_MARKER, None)
     publish_time = message.publish_time
     enqueued_at = None
     if publish_time.seconds or publish_time.nanos:
@@ -78,7 +85,7 @@ def delivery_of(received: Any, has_attempts: bool, lease_deadline: float) -> Del
     # sends 0, which means "unknown", not a first delivery.
     attempt = received.delivery_attempt if has_attempts and received.delivery_attempt else None
     return Delivery(
-        token=Token(received.ack_id, message),
+        token=Token(received.ack_id, message, attempt),
         id=message.message_id,
         body=message.data,
         attributes=attributes,

@@ -15,8 +15,11 @@ from typing import TYPE_CHECKING
 
 from cloudqueue.driver import (
     Capabilities,
+    DeadLetterFacts,
     Declaration,
+    Delivery,
     Provider,
+    QueueStats,
     SubscriptionDriver,
     TopicDriver,
     Url,
@@ -101,6 +104,31 @@ class PubSubProvider(Provider):
         from . import _admin
 
         _admin.delete(self._clients(), names_of(url))
+
+    # -- operations (cloudqueue.ops) -------------------------------------------------
+    # No native peek (Pub/Sub has none): cloudqueue.ops pulls and gives back.
+
+    def stats(self, url: Url) -> QueueStats:
+        from . import _ops
+
+        return _ops.stats(self._clients(), url)
+
+    def dead_letter_facts(self, url: Url, delivery: Delivery) -> DeadLetterFacts:
+        from . import _ops
+
+        return _ops.dead_letter_facts(delivery)
+
+    def redrive_source(self, url: Url) -> Url:
+        from . import _ops
+
+        return _ops.redrive_source(self._clients(), url)
+
+    def open_redrive_target(self, url: Url) -> TopicDriver:
+        """The topic's driver, once it is sure the subscription is the topic's only one."""
+        from . import _ops
+
+        _ops.redrive_target_check(self._clients(), url)
+        return self.open_topic(url)
 
     def close(self) -> None:
         with self._lock:
