@@ -233,6 +233,8 @@ def test_top_shows_live_counts_per_url_until_ctrl_c(
     screen = top.wait_for(shows(invoices, 1, "12"), f"{invoices} with 12 available")
     # Twelve sent since the first reading: the counted rate is positive, the depth grew.
     assert float(row_of(screen, invoices)[6]) > 0  # type: ignore[index]
+    # The sparkline's newest block is the full height of the 12 now waiting.
+    assert row_of(screen, invoices)[9].endswith(f"{SPARK_BLOCKS[-1]} 12")  # type: ignore[index]
     assert "every 0.2 s" in "\n".join(screen)
 
     top.process.send_signal(signal.SIGINT)
