@@ -45,6 +45,11 @@ class SqsHarness(DeclaringHarness):
     short_lease = 1.0
     supports_delayed_delivery = True
     supports_dead_letter = True
+    # GetQueueAttributes' ApproximateNumberOf* counts (the redrive target's for dead
+    # letters): approximate, never exact. The oldest age and totals are CloudWatch only.
+    stats_fields = frozenset({"available", "in_flight", "delayed", "dead_letters"})
+    stats_exact = False
+    native_peek = False  # SQS cannot peek: cloudqueue.ops receives and releases
 
     def __init__(self, endpoint_url: str, *, fifo: bool = False) -> None:
         self.endpoint_url = endpoint_url
@@ -59,6 +64,10 @@ class SqsHarness(DeclaringHarness):
 
     def missing_url(self) -> str:
         return self.url(self.new_name())
+
+    def process_env(self) -> dict[str, str]:
+        # The URLs name the endpoint; a process needs the credentials boto3's chain reads.
+        return {**os.environ, **_CREDENTIALS}
 
     def cleanup(self, destination: Destination) -> None:
         for url in (destination.producer_url, cloudqueue.dead_letter_url(destination.producer_url)):
