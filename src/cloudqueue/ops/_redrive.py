@@ -133,6 +133,9 @@ class _Run:
         #: Received and not acked, in the order received (a dict: ordered, O(1) removal):
         #: given back when the run ends, whatever ends it.
         self.unsettled: dict[AsyncReceivedMessage, None] = {}
+        #: Dead letters this run sent: one that comes back (its ack failed, its lease
+        #: ended) is held, not sent a second time, or the run could go round for ever.
+        self.sent_ids: set[str] = set()
         #: Held back for the whole run (skipped, refused, beyond the limit).
         self.held = 0
         #: Moves under way: sent or being sent, not yet counted in ``moved``.
@@ -186,6 +189,8 @@ class _Run:
             quiet = 0.0
             movers = self._sort(batch)
             for start in range(0, len(movers), self.chunk):
+                if self.failure is not None:
+                    break  # the rest stays unsettled: given back when the run ends
                 await self._dispatch(movers[start : start + self.chunk], producer)
             if self.settings.dry_run and movers:
                 self._progress()
@@ -211,6 +216,13 @@ class _Run:
             self.unsettled[received] = None
             delivery = received.delivery
             facts = self._facts(received)
+            if delivery.id in self.sent_ids:
+                report.failures.append(RedriveFailure(
+                    delivery.id, "sent, but not removed from the dead-letter queue: its ack "
+                    "failed (a later redrive sends it again, which a deduplicating target drops)"
+                ))
+                self.held += 1
+                continue
             limit = settings.limit
             if limit is not None and report.moved + self.sending + len(movers) >= limit:
                 self.held += 1  # beyond the limit: given back at the end, not counted
@@ -274,6 +286,7 @@ class _Run:
                     self.held += 1
                     continue
                 self.unsettled.pop(received, None)
+                self.sent_ids.add(received.id)
                 try:
                     await received.ack()  # only now: a crash before it duplicates, never loses
                 except QueueError as error:  # its lease was lost: it is back in the queue
