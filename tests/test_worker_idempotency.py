@@ -339,3 +339,38 @@ def test_bad_settings_are_refused(tmp_path: Path) -> None:
         SQLiteStore(":memory:")
     with pytest.raises(InvalidArgument, match="by_attribute needs an attribute name"):
         by_attribute("")
+
+
+def test_a_handler_that_acks_itself_marks_the_key_at_its_ack(provider: str, tmp_path: Path) -> None:
+    url = make_queue(provider, tmp_path)
+    send(url, ("first", "o-1"), ("again", "o-1"))
+    store = make_store(provider, tmp_path)
+    app = App(concurrency=1, policy=FAST, middleware=[Idempotency(store, key=by_attribute(ORDER_ID))])
+    ran: list[str] = []
+
+    @app.handler(url)
+    def acks_then_fails(message: cloudqueue.ReceivedMessage) -> None:
+        ran.append(message.text())
+        message.ack()
+        raise RuntimeError("after the ack")  # too late to undo: the run counts as done
+
+    serve_until(app, lambda: app.counters()["failed"] + app.counters()["skipped"] == 2)
+    assert ran == ["first"] and app.counters()["skipped"] == 1
+    assert waiting(url) == []
+
+
+class BrokenStore(MemoryStore):
+    def complete(self, key: str, retention: float) -> None:
+        raise ConnectionError("store is down")
+
+
+def test_a_mark_that_cannot_be_written_is_logged_and_the_message_still_acked(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    url = make_queue("memory", Path("."))
+    send(url, ("order", "o-1"))
+    app = App(middleware=[Idempotency(BrokenStore(), key=by_attribute(ORDER_ID))])
+    app.add_handler(url, lambda message: None)
+    serve_until(app, lambda: app.counters()["processed"] == 1)
+    assert waiting(url) == []
+    assert any("before_ack of" in record.getMessage() and record.exc_info for record in caplog.records)
