@@ -12,6 +12,11 @@ portable >= 3x the naive one-call-per-message loop.
 
 Consumer options used: ``max_in_flight=100`` and ``settle_delay=0.05`` (the default), i.e.
 what a user draining a queue as fast as it can would set; nothing else is tuned.
+
+Redrive (issue 14): ``cloudqueue.ops.redrive`` of ``--redrive-messages`` dead letters back to
+their queue vs the portable batched send of the same messages, in the same run (bar 0.8x),
+with two references: a hand-written boto3 receive + send + delete loop, and SQS's own
+``StartMessageMoveTask`` (at 500 msg/s, the most AWS allows).
 """
 
 from __future__ import annotations
@@ -174,10 +179,112 @@ class Bench:
         return sum(counted.values()), counted
 
 
+class RedriveBench:
+    """Dead letters as ``dead_letter(reason)`` leaves them (body + reason attribute), moved
+    back to their queue in several ways. Each way gets its own fresh pair of queues."""
+
+    def __init__(self, bench: Bench, count: int) -> None:
+        self.bench = bench
+        self.count = count
+        self.client = bench.client
+
+    @contextlib.contextmanager
+    def pair(self) -> Iterator[tuple[str, str, str]]:
+        """A queue with a dead-letter queue full of dead letters: the queue's cloudqueue
+        URL, its SQS URL and the dead-letter queue's SQS URL."""
+        name = f"bench-redrive-{os.getpid()}-{next(_names)}"
+        url = f"sqs://{name}?" + urlencode({"region": REGION, "endpoint_url": self.bench.endpoint})
+        cloudqueue.declare(url, lease=30, dead_letter_after=3)
+        try:
+            queue_url = self.client.get_queue_url(QueueName=name)["QueueUrl"]
+            dead_url = self.client.get_queue_url(QueueName=f"{name}-dlq")["QueueUrl"]
+            reason = {"dead_letter_reason": {"DataType": "String", "StringValue": "bench"}}
+            for start in range(0, self.count, 10):
+                self.client.send_message_batch(QueueUrl=dead_url, Entries=[
+                    {"Id": str(i), "MessageBody": BODY, "MessageAttributes": reason}
+                    for i in range(min(10, self.count - start))
+                ])
+            yield url, queue_url, dead_url
+        finally:
+            cloudqueue.delete(url)
+            cloudqueue.delete(cloudqueue.dead_letter_url(url))
+
+    def timed(self, run: Callable[[str, str, str], None]) -> float:
+        with self.pair() as (url, queue_url, dead_url):
+            started = time.perf_counter()
+            run(url, queue_url, dead_url)
+            return self.count / (time.perf_counter() - started)
+
+    def portable_redrive(self, url: str, _queue_url: str, _dead_url: str) -> None:
+        from cloudqueue import ops
+
+        report = ops.redrive(cloudqueue.dead_letter_url(url))
+        assert report.moved == self.count and not report.failures, report
+
+    def portable_send(self, url: str, _queue_url: str, _dead_url: str) -> None:
+        with cloudqueue.open_producer(url) as producer:
+            producer.send_batch(
+                [cloudqueue.Message(BODY, attributes={"redrive_reason": "bench"})] * self.count
+            )
+
+    def boto3_loop(self, _url: str, queue_url: str, dead_url: str) -> None:
+        moved = 0
+        while moved < self.count:
+            got = self.client.receive_message(
+                QueueUrl=dead_url, MaxNumberOfMessages=10, MessageAttributeNames=["All"]
+            ).get("Messages", [])
+            if not got:
+                continue
+            self.client.send_message_batch(QueueUrl=queue_url, Entries=[
+                {"Id": str(i), "MessageBody": m["Body"],
+                 "MessageAttributes": m.get("MessageAttributes") or {}}
+                for i, m in enumerate(got)
+            ])
+            self.client.delete_message_batch(QueueUrl=dead_url, Entries=[
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(got)
+            ])
+            moved += len(got)
+
+    def move_task(self, _url: str, queue_url: str, dead_url: str) -> None:
+        def arn(url: str) -> str:
+            answer = self.client.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
+            return str(answer["Attributes"]["QueueArn"])
+
+        source = arn(dead_url)
+        self.client.start_message_move_task(
+            SourceArn=source, DestinationArn=arn(queue_url), MaxNumberOfMessagesPerSecond=500
+        )
+        while True:
+            tasks = self.client.list_message_move_tasks(SourceArn=source)["Results"]
+            if tasks and tasks[0]["Status"] in ("COMPLETED", "FAILED", "CANCELLED"):
+                assert tasks[0]["Status"] == "COMPLETED", tasks[0]
+                return
+            time.sleep(0.05)
+
+    def report(self) -> None:
+        rates = {
+            "cloudqueue.ops.redrive": self.timed(self.portable_redrive),
+            "cloudqueue batched send (same messages)": self.timed(self.portable_send),
+            "boto3 receive + send + delete loop": self.timed(self.boto3_loop),
+            "SQS StartMessageMoveTask (500/s cap)": self.timed(self.move_task),
+        }
+        print(f"{'redrive of ' + format(self.count, ',') + ' dead letters':40} {'msg/s':>10}")
+        for name, value in rates.items():
+            print(f"{name:40} {value:10,.0f}")
+        ratio = rates["cloudqueue.ops.redrive"] / rates["cloudqueue batched send (same messages)"]
+        print(f"{'redrive vs batched send':40} {ratio:8.2f}x  (bar 0.8x: "
+              f"{'met' if ratio >= 0.8 else 'MISSED'}; a redrive makes 3 requests per 10 "
+              "messages, a send 1)")
+        move = rates["SQS StartMessageMoveTask (500/s cap)"] / rates["cloudqueue.ops.redrive"]
+        print(f"{'StartMessageMoveTask vs redrive':40} {move:8.2f}x  (no provenance, where, "
+              "limit or dry run; capped at 500 msg/s on AWS)\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--messages", type=int, default=2000)
     parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--redrive-messages", type=int, default=5000)
     args = parser.parse_args()
 
     with contextlib.ExitStack() as stack:
@@ -196,6 +303,7 @@ def main() -> None:
               f"({', '.join(f'{name} {n}' for name, n in sorted(calls.items()))})")
         print(f"requests per message: {per_message:.3f}  (bar <= 0.35: "
               f"{'met' if per_message <= 0.35 else 'MISSED'})\n")
+        RedriveBench(bench, args.redrive_messages).report()
 
         rates = {
             "cloudqueue (sync)": bench.rate(lambda url, _: bench.portable(url), args.repeat),
