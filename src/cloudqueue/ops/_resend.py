@@ -26,6 +26,7 @@ __all__ = [
     "Matcher",
     "deduplication_id",
     "matcher",
+    "redrive_time",
     "resend_message",
     "validate_alone",
 ]
@@ -53,8 +54,13 @@ def deduplication_id(dead_letter_id: str, max_length: int) -> str:
     return DEDUPLICATION_PREFIX + digest[: max(16, min(64, max_length - len(DEDUPLICATION_PREFIX)))]
 
 
+def redrive_time(now: datetime.datetime) -> str:
+    """The ``redrive_time`` value: ISO 8601, UTC, milliseconds, ``Z``."""
+    return now.astimezone(datetime.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 def resend_message(
-    delivery: Delivery, facts: DeadLetterFacts, capabilities: Capabilities, now: datetime.datetime
+    delivery: Delivery, facts: DeadLetterFacts, capabilities: Capabilities, stamp: str
 ) -> Message:
     """The message to send back for ``delivery``; raises a QueueError when it cannot be
     built (attributes the Message type refuses)."""
@@ -66,7 +72,7 @@ def resend_message(
         attributes[REDRIVE_REASON] = facts.reason
     if facts.delivery_count is not None:
         attributes[REDRIVE_DELIVERY_COUNT] = str(facts.delivery_count)
-    attributes[REDRIVE_TIME] = now.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    attributes[REDRIVE_TIME] = stamp
     return Message(
         delivery.body,
         attributes=attributes,
