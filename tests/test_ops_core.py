@@ -7,6 +7,9 @@ from __future__ import annotations
 import asyncio
 import datetime
 import itertools
+import os
+import signal
+import threading
 import time
 from collections.abc import Iterator, Sequence
 
@@ -383,3 +386,23 @@ def wait_for(check: object, timeout: float = 5.0) -> list[ops.PeekedMessage]:
         if got or time.monotonic() > deadline:
             return got  # type: ignore[no-any-return]
         time.sleep(0.05)
+
+
+def test_ctrl_c_stops_a_blocking_redrive_and_gives_back_what_it_held() -> None:
+    url = fresh()
+    dead_lettered(url, [cloudqueue.Message(f"m{i}") for i in range(40)])
+    interrupted = threading.Event()
+
+    def progress(report: ops.RedriveReport) -> None:
+        if report.moved >= 10 and not interrupted.is_set():
+            interrupted.set()
+            os.kill(os.getpid(), signal.SIGINT)  # as Ctrl-C does: a signal to the process
+
+    with pytest.raises(KeyboardInterrupt):
+        ops.redrive(cloudqueue.dead_letter_url(url), rate=20.0, progress=progress)
+    moved = drain(url, 40, timeout=1.0)
+    left = ops.dead_letters(url, max_messages=100)  # given back at once: no lease to wait for
+    assert sorted([m.text() for m in moved] + [m.text() for m in left]) == sorted(
+        f"m{i}" for i in range(40)
+    )
+    assert 10 <= len(moved) < 40  # stopped before its end

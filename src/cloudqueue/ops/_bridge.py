@@ -20,6 +20,9 @@ __all__ = ["run_blocking"]
 
 T = TypeVar("T")
 
+#: Seconds between looks for Ctrl-C while the coroutine runs.
+_SLICE = 0.2
+
 
 def run_blocking(coroutine: Coroutine[Any, Any, T], name: str) -> T:
     """Run ``coroutine`` to its end on a fresh event loop in a helper thread."""
@@ -45,7 +48,13 @@ def run_blocking(coroutine: Coroutine[Any, Any, T], name: str) -> T:
     helper = threading.Thread(target=thread_body, name=f"cloudqueue {name}", daemon=True)
     helper.start()
     try:
-        return outcome.result()
+        while True:
+            # Waited for in slices: a wait without timeout is not interrupted by a
+            # SIGINT that the kernel hands to the helper thread, so Ctrl-C would hang.
+            try:
+                return outcome.result(timeout=_SLICE)
+            except concurrent.futures.TimeoutError:
+                continue
     except KeyboardInterrupt:
         started.wait()
         with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: nothing to cancel
