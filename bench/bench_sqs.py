@@ -13,10 +13,11 @@ portable >= 3x the naive one-call-per-message loop.
 Consumer options used: ``max_in_flight=100`` and ``settle_delay=0.05`` (the default), i.e.
 what a user draining a queue as fast as it can would set; nothing else is tuned.
 
-Redrive (issue 14): ``cloudqueue.ops.redrive`` of ``--redrive-messages`` dead letters back to
-their queue vs the portable batched send of the same messages, in the same run (bar 0.8x),
-with two references: a hand-written boto3 receive + send + delete loop, and SQS's own
-``StartMessageMoveTask`` (at 500 msg/s, the most AWS allows).
+Redrive (issue 14): the shared workload of ``_ops_workload`` (``cloudqueue.ops.redrive`` of
+``--redrive-messages`` dead letters back to their queue vs the portable batched send of the
+same messages, in the same run; bar 0.8x), then two references on the same number: a
+hand-written boto3 receive + send + delete loop, and SQS's own ``StartMessageMoveTask``
+(at 500 msg/s, the most AWS allows).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import boto3  # type: ignore[import-untyped]
+from _ops_workload import compare
 from cloudqueue_sqs.testing import LocalStack, install_localstack
 
 import cloudqueue
@@ -180,13 +182,15 @@ class Bench:
 
 
 class RedriveBench:
-    """Dead letters as ``dead_letter(reason)`` leaves them (body + reason attribute), moved
-    back to their queue in several ways. Each way gets its own fresh pair of queues."""
+    """The shared redrive workload on LocalStack queues, and two references that move dead
+    letters as ``dead_letter(reason)`` leaves them (body + reason attribute) back to their
+    queue, each on a fresh pair of queues."""
 
     def __init__(self, bench: Bench, count: int) -> None:
         self.bench = bench
         self.count = count
         self.client = bench.client
+        self.made: list[str] = []
 
     @contextlib.contextmanager
     def pair(self) -> Iterator[tuple[str, str, str]]:
@@ -209,25 +213,13 @@ class RedriveBench:
             cloudqueue.delete(url)
             cloudqueue.delete(cloudqueue.dead_letter_url(url))
 
-    def timed(self, run: Callable[[str, str, str], None]) -> float:
-        with self.pair() as (url, queue_url, dead_url):
+    def timed(self, run: Callable[[str, str], None]) -> float:
+        with self.pair() as (_, queue_url, dead_url):
             started = time.perf_counter()
-            run(url, queue_url, dead_url)
+            run(queue_url, dead_url)
             return self.count / (time.perf_counter() - started)
 
-    def portable_redrive(self, url: str, _queue_url: str, _dead_url: str) -> None:
-        from cloudqueue import ops
-
-        report = ops.redrive(cloudqueue.dead_letter_url(url))
-        assert report.moved == self.count and not report.failures, report
-
-    def portable_send(self, url: str, _queue_url: str, _dead_url: str) -> None:
-        with cloudqueue.open_producer(url) as producer:
-            producer.send_batch(
-                [cloudqueue.Message(BODY, attributes={"redrive_reason": "bench"})] * self.count
-            )
-
-    def boto3_loop(self, _url: str, queue_url: str, dead_url: str) -> None:
+    def boto3_loop(self, queue_url: str, dead_url: str) -> None:
         moved = 0
         while moved < self.count:
             got = self.client.receive_message(
@@ -245,7 +237,7 @@ class RedriveBench:
             ])
             moved += len(got)
 
-    def move_task(self, _url: str, queue_url: str, dead_url: str) -> None:
+    def move_task(self, queue_url: str, dead_url: str) -> None:
         def arn(url: str) -> str:
             answer = self.client.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
             return str(answer["Attributes"]["QueueArn"])
@@ -261,23 +253,29 @@ class RedriveBench:
                 return
             time.sleep(0.05)
 
-    def report(self) -> None:
-        rates = {
-            "cloudqueue.ops.redrive": self.timed(self.portable_redrive),
-            "cloudqueue batched send (same messages)": self.timed(self.portable_send),
-            "boto3 receive + send + delete loop": self.timed(self.boto3_loop),
-            "SQS StartMessageMoveTask (500/s cap)": self.timed(self.move_task),
-        }
-        print(f"{'redrive of ' + format(self.count, ',') + ' dead letters':40} {'msg/s':>10}")
-        for name, value in rates.items():
-            print(f"{name:40} {value:10,.0f}")
-        ratio = rates["cloudqueue.ops.redrive"] / rates["cloudqueue batched send (same messages)"]
-        print(f"{'redrive vs batched send':40} {ratio:8.2f}x  (bar 0.8x: "
-              f"{'met' if ratio >= 0.8 else 'MISSED'}; a redrive makes 3 requests per 10 "
-              "messages, a send 1)")
-        move = rates["SQS StartMessageMoveTask (500/s cap)"] / rates["cloudqueue.ops.redrive"]
-        print(f"{'StartMessageMoveTask vs redrive':40} {move:8.2f}x  (no provenance, where, "
-              "limit or dry run; capped at 500 msg/s on AWS)\n")
+    def queue(self) -> str:
+        """A fresh queue with a dead-letter queue, for the shared workload."""
+        name = f"bench-ops-{os.getpid()}-{next(_names)}"
+        url = f"sqs://{name}?" + urlencode({"region": REGION, "endpoint_url": self.bench.endpoint})
+        cloudqueue.declare(url, lease=30, dead_letter_after=3)
+        self.made.append(url)
+        return url
+
+    def report(self, repeats: int) -> None:
+        try:
+            compare("sqs (LocalStack)", self.queue, self.count, repeats)
+        finally:
+            for url in self.made:
+                cloudqueue.delete(url)
+                cloudqueue.delete(cloudqueue.dead_letter_url(url))
+        print("  (a redrive makes 3 requests per 10 messages: receive, send, delete; a send 1)")
+        for name, run in (
+            ("boto3 receive + send + delete loop", self.boto3_loop),
+            ("SQS StartMessageMoveTask (500/s cap)", self.move_task),
+        ):
+            print(f"  {name:34} {self.timed(run):10,.0f} msg/s  (reference, one round; "
+                  "no provenance, where, limit or dry run)")
+        print()
 
 
 def main() -> None:
@@ -303,7 +301,7 @@ def main() -> None:
               f"({', '.join(f'{name} {n}' for name, n in sorted(calls.items()))})")
         print(f"requests per message: {per_message:.3f}  (bar <= 0.35: "
               f"{'met' if per_message <= 0.35 else 'MISSED'})\n")
-        RedriveBench(bench, args.redrive_messages).report()
+        RedriveBench(bench, args.redrive_messages).report(args.repeat)
 
         rates = {
             "cloudqueue (sync)": bench.rate(lambda url, _: bench.portable(url), args.repeat),
