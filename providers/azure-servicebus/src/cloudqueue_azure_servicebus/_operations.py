@@ -113,7 +113,8 @@ def _peeked(message: ServiceBusReceivedMessage) -> Delivery:
 def _refuse_sessions(catalog: EntityCatalog, target: Target) -> None:
     if not target.dead_letter and catalog.info(target).requires_session:
         raise Unsupported(
-            f"cannot peek Service Bus {target.describe()}: it requires sessions, and the "
+            f"cannot peek Service Bus {target.describe()}: it requires sessions (an ordered "
+            "destination), and the "
             "service peeks a session-enabled entity only through a receiver that locks one "
             "session (which would hold that session's messages from its consumers). Its "
             "dead-letter subqueue has no sessions and can be peeked"
