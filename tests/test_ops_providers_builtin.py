@@ -24,6 +24,7 @@ from cloudqueue.driver import Delivery, Provider, QueueStats, SubscriptionDriver
 from cloudqueue.filters import where
 from cloudqueue.providers._broker import DELIVERY_LIMIT_REASON
 from cloudqueue.providers._sqlite.schema import SCHEMA_VERSION
+from cloudqueue.providers.memory import DeadLetterOrigin
 from cloudqueue.testing.contract import eventually, unique_name
 
 #: ``(name, subscription) -> URL`` for a fresh destination of one provider.
@@ -198,6 +199,22 @@ def test_peek_sees_dead_letters_with_their_facts_oldest_first(
     assert [provider.dead_letter_facts(parsed, d).reason for d in peeked] == ["reason p0", "reason p1"]
     assert [d.ordering_key for d in peeked] == ["k0", "k1"]
     assert counts(dead_url)[:2] == (3, 0)  # nothing leased by peeking
+
+
+def test_a_received_dead_letter_offers_its_origin_to_as_(spell: Spell) -> None:
+    name = unique_name("origin")
+    url = spell(name, "billing")
+    cloudqueue.declare(url, dead_letter_after=3)
+    with cloudqueue.open_producer(spell(name, None)) as producer:
+        producer.send(b"x")
+    with cloudqueue.open_consumer(url) as consumer:
+        (message,) = consumer.receive(max_messages=1, wait=5)
+        message.dead_letter("no handler")
+    with cloudqueue.open_consumer(cloudqueue.dead_letter_url(url)) as dead:
+        (letter,) = dead.receive(max_messages=1, wait=5)
+        letter.ack()
+    assert letter.as_(DeadLetterOrigin) == DeadLetterOrigin(name, "billing", 1, "no handler")
+    assert message.as_(DeadLetterOrigin) is None  # only dead letters have an origin
 
 
 def test_a_topic_url_without_subscription_is_refused_naming_the_fix(spell: Spell) -> None:
