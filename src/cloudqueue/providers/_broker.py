@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import functools
 import heapq
 import itertools
 import os
@@ -66,6 +67,7 @@ class DeadLetterOrigin:
         return describe(self.topic, self.subscription)
 
 
+@functools.lru_cache(maxsize=256)  # asked once per dead letter a redrive reads
 def describe(topic: str, subscription: str) -> str:
     return repr(topic) + (f" subscription {subscription!r}" if subscription else "")
 
