@@ -195,7 +195,7 @@ class _Subscription:
         """A delivery failed (nack or lease expiry): redeliver or dead-letter."""
         limit = self.settings.dead_letter_after
         if limit is not None and record.attempts >= limit:
-            self.topic.broker.dead_letter(self, record, None)
+            self.topic.broker.dead_letter(self, record, None, now)
             self.release_key(record.key)
             return
         if delay > 0:
@@ -503,7 +503,9 @@ class Broker:
 
     # -- dead letters (caller holds the lock) -----------------------------------
 
-    def dead_letter(self, sub: _Subscription, record: _Record, reason: str | None) -> None:
+    def dead_letter(
+        self, sub: _Subscription, record: _Record, reason: str | None, now: float
+    ) -> None:
         """Copy ``record`` to the dead-letter queue: ``reason`` None means it reached
         ``dead_letter_after``. The given reason travels as the portable attribute;
         the origin keeps both kinds, with the source and its delivery count."""
@@ -521,8 +523,9 @@ class Broker:
         )
         for target in topic.subscriptions.values():
             copy = _Record(
-                record.id, record.body, attributes, record.key, time.time(), next(self.sequence),
-                origin,
+                # One settlement's dead letters share ``now``: receiving them converts
+                # their enqueue time once (see take).
+                record.id, record.body, attributes, record.key, now, next(self.sequence), origin,
             )
             target.make_ready(copy)
             target.total_sent += 1
@@ -622,7 +625,7 @@ def do_nack(sub: _Subscription, record: _Record, delay: object, now: float) -> N
 
 
 def do_dead_letter(sub: _Subscription, record: _Record, reason: object, now: float) -> None:
-    sub.topic.broker.dead_letter(sub, record, str(reason))
+    sub.topic.broker.dead_letter(sub, record, str(reason), now)
     sub.release_key(record.key)
 
 
