@@ -308,6 +308,16 @@ def test_dry_run_reports_what_would_fail_too() -> None:
     assert sorted(m.body for m in ops.dead_letters(url)) == [b"no", b"ok"]
 
 
+def test_a_dry_run_reports_progress_too() -> None:
+    url = fresh()
+    dead_lettered(url, [cloudqueue.Message(f"m{i}") for i in range(7)])
+    seen: list[int] = []
+    report = ops.redrive(
+        cloudqueue.dead_letter_url(url), dry_run=True, progress=lambda r: seen.append(r.moved)
+    )
+    assert report.moved == 7 and seen and seen[-1] == 7
+
+
 def test_report_names_both_ends_without_secrets() -> None:
     url = fresh()
     dead_lettered(url, [cloudqueue.Message(b"x")])

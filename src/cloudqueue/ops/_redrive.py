@@ -149,7 +149,11 @@ class _Run:
     # -- the run -------------------------------------------------------------------
 
     async def run(self) -> RedriveReport:
-        driver = await asyncio.to_thread(self.provider.open_subscription, self.source)
+        try:
+            driver = await asyncio.to_thread(self.provider.open_subscription, self.source)
+        except BaseException:
+            await self.driver.aclose()  # the target's, opened first
+            raise
         # Room for everything a run may hold, plus the receives and sends under way.
         window = self.chunk * SENDS_IN_FLIGHT + self.capabilities.limits.max_send_batch
         consumer = aio.AsyncConsumer(
@@ -193,8 +197,8 @@ class _Run:
                 if self.failure is not None:
                     break  # the rest stays unsettled: given back when the run ends
                 await self._dispatch(movers[start : start + self.chunk], producer)
-            if self.settings.dry_run and movers:
-                self._progress()
+            if self.settings.dry_run:
+                self._progress()  # a dry run sends nothing: each received batch is one
         if self.tasks:
             await asyncio.wait(self.tasks)
         if self.failure is not None:
