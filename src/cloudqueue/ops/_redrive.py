@@ -136,7 +136,8 @@ class _Run:
         self.unsettled: dict[AsyncReceivedMessage, None] = {}
         #: Dead letters this run sent: one that comes back (its ack failed, its lease
         #: ended) is held, not sent a second time, or the run could go round for ever.
-        self.sent_ids: set[str] = set()
+        #: id -> its reason as counted in ``reasons``; None once it came back.
+        self.sent_ids: dict[str, str | None] = {}
         #: Held back for the whole run (skipped, refused, beyond the limit).
         self.held = 0
         #: Moves under way: sent or being sent, not yet counted in ``moved``.
@@ -222,10 +223,16 @@ class _Run:
             delivery = received.delivery
             facts = self._facts(received)
             if delivery.id in self.sent_ids:
-                report.failures.append(RedriveFailure(
-                    delivery.id, "sent, but not removed from the dead-letter queue: its ack "
-                    "failed (a later redrive sends it again, which a deduplicating target drops)"
-                ))
+                counted = self.sent_ids[delivery.id]
+                if counted is not None:  # the first time it comes back
+                    # Counted as moved when its ack was queued; it was not removed after all.
+                    self._uncount_moved(counted)
+                    self.sent_ids[delivery.id] = None
+                    report.failures.append(RedriveFailure(
+                        delivery.id, "sent, but not removed from the dead-letter queue: its "
+                        "ack failed (a later redrive sends it again, which a deduplicating "
+                        "target drops)"
+                    ))
                 self.held += 1
                 continue
             limit = settings.limit
@@ -264,6 +271,14 @@ class _Run:
         key = reason or ""
         self.report.reasons[key] = self.report.reasons.get(key, 0) + 1
 
+    def _uncount_moved(self, reason: str) -> None:
+        self.report.moved -= 1
+        left = self.report.reasons[reason] - 1
+        if left:
+            self.report.reasons[reason] = left
+        else:
+            del self.report.reasons[reason]
+
     # -- sending -------------------------------------------------------------------
 
     async def _dispatch(
@@ -290,7 +305,7 @@ class _Run:
                     self.held += 1
                     continue
                 self.unsettled.pop(received, None)
-                self.sent_ids.add(received.id)
+                self.sent_ids[received.id] = reason
                 try:
                     await received.ack()  # only now: a crash before it duplicates, never loses
                 except QueueError as error:  # its lease was lost: it is back in the queue
