@@ -33,7 +33,7 @@ EXPECTED_EXPORTS = {
     "Producer", "QueueError", "ReceivedMessage", "ResourceExhausted", "RetryPolicy",
     "SendBatchError", "Settlement", "Unavailable", "Unknown", "Unsupported", "aio", "capabilities",
     "dead_letter_url", "declare", "delete", "hookimpl", "open_consumer", "open_producer",
-    "filters", "plugin_manager", "purge", "where",
+    "filters", "ops", "plugin_manager", "purge", "where",
 }
 
 

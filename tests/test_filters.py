@@ -36,7 +36,7 @@ from cloudqueue.filters import (
     OneOf,
     Prefix,
 )
-from cloudqueue.providers._sqlite.schema import SCHEMA
+from cloudqueue.providers._sqlite.schema import SCHEMA, SCHEMA_VERSION
 
 ORDER = where("type").equals("order")
 EU = where("region").startswith("eu-")
@@ -343,7 +343,7 @@ def test_a_sqlite_file_made_before_filters_is_upgraded(tmp_path: Path) -> None:
             got = consumer.receive(max_messages=10, wait=0)
         assert sorted(m.body for m in got) == expected, name
     with sqlite3.connect(path) as connection:
-        assert connection.execute("PRAGMA user_version").fetchone()[0] == 3
+        assert connection.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     connection.close()
 
 
