@@ -45,23 +45,27 @@ async def peek(url: str, max_messages: int = 10) -> list[PeekedMessage]:
 async def dead_letters(url: str, max_messages: int = 10) -> list[PeekedMessage]:
     """Up to ``max_messages`` dead letters of the queue or subscription ``url`` (the
     source, not its dead-letter queue), each with its :attr:`PeekedMessage.dead_letter`
-    facts; peeked as :func:`peek` does."""
+    facts; peeked as :func:`peek` does, except that an ordered dead-letter destination
+    (SQS FIFO) is read by receiving and giving back too: nothing processes dead letters
+    in key order, so holding them for the length of the peek holds nobody up."""
     max_messages = check_max_messages(max_messages)
     provider, parsed = resolve(url)
     dead_url = await asyncio.to_thread(provider.dead_letter_url, parsed)
-    deliveries = await peek_deliveries(provider, dead_url, max_messages)
+    deliveries = await peek_deliveries(provider, dead_url, max_messages, dead_letters=True)
     return [
         PeekedMessage.of(delivery, provider.dead_letter_facts(dead_url, delivery))
         for delivery in deliveries
     ]
 
 
-async def peek_deliveries(provider: Provider, url: Url, max_messages: int) -> list[Delivery]:
+async def peek_deliveries(
+    provider: Provider, url: Url, max_messages: int, *, dead_letters: bool = False
+) -> list[Delivery]:
     if provider.supports_peek:
         deliveries = await asyncio.to_thread(provider.peek, url, max_messages)
         carrier = (await asyncio.to_thread(provider.capabilities, url)).limits.trace_carrier
         return [_without_carrier(delivery, carrier.attribute_names) for delivery in deliveries]
-    return await _receive_and_release(provider, url, max_messages)
+    return await _receive_and_release(provider, url, max_messages, dead_letters)
 
 
 def _without_carrier(delivery: Delivery, names: frozenset[str]) -> Delivery:
@@ -71,9 +75,11 @@ def _without_carrier(delivery: Delivery, names: frozenset[str]) -> Delivery:
     return delivery
 
 
-async def _receive_and_release(provider: Provider, url: Url, max_messages: int) -> list[Delivery]:
+async def _receive_and_release(
+    provider: Provider, url: Url, max_messages: int, dead_letters: bool
+) -> list[Delivery]:
     capabilities = await asyncio.to_thread(provider.capabilities, url)
-    if capabilities.ordering:
+    if capabilities.ordering and not dead_letters:
         raise Unsupported(
             f"cannot peek {url}: the {url.scheme}:// provider has no native peek, and "
             "receiving messages of an ordered destination to give them back would hold up "
