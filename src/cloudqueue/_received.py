@@ -71,6 +71,12 @@ class _ReceivedBase:
     def enqueued_at(self) -> datetime.datetime | None:
         return self._delivery.enqueued_at
 
+    @property
+    def deduplication_id(self) -> str | None:
+        """The deduplication id the sender gave, or None when it gave none or the
+        provider cannot tell (Pub/Sub has none). Never one the library made up."""
+        return self._delivery.deduplication_id
+
     def as_(self, native_type: type[T]) -> T | None:
         """The SDK's own message object, if it is a ``native_type``."""
         native = self._delivery.native

@@ -255,6 +255,11 @@ class Delivery:
     #: carried, taken out of ``attributes`` by the portable layer (see
     #: :class:`TraceCarrier`); None when it carried none. Drivers leave it None.
     trace_context: dict[str, str] | None = None
+    #: The deduplication id the sender gave with the message; None when it gave
+    #: none or the provider cannot tell. Never an id the driver or SDK made up (an
+    #: idempotency key must mean "the same logical message", which a made-up id
+    #: does not).
+    deduplication_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,6 +33,8 @@ class PeekedMessage:
     delivery_attempt: int | None
     enqueued_at: datetime.datetime | None
     dead_letter: DeadLetterFacts | None = None
+    #: The deduplication id the sender gave (see ``Delivery.deduplication_id``).
+    deduplication_id: str | None = None
 
     def text(self, encoding: str = "utf-8") -> str:
         """The body decoded as text."""
@@ -49,6 +51,7 @@ class PeekedMessage:
             delivery_attempt=delivery.delivery_attempt,
             enqueued_at=delivery.enqueued_at,
             dead_letter=facts,
+            deduplication_id=delivery.deduplication_id,
         )
 
 

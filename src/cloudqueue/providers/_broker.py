@@ -90,13 +90,18 @@ class SubscriptionSettings:
 class _Record:
     """One message as one subscription sees it."""
 
-    __slots__ = ("attempts", "attributes", "body", "enqueued_at", "id", "key", "origin", "seq")
+    __slots__ = (
+        "attempts", "attributes", "body", "deduplication_id", "enqueued_at", "id", "key",
+        "origin", "seq",
+    )
 
     def __init__(
         self, id: str, body: bytes, attributes: dict[str, str], key: str | None,
         enqueued_at: float, seq: int, origin: DeadLetterOrigin | None = None,
+        deduplication_id: str | None = None,
     ) -> None:
         self.id = id
+        self.deduplication_id = deduplication_id
         self.body = body
         self.attributes = attributes
         self.key = key
@@ -246,6 +251,7 @@ class _Subscription:
                     when,
                     deadline_monotonic,
                     record.origin,
+                    deduplication_id=record.deduplication_id,
                 )
             )
         if group:
@@ -318,7 +324,7 @@ class _Subscription:
                 Delivery(
                     None, record.id, record.body, dict(record.attributes), record.attempts,
                     record.key, datetime.datetime.fromtimestamp(record.enqueued_at, _UTC),
-                    None, record.origin,
+                    None, record.origin, deduplication_id=record.deduplication_id,
                 )
             )
         return out
@@ -405,7 +411,7 @@ class Topic:
                     subscription.total_sent += 1
                     record = _Record(
                         message_id, message.body, message.attributes, message.ordering_key,
-                        now, next(broker.sequence),
+                        now, next(broker.sequence), None, message.deduplication_id,
                     )
                     if delay:
                         heapq.heappush(subscription.delayed, (now + delay, record.seq, record))
@@ -526,6 +532,7 @@ class Broker:
                 # One settlement's dead letters share ``now``: receiving them converts
                 # their enqueue time once (see take).
                 record.id, record.body, attributes, record.key, now, next(self.sequence), origin,
+                record.deduplication_id,
             )
             target.make_ready(copy)
             target.total_sent += 1

@@ -41,7 +41,8 @@ from .._broker import DELIVERY_LIMIT_REASON
 __all__ = ["SCHEMA", "SCHEMA_VERSION", "add_missing_columns"]
 
 #: 2: dropped the ``messages_leased`` index (see above). 3: subscriptions.filter.
-#: 4: subscriptions.total_sent/total_received, messages.dead_letter_*.
+#: 4: subscriptions.total_sent/total_received, messages.dead_letter_*,
+#: messages.deduplication_id.
 #: Files are upgraded on open.
 SCHEMA_VERSION = 4
 
@@ -83,7 +84,9 @@ CREATE TABLE IF NOT EXISTS messages (
     dead_letter_topic TEXT,
     dead_letter_subscription TEXT,
     dead_letter_deliveries INTEGER,
-    dead_letter_reason TEXT
+    dead_letter_reason TEXT,
+    -- The deduplication id the sender gave (NULL: none), reported on receipt.
+    deduplication_id TEXT
 );
 
 -- Receiving scans this in order: visible rows first, oldest first.
@@ -113,6 +116,7 @@ _ADDED_COLUMNS = (
     ("messages", "dead_letter_subscription", "TEXT"),
     ("messages", "dead_letter_deliveries", "INTEGER"),
     ("messages", "dead_letter_reason", "TEXT"),
+    ("messages", "deduplication_id", "TEXT"),
 )
 
 
@@ -162,8 +166,9 @@ DELETE_TOPIC = "DELETE FROM topics WHERE name = ?"
 # -- sending --------------------------------------------------------------------
 
 INSERT_MESSAGE = """
-INSERT INTO messages (subscription, id, body, attributes, ordering_key, enqueued_at, visible_at)
-VALUES (?, ?, ?, ?, ?, ?, ?)
+INSERT INTO messages (subscription, id, body, attributes, ordering_key, enqueued_at, visible_at,
+                      deduplication_id)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 """
 SEEN_DEDUPLICATION_ID = """
 SELECT message_id FROM deduplication
@@ -193,7 +198,8 @@ WHERE seq IN (
     LIMIT :limit
 )
 RETURNING seq, id, body, attributes, ordering_key, enqueued_at, attempts,
-          dead_letter_topic, dead_letter_subscription, dead_letter_deliveries, dead_letter_reason
+          dead_letter_topic, dead_letter_subscription, dead_letter_deliveries, dead_letter_reason,
+          deduplication_id
 """
 
 _HEADS_ONLY = """
@@ -237,13 +243,13 @@ if not (DEAD_LETTER_REASON.isidentifier() and DELIVERY_LIMIT_REASON.isidentifier
 COPY_TO_DEAD_LETTERS = f"""
 INSERT INTO messages (subscription, id, body, attributes, ordering_key, enqueued_at, visible_at,
                       dead_letter_topic, dead_letter_subscription, dead_letter_deliveries,
-                      dead_letter_reason)
+                      dead_letter_reason, deduplication_id)
 SELECT s.id, m.id, m.body,
        CASE WHEN :reason IS NULL THEN m.attributes
             ELSE json_set(coalesce(m.attributes, '{{}}'), '$.{DEAD_LETTER_REASON}', :reason) END,
        m.ordering_key, :now, :now,
        :source_topic, :source_subscription, m.attempts - :uncounted,
-       coalesce(:reason, '{DELIVERY_LIMIT_REASON}')
+       coalesce(:reason, '{DELIVERY_LIMIT_REASON}'), m.deduplication_id
 FROM messages AS m JOIN subscriptions AS s ON s.topic = :target
 WHERE m.seq = :seq AND m.lease_id = :lease
 """
@@ -276,7 +282,8 @@ TOTALS = "SELECT total_sent, total_received FROM subscriptions WHERE id = ?"
 #: The first rows sent: chosen from the index alone (sorting row numbers only), then read.
 PEEK_ROWS = """
 SELECT seq, id, body, attributes, ordering_key, enqueued_at, attempts,
-       dead_letter_topic, dead_letter_subscription, dead_letter_deliveries, dead_letter_reason
+       dead_letter_topic, dead_letter_subscription, dead_letter_deliveries, dead_letter_reason,
+       deduplication_id
 FROM messages
 WHERE seq IN (SELECT seq FROM messages WHERE subscription = ? ORDER BY seq LIMIT ?)
 ORDER BY seq

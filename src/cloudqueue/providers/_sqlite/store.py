@@ -206,7 +206,8 @@ def publish(
                 continue
             sent[sub_id] += 1
             rows.append(
-                (sub_id, message_id, message.body, attributes, message.ordering_key, now, visible_at)
+                (sub_id, message_id, message.body, attributes, message.ordering_key, now, visible_at,
+                 message.deduplication_id)
             )
     cursor.executemany(schema.INSERT_MESSAGE, rows)
     cursor.executemany(schema.COUNT_SENT, [(count, sub_id) for sub_id, count in sent.items()])
@@ -261,7 +262,7 @@ def lease(
 #: A row as LEASE returns it and PEEK_ROWS reads it.
 _Row = tuple[
     int, str, bytes, str | None, str | None, float, int, str | None, str | None, int | None,
-    str | None,
+    str | None, str | None,
 ]
 
 
@@ -285,10 +286,11 @@ def _deliveries(
             None if source_topic is None else DeadLetterOrigin(
                 source_topic, source_subscription or "", deliveries or 0, reason or ""
             ),
+            deduplication_id=deduplication_id,
         )
         for (
             seq, message_id, body, attributes, key, enqueued_at, attempts,
-            source_topic, source_subscription, deliveries, reason,
+            source_topic, source_subscription, deliveries, reason, deduplication_id,
         ) in rows
     ]
 
