@@ -1,7 +1,8 @@
 """Effectively-once processing with the Idempotency middleware, on memory and SQLite:
 a message delivered twice (its lease ran out after the handler succeeded, or it was
-sent twice with the same key) runs its handler once, a failed run does not mark the
-key, and a worker SIGKILLed between handler success and ack does not run it again."""
+sent twice with the same key or deduplication id) runs its handler once, a failed run
+does not mark the key, and a worker SIGKILLed between handler success and ack does not
+run it again."""
 
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ from cloudqueue.worker import (
     by_attribute,
     by_message_id,
 )
+from cloudqueue.worker._idempotency import by_deduplication_id
 
 _names = itertools.count()
 ORDER_ID = "order-id"
@@ -42,10 +44,12 @@ def provider(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
-def make_queue(provider: str, tmp_path: Path, lease: float = 30.0) -> str:
+def make_queue(
+    provider: str, tmp_path: Path, lease: float = 30.0, deduplicated: bool = False
+) -> str:
     name = f"idem{next(_names)}-{time.monotonic_ns()}"
     url = f"memory://{name}" if provider == "memory" else f"sqlite:///{tmp_path}/idem.db?queue={name}"
-    cloudqueue.declare(url, lease=lease)
+    cloudqueue.declare(url, lease=lease, deduplicated=deduplicated)
     return url
 
 
@@ -133,7 +137,8 @@ def test_redelivery_after_the_lease_ran_out_past_a_successful_handler_is_skipped
     if kind == "thread":
         # The first ack is late: sent only after the redelivery was skipped.
         hold = HoldFirstAck(release=lambda: app.counters()["skipped"] == 1)
-        app.middleware = [Idempotency(store, key=by_message_id), hold]
+        # The default key: sent without a deduplication id, so the message id.
+        app.middleware = [Idempotency(store), hold]
 
         @app.handler(url)
         def handle(message: cloudqueue.ReceivedMessage) -> None:
@@ -166,6 +171,55 @@ def test_a_duplicate_send_with_the_same_key_runs_once(provider: str, tmp_path: P
     assert sorted(ran) == ["first", "second"]
     assert (app.counters()["skipped"], events(app)["duplicates"]) == (1, 1)
     assert waiting(url) == []
+
+
+def test_the_default_key_catches_a_repeat_send_with_the_same_deduplication_id(
+    provider: str, tmp_path: Path
+) -> None:
+    # A deduplication id is accepted only where the destination deduplicates, and
+    # there the provider drops a repeat within its window (5 min): the middleware
+    # catches the repeats it lets through. Here: the same order sent to two
+    # deduplicated queues served with one store (as after the window, with no wait).
+    first, second = (make_queue(provider, tmp_path, deduplicated=True) for _ in range(2))
+    with cloudqueue.open_producer(first) as producer:
+        producer.send("order 1", deduplication_id="o-1")
+        producer.send("no id")  # keyed by its message id
+    with cloudqueue.open_producer(second) as producer:
+        producer.send("order 1 again", deduplication_id="o-1")
+    # hold=3: should both copies come at once, the second waits 4 s, not 121.
+    app = App(concurrency=1, policy=FAST)
+    app.middleware = [Idempotency(make_store(provider, tmp_path), hold=3.0)]
+    ran: list[tuple[str, str | None]] = []
+
+    def handle(message: cloudqueue.ReceivedMessage) -> None:
+        ran.append((message.text(), message.deduplication_id))
+
+    app.add_handler(first, handle)
+    app.add_handler(second, handle)
+    serve_until(app, lambda: app.counters()["processed"] == 2 and app.counters()["skipped"] == 1)
+    # Whichever copy came first ran; the other was acked without running.
+    (order,) = [entry for entry in ran if entry[0] != "no id"]
+    assert sorted(ran) == sorted([("no id", None), order]) and order[1] == "o-1"
+    assert waiting(first) == [] and waiting(second) == []
+    undeduplicated = make_queue(provider, tmp_path)
+    with cloudqueue.open_producer(undeduplicated) as producer, pytest.raises(
+        cloudqueue.Unsupported, match="deduplicated=True"
+    ):
+        producer.send("order 1", deduplication_id="o-1")
+
+
+def test_the_default_key_is_the_deduplication_id_else_the_message_id(
+    provider: str, tmp_path: Path
+) -> None:
+    url = make_queue(provider, tmp_path, deduplicated=True)
+    with cloudqueue.open_producer(url) as producer:
+        producer.send_batch([cloudqueue.Message("a", deduplication_id="o-1"), cloudqueue.Message("b")])
+    with cloudqueue.open_consumer(url) as consumer:
+        got = {m.text(): m for m in consumer.receive(2, 5.0)}
+        for message in got.values():
+            message.ack()
+    assert by_deduplication_id(got["a"]) == "deduplication-id:o-1"
+    assert by_deduplication_id(got["b"]) == got["b"].id == by_message_id(got["b"])
 
 
 def test_a_duplicate_arriving_while_the_first_runs_is_deferred_then_skipped(

@@ -22,7 +22,7 @@ from ._policy import DoNotRetry
 
 __all__ = [
     "Claim", "ClaimState", "Idempotency", "IdempotencyStore", "KeyFunction", "by_attribute",
-    "by_message_id",
+    "by_deduplication_id", "by_message_id",
 ]
 
 #: Longest key, in characters: longer keys are a mistake (a body used as a key?).
@@ -91,6 +91,28 @@ def by_message_id(message: AnyMessage) -> str:
     return message.id
 
 
+#: Before a deduplication id in :func:`by_deduplication_id`'s keys: the sender chooses
+#: these ids, so one could equal another message's provider id; the prefix keeps the
+#: two kinds of key apart (provider ids never start with it).
+DEDUPLICATION_KEY_PREFIX = "deduplication-id:"
+
+
+def by_deduplication_id(message: AnyMessage) -> str:
+    """The deduplication id the sender gave, else the provider's message id (the
+    default key).
+
+    With a deduplication id, a message sent twice with the same id is caught even
+    after the provider's deduplication window (or on another destination served
+    with the same store). Without one, the key is the message id: redeliveries of
+    one send are caught on every provider, but a second *send* is a new message with
+    a new id; give such messages a deduplication id, or use :func:`by_attribute`.
+    Pub/Sub has no deduplication ids, so there this is :func:`by_message_id`."""
+    deduplication_id = message.deduplication_id
+    if deduplication_id is not None:
+        return DEDUPLICATION_KEY_PREFIX + deduplication_id
+    return message.id
+
+
 def by_attribute(name: str) -> KeyFunction:
     """A key function reading attribute ``name`` (set by the producer, e.g. an order id):
     also catches a message sent twice. A message without it is dead-lettered."""
@@ -113,9 +135,12 @@ class Idempotency(Middleware):
     ::
 
         store = SQLiteStore("/var/lib/shop/processed.db")
-        app = App(middleware=[Idempotency(store, key=by_attribute("order-id"))])
+        app = App(middleware=[Idempotency(store)])  # keyed by_deduplication_id
 
-    Per delivery: the key is claimed before the handler runs (a duplicate being
+    ``key`` is a function of the message: by default :func:`by_deduplication_id` (the
+    sender's deduplication id, else the message id, which only catches redeliveries:
+    a duplicate *send* without a deduplication id needs a key function such as
+    :func:`by_attribute`). Per delivery: the key is claimed before the handler runs (a duplicate being
     processed at the same moment is given back for later, :class:`Defer`); when the
     handler succeeds the key is completed *before* the ack, so a crash between the two
     leads to a skip on redelivery; when the handler fails the claim is released and
@@ -125,7 +150,7 @@ class Idempotency(Middleware):
     """
 
     def __init__(
-        self, store: IdempotencyStore, *, key: KeyFunction,
+        self, store: IdempotencyStore, *, key: KeyFunction = by_deduplication_id,
         retention: float = 7 * 24 * 3600.0, hold: float = 120.0,
     ) -> None:
         for name in ("claim", "complete", "release"):

@@ -314,6 +314,27 @@ class Delivery(SuiteBase):
             got = collect(consumer, 2, timeout=30) + quiet_for(consumer, 1.5)
         assert sorted(m.body for m in got) == [b"first", b"other"]
 
+    def test_a_received_message_carries_the_deduplication_id_it_was_sent_with(
+        self, make: object, harness: Harness
+    ) -> None:
+        # Where the provider makes ids up for messages sent without one (SQS FIFO,
+        # Service Bus), they must not show: an idempotency key needs the sender's.
+        if harness.supports_deduplication:
+            dest: Destination = make(deduplicated=True)  # type: ignore[operator]
+            sent = [cloudqueue.Message(b"with", deduplication_id="order-7"),
+                    cloudqueue.Message(b"without")]
+            expected = {b"with": "order-7", b"without": None}
+        else:
+            dest = make()  # type: ignore[operator]
+            sent = [cloudqueue.Message(b"without")]
+            expected = {b"without": None}
+        with cloudqueue.open_producer(dest.producer_url) as producer:
+            for message in sent:
+                producer.send(message)
+        with cloudqueue.open_consumer(dest.consumer_url) as consumer:
+            got = collect(consumer, len(sent), timeout=30)
+        assert {m.body: m.deduplication_id for m in got} == expected
+
     def test_delivery_attempt_is_reported(self, dest: Destination, harness: Harness) -> None:
         with cloudqueue.open_producer(dest.producer_url) as producer:
             producer.send(b"count me")
