@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 import botocore.exceptions as bex
@@ -31,7 +32,10 @@ def test_entries_carry_markers_groups_and_rounded_delays() -> None:
     assert _codec.decode_body(entry["MessageBody"], attributes) == (b"\x00\xff", {"k": "v"})
     fifo = _codec.encode_entry("1", cloudqueue.Message(b"x", ordering_key="g"), fifo=True,
                                content_based_dedup=True)
-    assert fifo["MessageGroupId"] == "g" and "MessageDeduplicationId" not in fifo
+    # Content-based: the SHA-256 of the body SQS would compute, under the prefix that
+    # marks it as made up (a received message reports None for it).
+    assert fifo["MessageGroupId"] == "g"
+    assert fifo["MessageDeduplicationId"] == "cloudqueue.body-" + hashlib.sha256(b"x").hexdigest()
     keyless = [_codec.encode_entry("2", cloudqueue.Message(b"x"), fifo=True,
                                    content_based_dedup=False) for _ in range(2)]
     assert keyless[0]["MessageGroupId"] != keyless[1]["MessageGroupId"]

@@ -3,11 +3,32 @@
 Bodies and attribute values follow the wire contract of :mod:`cloudqueue.wire` (plain
 text when SQS accepts it, else an encoding the reader undoes), shared with the AWS
 Lambda adapter.
+
+Deduplication ids. Every message on a FIFO queue needs a ``MessageDeduplicationId``,
+and a received message reports the one it had; a received message must report the
+user's ``deduplication_id`` and None when the user gave none. So every id this codec
+makes up starts with :data:`MADE_UP_DEDUPLICATION_PREFIX` (``cloudqueue.``, the
+prefix already reserved for cloudqueue's own markers), and a user's id starting with it
+is refused (:func:`refused_deduplication_id`). That is exact, costs nothing on the
+wire and needs no attribute (SQS allows only 10, the user's included). The made-up
+ids keep their meaning:
+
+- no ``deduplication_id`` on a queue declared ``deduplicated``: the prefix and the
+  SHA-256 of the body as sent. SQS's content-based deduplication hashes exactly that,
+  so repeats are dropped as before; we just compute the id ourselves instead of
+  letting SQS compute one we could not tell from a user's.
+- otherwise: the prefix and a random uuid (each message is its own).
+- a dead-letter copy (see ``_driver``): the prefix and the source message id, so a
+  retried dead-lettering is dropped as a repeat. The copy therefore reports None.
+
+Messages sent by other clients to a content-based queue without an id carry SQS's own
+hash: it cannot be told from a user's id and is reported as it is.
 """
 
 from __future__ import annotations
 
 import datetime
+import hashlib
 import logging
 import math
 import uuid
@@ -18,14 +39,18 @@ from cloudqueue import wire
 from cloudqueue.driver import Message
 
 __all__ = [
+    "MADE_UP_DEDUPLICATION_PREFIX",
     "ORIGINAL_ID_MARKER",
     "RECEIVE_COUNT_MARKER",
     "decode_attributes",
     "decode_body",
+    "deduplication_id",
     "encode_attribute",
     "encode_entry",
     "enqueued_at",
+    "made_up_deduplication_id",
     "measure",
+    "refused_deduplication_id",
 ]
 
 log = logging.getLogger("cloudqueue.sqs")
@@ -38,6 +63,8 @@ ORIGINAL_ID_MARKER = wire.RESERVED_PREFIX + "dead_letter_original_id"
 #: Marker on such a copy: the ApproximateReceiveCount it had when it was dead-lettered
 #: (the copy's own count starts again at 0).
 RECEIVE_COUNT_MARKER = wire.RESERVED_PREFIX + "dead_letter_receive_count"
+#: Start of every ``MessageDeduplicationId`` cloudqueue makes up (see the module docstring).
+MADE_UP_DEDUPLICATION_PREFIX = wire.RESERVED_PREFIX
 
 
 def encode_attribute(value: str) -> dict[str, str]:
@@ -77,12 +104,40 @@ def encode_entry(
         entry["MessageGroupId"] = message.ordering_key or uuid.uuid4().hex
         if message.deduplication_id is not None:
             entry["MessageDeduplicationId"] = message.deduplication_id
-        elif not content_based_dedup:
-            entry["MessageDeduplicationId"] = uuid.uuid4().hex
+        elif content_based_dedup:
+            digest = hashlib.sha256(text.encode()).hexdigest()
+            entry["MessageDeduplicationId"] = made_up_deduplication_id("body-" + digest)
+        else:
+            entry["MessageDeduplicationId"] = made_up_deduplication_id(uuid.uuid4().hex)
     elif message.delay:
         # DelaySeconds is whole seconds; round up so a message never comes early.
         entry["DelaySeconds"] = math.ceil(message.delay)
     return entry
+
+
+def made_up_deduplication_id(unique: str) -> str:
+    """A ``MessageDeduplicationId`` that a received message reports as None."""
+    return MADE_UP_DEDUPLICATION_PREFIX + unique
+
+
+def refused_deduplication_id(message: Message) -> str | None:
+    """Why the message's ``deduplication_id`` cannot be sent, or None when it can."""
+    given = message.deduplication_id
+    if given is not None and given.startswith(MADE_UP_DEDUPLICATION_PREFIX):
+        return (
+            f"deduplication_id {given[:40]!r} starts with {MADE_UP_DEDUPLICATION_PREFIX!r}, "
+            "reserved on SQS for the ids cloudqueue makes up"
+        )
+    return None
+
+
+def deduplication_id(system: Mapping[str, str]) -> str | None:
+    """The user's deduplication id from a message's system attributes; None for one
+    cloudqueue made up, and on standard queues (which have none)."""
+    given = system.get("MessageDeduplicationId")
+    if not given or given.startswith(MADE_UP_DEDUPLICATION_PREFIX):
+        return None
+    return given
 
 
 def decode_attributes(raw: Mapping[str, Mapping[str, Any]] | None) -> dict[str, str]:

@@ -25,7 +25,7 @@ from cloudqueue.driver import (
     SubscriptionDriver,
     TopicDriver,
 )
-from cloudqueue.errors import FailedPrecondition, QueueError
+from cloudqueue.errors import FailedPrecondition, InvalidArgument, QueueError
 from cloudqueue.wire import DEAD_LETTER_REASON, RESERVED_PREFIX
 
 from . import _codec
@@ -121,16 +121,23 @@ class SqsTopic(TopicDriver):
         queue = self._queue
         url = queue.url()
         content_based = queue.fifo and queue.content_based_dedup
-        entries = [
-            _codec.encode_entry(str(index), message, fifo=queue.fifo,
-                                content_based_dedup=content_based)
-            for index, message in enumerate(messages)
-        ]
-        with sqs_call(f"sending to SQS queue {queue.name!r}"):
-            answer = queue.client.send_message_batch(QueueUrl=url, Entries=entries)
         results: list[str | QueueError] = [
             FailedPrecondition("SQS answered for no entry")
         ] * len(messages)
+        entries = []
+        for index, message in enumerate(messages):
+            refusal = _codec.refused_deduplication_id(message)
+            if refusal is not None:  # never sent: it would be reported as None
+                results[index] = InvalidArgument(f"message {index}: {refusal}")
+                continue
+            entries.append(
+                _codec.encode_entry(str(index), message, fifo=queue.fifo,
+                                    content_based_dedup=content_based)
+            )
+        if not entries:
+            return results
+        with sqs_call(f"sending to SQS queue {queue.name!r}"):
+            answer = queue.client.send_message_batch(QueueUrl=url, Entries=entries)
         for success in answer.get("Successful") or ():
             results[int(success["Id"])] = str(success["MessageId"])
         for failure in answer.get("Failed") or ():
@@ -174,6 +181,7 @@ class SqsSubscription(SubscriptionDriver):
                 WaitTimeSeconds=min(20, visibility_seconds(wait - 0.05)),
                 MessageSystemAttributeNames=[
                     "ApproximateReceiveCount", "SentTimestamp", "MessageGroupId",
+                    "MessageDeduplicationId",
                     # Where SQS moved a dead letter from: read by the provider's
                     # dead_letter_facts (cloudqueue.ops).
                     "DeadLetterQueueSourceArn",
@@ -197,6 +205,7 @@ class SqsSubscription(SubscriptionDriver):
             enqueued_at=_codec.enqueued_at(system),
             lease_deadline=lease_deadline,
             native=raw,
+            deduplication_id=_codec.deduplication_id(system),
         )
 
     # -- settling ---------------------------------------------------------------
@@ -314,6 +323,8 @@ def _dead_letter_copy(entry_id: str, receipt: Receipt, reason: str, fifo: bool) 
         entry["MessageAttributes"] = attributes
     if fifo:
         entry["MessageGroupId"] = system.get("MessageGroupId") or raw["MessageId"]
-        # The message id makes a retried dead-lettering a duplicate SQS drops.
-        entry["MessageDeduplicationId"] = raw["MessageId"]
+        # The message id makes a retried dead-lettering a duplicate SQS drops; made up,
+        # so the copy reports no deduplication id (the user's would drop a later
+        # dead letter sent with the same id within 5 minutes).
+        entry["MessageDeduplicationId"] = _codec.made_up_deduplication_id(str(raw["MessageId"]))
     return entry
