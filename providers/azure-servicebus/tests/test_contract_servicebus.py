@@ -29,7 +29,7 @@ from cloudqueue_azure_servicebus._names import CA_FILE_ENV
 from cloudqueue_azure_servicebus.testing import ServiceBusBroker
 
 NAMESPACE = "local"
-ORDERED_DEAD_LETTER_LEASE = 10.0
+DEAD_LETTER_LEASE = 10.0
 
 
 class ServiceBusHarness(Harness):
@@ -72,13 +72,15 @@ class ServiceBusHarness(Harness):
         settings = dict(ordered=ordered, deduplicated=deduplicated,
                         dead_letter_after=dead_letter_after, lease=lease or self.short_lease)
         settings.update(self.forced)
-        if lease is None and dead_letter_after and settings["ordered"]:
-            # The dead-letter subqueue takes its entity's lock duration. Reading an ordered
-            # entity's dead letters, the consumer keeps each key's later messages locked
-            # while an earlier one is handled and renews them one request each: with 2 s
-            # locks a loaded 2-core machine did not renew hundreds in time (a redrive of
-            # 1,000 sent 3 twice). 10 s is still far below the service's default of 60 s.
-            settings["lease"] = ORDERED_DEAD_LETTER_LEASE
+        if lease is None and dead_letter_after:
+            # The dead-letter subqueue takes its entity's lock duration, and a redrive holds
+            # hundreds of dead letters locked while it sends them, renewing each lock with
+            # its own request (an ordered entity's later messages wait their key's turn).
+            # With 2 s locks a loaded 2-core machine did not keep up: acks failed after the
+            # send (a redrive of 1,000 sent 3 twice on a session queue; 200 came back on a
+            # subscription while another suite ran). 10 s is still far below the service's
+            # default of 60 s. Lease-expiry cases give their lease explicitly.
+            settings["lease"] = DEAD_LETTER_LEASE
         lease = float(settings["lease"])
         if not self.topics:
             url = self.url(name)

@@ -30,7 +30,7 @@ from ._admin import EntityCatalog
 from ._errors import ERRORS
 from ._handlers import Handler
 from ._names import Target
-from ._receiving import open_receiver
+from ._receiving import MANAGEMENT_TIMEOUT, open_receiver
 from ._wire import delivery_of
 
 __all__ = ["MAX_PEEK", "PEEK_PAGE", "Peekers", "dead_letter_facts", "stats"]
@@ -88,6 +88,7 @@ class Peekers:
                 page = receiver.peek_messages(
                     max_message_count=min(PEEK_PAGE, max_messages - len(found)),
                     sequence_number=next_sequence,
+                    timeout=MANAGEMENT_TIMEOUT,
                 )
                 if not page:
                     break

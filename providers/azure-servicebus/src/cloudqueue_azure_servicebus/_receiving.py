@@ -64,7 +64,7 @@ from ._sending import open_sender, outcome_unknown
 from ._tracing import telemetry_attributes
 from ._wire import copy_for_retry, delivery_of, seconds_until
 
-__all__ = ["ServiceBusSubscription", "open_receiver"]
+__all__ = ["MANAGEMENT_TIMEOUT", "ServiceBusSubscription", "open_receiver"]
 
 T = TypeVar("T")
 
@@ -73,6 +73,10 @@ T = TypeVar("T")
 _RECEIVE_SLICE = 0.25
 # The SDK refuses a zero wait; an expired budget still gets one quick look.
 _SHORTEST_WAIT = 0.01
+#: Longest wait for the reply to a ``$management`` request (lock renewals). The SDK
+#: waits for ever by default: a renewal whose reply never came hung a redrive's
+#: consumer, holding the receiver (and every settlement behind it) for good.
+MANAGEMENT_TIMEOUT = 10.0
 #: SDK errors of a settlement or renewal after which the receiver stays usable: they
 #: concern one message or one call. After any other error the SDK has closed the
 #: receiver's link (``shutdown_handler``) and would quietly open a new one on the next
@@ -107,7 +111,7 @@ def _renew_if_due(receiver: ServiceBusReceiver, lock_duration: float) -> None:
     session = receiver.session
     ends, started = seconds_until(session.locked_until_utc), time.monotonic()
     if ends is not None and ends - started < lock_duration / 2 + _RECEIVE_SLICE:
-        session.renew_lock()
+        session.renew_lock(timeout=MANAGEMENT_TIMEOUT)
 
 
 class ServiceBusSubscription(SubscriptionDriver):
@@ -315,10 +319,10 @@ class ServiceBusSubscription(SubscriptionDriver):
         def renew(receiver: ServiceBusReceiver, message: Any, _: float) -> float:
             nonlocal session_until
             if not self._uses_sessions():
-                until = seconds_until(receiver.renew_message_lock(message))
+                until = seconds_until(receiver.renew_message_lock(message, timeout=MANAGEMENT_TIMEOUT))
             else:
                 if session_until is None:
-                    session_until = seconds_until(receiver.session.renew_lock())
+                    session_until = seconds_until(receiver.session.renew_lock(timeout=MANAGEMENT_TIMEOUT))
                 until = session_until
             if until is None:  # the SDK always says; a missing answer means no lock
                 raise LeaseLost("Service Bus granted no lock")
