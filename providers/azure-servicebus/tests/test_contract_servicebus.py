@@ -121,7 +121,7 @@ class DeduplicatingHarness(ServiceBusHarness):
 
 class ServiceBusOperationCases:
     """Where Service Bus differs from what the Operations cases assume, on purpose
-    (docs/providers/servicebus.md): each case below replaces the suite's case of the same
+    (docs/providers/azure-servicebus.md): each case below replaces the suite's case of the same
     name and asserts the documented behaviour instead."""
 
     def test_stats_reflect_sends_receives_acks_and_dead_letters(

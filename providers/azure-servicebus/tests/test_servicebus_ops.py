@@ -321,7 +321,7 @@ def test_redrive_target_of_a_subscription_with_siblings_is_refused_with_the_work
     assert "to=" in str(refused.value) and REDRIVE_ORIGINAL_ID in str(refused.value)
     assert broker.connection_string not in str(refused.value)
 
-    # The documented workaround (docs/providers/servicebus.md): siblings exclude redriven
+    # The documented workaround (docs/providers/azure-servicebus.md): siblings exclude redriven
     # messages, and the redrive goes to the topic.
     from cloudqueue import ops
 

@@ -137,7 +137,7 @@ class ServiceBusProvider(Provider):
                 f"({', '.join(siblings)}). Redrive with to= naming a queue that only this "
                 "subscription's consumers read, or give the other subscriptions a rule that "
                 "excludes messages with the redrive_original_id property "
-                "(docs/providers/servicebus.md, Operations)"
+                "(docs/providers/azure-servicebus.md, Operations)"
             )
         return ServiceBusTopic(catalog, replace(target, subscription=None))
 
