@@ -23,7 +23,7 @@ from ._errors import ERRORS
 from ._handlers import Handler
 from ._names import Target
 from ._tracing import telemetry_attributes
-from ._wire import outgoing
+from ._wire import DEDUPLICATION_ID_PROPERTY, outgoing
 
 __all__ = ["ServiceBusTopic", "open_sender", "outcome_unknown"]
 
@@ -70,6 +70,11 @@ class ServiceBusTopic(TopicDriver):
             size += len(name.encode()) + len(value.encode()) + _PER_PROPERTY_OVERHEAD
         for key in (message.ordering_key, message.deduplication_id):
             size += len(key.encode()) if key else 0
+        if message.deduplication_id:  # sent twice: as MessageId and as a property (see _wire)
+            size += (
+                len(DEDUPLICATION_ID_PROPERTY) + len(message.deduplication_id.encode())
+                + _PER_PROPERTY_OVERHEAD
+            )
         return size
 
     def send_batch(self, messages: Sequence[Message]) -> list[str | QueueError]:

@@ -1,4 +1,13 @@
-"""Portable messages to ``ServiceBusMessage`` and received messages back to deliveries."""
+"""Portable messages to ``ServiceBusMessage`` and received messages back to deliveries.
+
+Deduplication ids: Service Bus duplicate detection works on MessageId, so a message's
+``deduplication_id`` is sent as its MessageId, and other messages get a random one.
+MessageIds cannot tell the two apart (nor can a copy scheduled by ``nack(delay)``,
+which needs an id of its own), so the user's id also travels in the application
+property :data:`DEDUPLICATION_ID_PROPERTY` (under the reserved ``cloudqueue.`` prefix
+users cannot send), read back as ``Delivery.deduplication_id`` and stripped from the
+attributes. A message without it, from cloudqueue or any other client, reports None.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +24,7 @@ from ._admin import ATTEMPTS_PROPERTY, RESERVED_PREFIX
 from ._tracing import property_name
 
 __all__ = [
+    "DEDUPLICATION_ID_PROPERTY",
     "DEFAULT_SESSION",
     "ORIGINAL_ID_PROPERTY",
     "copy_for_retry",
@@ -29,6 +39,8 @@ DEFAULT_SESSION = "cloudqueue.default"
 #: The id a copy scheduled by ``nack(delay)`` answers to (its own MessageId must
 #: differ, or duplicate detection would drop it).
 ORIGINAL_ID_PROPERTY = RESERVED_PREFIX + "id"
+#: The ``deduplication_id`` the user gave (see the module docstring).
+DEDUPLICATION_ID_PROPERTY = RESERVED_PREFIX + "deduplication_id"
 #: Service Bus properties read back under a portable name (``None``: dropped).
 _SERVICE_PROPERTIES = {"DeadLetterReason": DEAD_LETTER_REASON, "DeadLetterErrorDescription": None}
 _UTC = datetime.UTC
@@ -39,9 +51,13 @@ def outgoing(message: Message, sessions: bool) -> ServiceBusMessage:
     scheduled = None
     if message.delay:
         scheduled = datetime.datetime.now(_UTC) + datetime.timedelta(seconds=message.delay)
+    properties = _properties(message.attributes) if message.attributes else None
+    if message.deduplication_id is not None:
+        properties = properties or {}
+        properties[DEDUPLICATION_ID_PROPERTY] = message.deduplication_id
     return ServiceBusMessage(
         message.body,
-        application_properties=_properties(message.attributes) if message.attributes else None,
+        application_properties=properties,
         message_id=message.deduplication_id or uuid.uuid4().hex,
         session_id=session,
         scheduled_enqueue_time_utc=scheduled,
@@ -58,13 +74,15 @@ def _text(value: Any) -> str:
 
 def delivery_of(received: ServiceBusReceivedMessage, lease_deadline: float | None) -> Delivery:
     attributes: dict[str, str] = {}
-    carried_attempts, original_id = 0, None
+    carried_attempts, original_id, deduplication_id = 0, None, None
     for raw_name, raw_value in (received.application_properties or {}).items():
         name, value = _text(raw_name), _text(raw_value)
         if name == ATTEMPTS_PROPERTY:
             carried_attempts = int(value)
         elif name == ORIGINAL_ID_PROPERTY:
             original_id = value
+        elif name == DEDUPLICATION_ID_PROPERTY:
+            deduplication_id = value
         elif name in _SERVICE_PROPERTIES:
             if (portable := _SERVICE_PROPERTIES[name]) is not None:
                 attributes[portable] = value
@@ -84,6 +102,7 @@ def delivery_of(received: ServiceBusReceivedMessage, lease_deadline: float | Non
         enqueued_at=received.enqueued_time_utc,
         lease_deadline=lease_deadline,
         native=received,
+        deduplication_id=deduplication_id,
     )
 
 
@@ -94,6 +113,8 @@ def copy_for_retry(delivery: Delivery, delay: float) -> ServiceBusMessage:
     properties.pop(DEAD_LETTER_REASON, None)
     properties[ATTEMPTS_PROPERTY] = str(delivery.delivery_attempt or 1)
     properties[ORIGINAL_ID_PROPERTY] = delivery.id
+    if delivery.deduplication_id is not None:
+        properties[DEDUPLICATION_ID_PROPERTY] = delivery.deduplication_id
     return ServiceBusMessage(
         delivery.body,
         application_properties=properties,
