@@ -159,6 +159,10 @@ class Limits:
     max_receive_wait: float = 20.0
     #: Longest ordering key / deduplication id, in characters.
     max_key_length: int = 128
+    #: Prefixes an ordering key or deduplication id may not start with: a driver that
+    #: must make some up (SQS FIFO gives every message a group and a deduplication id)
+    #: starts its own with one, so that a received message reports None for them.
+    reserved_key_prefixes: tuple[str, ...] = ()
     #: The attributes that carry trace context (see :class:`TraceCarrier`). They
     #: count against ``max_attributes`` and the sizes; the portable layer sends a
     #: message without context when the user's attributes leave no room.

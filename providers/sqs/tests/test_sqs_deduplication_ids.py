@@ -83,3 +83,15 @@ def test_a_deduplication_id_in_the_made_up_namespace_is_refused(fifo_url: str) -
             producer.send("x", deduplication_id="cloudqueue.body-1")
         producer.send("fine", deduplication_id="order-9")
     assert [(m.text(), m.deduplication_id) for m in receive(fifo_url, 1)] == [("fine", "order-9")]
+
+
+def test_a_message_without_ordering_key_reports_none_not_its_made_up_group(fifo_url: str) -> None:
+    cloudqueue.declare(fifo_url)
+    with cloudqueue.open_producer(fifo_url) as producer:
+        producer.send("keyless")
+        producer.send("keyed", ordering_key="customer-7")
+        with pytest.raises(cloudqueue.InvalidArgument, match=r"ordering_key .* starts with 'cloudqueue\.'"):
+            producer.send_batch([cloudqueue.Message("refused", ordering_key="cloudqueue.x"),
+                                 cloudqueue.Message("not sent either")])
+    got = sorted((m.text(), m.ordering_key) for m in receive(fifo_url, 2))
+    assert got == [("keyed", "customer-7"), ("keyless", None)]

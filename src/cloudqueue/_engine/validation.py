@@ -141,6 +141,12 @@ def _check_keys(message: Message, capabilities: Capabilities, index: int, where:
                 f"message {index}: {label} is {len(value)} characters; {where} accepts "
                 f"at most {limit}"
             )
+        for prefix in capabilities.limits.reserved_key_prefixes:
+            if value.startswith(prefix):
+                raise InvalidArgument(
+                    f"message {index}: {label} {value[:40]!r} starts with {prefix!r}, "
+                    f"reserved on {where} for the ones the provider makes up"
+                )
 
 
 def _check_delay(delay: float, capabilities: Capabilities, index: int, where: str) -> None:

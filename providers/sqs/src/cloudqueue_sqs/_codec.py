@@ -4,15 +4,18 @@ Bodies and attribute values follow the wire contract of :mod:`cloudqueue.wire` (
 text when SQS accepts it, else an encoding the reader undoes), shared with the AWS
 Lambda adapter.
 
-Deduplication ids. Every message on a FIFO queue needs a ``MessageDeduplicationId``,
-and a received message reports the one it had; a received message must report the
-user's ``deduplication_id`` and None when the user gave none. So every id this codec
-makes up starts with :data:`MADE_UP_DEDUPLICATION_PREFIX` (``cloudqueue.``, the
-prefix already reserved for cloudqueue's own markers), and a user's id starting with it
-is refused (:func:`refused_deduplication_id`). That is exact, costs nothing on the
-wire and needs no attribute (SQS allows only 10, the user's included). The made-up
-ids keep their meaning:
+Made-up ids. Every message on a FIFO queue needs a ``MessageGroupId`` and a
+``MessageDeduplicationId``, and a received message reports the ones it had; but it must
+report the user's ``ordering_key`` and ``deduplication_id``, and None when the user gave
+none. So every id this codec makes up starts with :data:`MADE_UP_PREFIX`
+(``cloudqueue.``, the prefix already reserved for cloudqueue's own markers), and the FIFO
+limits reserve it (``Limits.reserved_key_prefixes``): the portable layer refuses a
+user's key or id starting with it before anything is sent. That is exact, costs nothing
+on the wire and needs no attribute (SQS allows only 10, the user's included). The
+made-up ids keep their meaning:
 
+- no ordering key: the prefix and a random uuid as the group (each message is its own
+  group: unordered, like a keyless message elsewhere).
 - no ``deduplication_id`` on a queue declared ``deduplicated``: the prefix and the
   SHA-256 of the body as sent. SQS's content-based deduplication hashes exactly that,
   so repeats are dropped as before; we just compute the id ourselves instead of
@@ -22,7 +25,8 @@ ids keep their meaning:
   retried dead-lettering is dropped as a repeat. The copy therefore reports None.
 
 Messages sent by other clients to a content-based queue without an id carry SQS's own
-hash: it cannot be told from a user's id and is reported as it is.
+hash: it cannot be told from a user's id and is reported as it is; likewise their
+group ids.
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ from cloudqueue import wire
 from cloudqueue.driver import Message
 
 __all__ = [
-    "MADE_UP_DEDUPLICATION_PREFIX",
+    "MADE_UP_PREFIX",
     "ORIGINAL_ID_MARKER",
     "RECEIVE_COUNT_MARKER",
     "decode_attributes",
@@ -48,9 +52,9 @@ __all__ = [
     "encode_attribute",
     "encode_entry",
     "enqueued_at",
-    "made_up_deduplication_id",
+    "made_up",
     "measure",
-    "refused_deduplication_id",
+    "ordering_key",
 ]
 
 log = logging.getLogger("cloudqueue.sqs")
@@ -64,7 +68,7 @@ ORIGINAL_ID_MARKER = wire.RESERVED_PREFIX + "dead_letter_original_id"
 #: (the copy's own count starts again at 0).
 RECEIVE_COUNT_MARKER = wire.RESERVED_PREFIX + "dead_letter_receive_count"
 #: Start of every ``MessageDeduplicationId`` cloudqueue makes up (see the module docstring).
-MADE_UP_DEDUPLICATION_PREFIX = wire.RESERVED_PREFIX
+MADE_UP_PREFIX = wire.RESERVED_PREFIX
 
 
 def encode_attribute(value: str) -> dict[str, str]:
@@ -101,41 +105,39 @@ def encode_entry(
         # Every FIFO message needs a group. Without an ordering key each message gets its
         # own group: unordered, like a keyless message elsewhere, and never blocked behind
         # another message's retries.
-        entry["MessageGroupId"] = message.ordering_key or uuid.uuid4().hex
+        entry["MessageGroupId"] = message.ordering_key or made_up(uuid.uuid4().hex)
         if message.deduplication_id is not None:
             entry["MessageDeduplicationId"] = message.deduplication_id
         elif content_based_dedup:
             digest = hashlib.sha256(text.encode()).hexdigest()
-            entry["MessageDeduplicationId"] = made_up_deduplication_id("body-" + digest)
+            entry["MessageDeduplicationId"] = made_up("body-" + digest)
         else:
-            entry["MessageDeduplicationId"] = made_up_deduplication_id(uuid.uuid4().hex)
+            entry["MessageDeduplicationId"] = made_up(uuid.uuid4().hex)
     elif message.delay:
         # DelaySeconds is whole seconds; round up so a message never comes early.
         entry["DelaySeconds"] = math.ceil(message.delay)
     return entry
 
 
-def made_up_deduplication_id(unique: str) -> str:
-    """A ``MessageDeduplicationId`` that a received message reports as None."""
-    return MADE_UP_DEDUPLICATION_PREFIX + unique
-
-
-def refused_deduplication_id(message: Message) -> str | None:
-    """Why the message's ``deduplication_id`` cannot be sent, or None when it can."""
-    given = message.deduplication_id
-    if given is not None and given.startswith(MADE_UP_DEDUPLICATION_PREFIX):
-        return (
-            f"deduplication_id {given[:40]!r} starts with {MADE_UP_DEDUPLICATION_PREFIX!r}, "
-            "reserved on SQS for the ids cloudqueue makes up"
-        )
-    return None
+def made_up(unique: str) -> str:
+    """A group or deduplication id that a received message reports as None."""
+    return MADE_UP_PREFIX + unique
 
 
 def deduplication_id(system: Mapping[str, str]) -> str | None:
     """The user's deduplication id from a message's system attributes; None for one
     cloudqueue made up, and on standard queues (which have none)."""
-    given = system.get("MessageDeduplicationId")
-    if not given or given.startswith(MADE_UP_DEDUPLICATION_PREFIX):
+    return _users(system.get("MessageDeduplicationId"))
+
+
+def ordering_key(system: Mapping[str, str]) -> str | None:
+    """The user's ordering key (the message group) from a message's system attributes;
+    None for a group cloudqueue made up, and on standard queues."""
+    return _users(system.get("MessageGroupId"))
+
+
+def _users(given: str | None) -> str | None:
+    if not given or given.startswith(MADE_UP_PREFIX):
         return None
     return given
 

@@ -25,7 +25,7 @@ from cloudqueue.driver import (
     SubscriptionDriver,
     TopicDriver,
 )
-from cloudqueue.errors import FailedPrecondition, InvalidArgument, QueueError
+from cloudqueue.errors import FailedPrecondition, QueueError
 from cloudqueue.wire import DEAD_LETTER_REASON, RESERVED_PREFIX
 
 from . import _codec
@@ -66,8 +66,11 @@ LIMITS = Limits(
     # traceparent / tracestate under their own names: the contrib boto3 instrumentation's.
     trace_carrier=W3C_CARRIER,
 )
-# FIFO queues take no per-message delay.
-_FIFO_LIMITS = dataclasses.replace(LIMITS, max_delay=None)
+# FIFO queues take no per-message delay; the group and deduplication ids the codec makes
+# up start with the reserved prefix, so a user's may not (see _codec).
+_FIFO_LIMITS = dataclasses.replace(
+    LIMITS, max_delay=None, reserved_key_prefixes=(_codec.MADE_UP_PREFIX,)
+)
 
 STANDARD = Capabilities(
     limits=LIMITS, ordering=False, deduplication=False, delayed_delivery=True,
@@ -126,10 +129,6 @@ class SqsTopic(TopicDriver):
         ] * len(messages)
         entries = []
         for index, message in enumerate(messages):
-            refusal = _codec.refused_deduplication_id(message)
-            if refusal is not None:  # never sent: it would be reported as None
-                results[index] = InvalidArgument(f"message {index}: {refusal}")
-                continue
             entries.append(
                 _codec.encode_entry(str(index), message, fifo=queue.fifo,
                                     content_based_dedup=content_based)
@@ -201,7 +200,7 @@ class SqsSubscription(SubscriptionDriver):
             body=body,
             attributes=attributes,
             delivery_attempt=int(system.get("ApproximateReceiveCount", "1")),
-            ordering_key=system.get("MessageGroupId"),
+            ordering_key=_codec.ordering_key(system),
             enqueued_at=_codec.enqueued_at(system),
             lease_deadline=lease_deadline,
             native=raw,
@@ -322,9 +321,9 @@ def _dead_letter_copy(entry_id: str, receipt: Receipt, reason: str, fifo: bool) 
     if attributes:
         entry["MessageAttributes"] = attributes
     if fifo:
-        entry["MessageGroupId"] = system.get("MessageGroupId") or raw["MessageId"]
+        entry["MessageGroupId"] = system.get("MessageGroupId") or _codec.made_up(str(raw["MessageId"]))
         # The message id makes a retried dead-lettering a duplicate SQS drops; made up,
         # so the copy reports no deduplication id (the user's would drop a later
         # dead letter sent with the same id within 5 minutes).
-        entry["MessageDeduplicationId"] = _codec.made_up_deduplication_id(str(raw["MessageId"]))
+        entry["MessageDeduplicationId"] = _codec.made_up(str(raw["MessageId"]))
     return entry
