@@ -81,6 +81,20 @@ def test_lambda_decodes_records_like_the_sqs_provider_and_reports_partial_failur
                     ("m3", b"fail", {}, 1), ("m4", b"", {}, 1)]
 
 
+def test_lambda_reports_made_up_fifo_ids_as_none_like_the_sqs_provider() -> None:
+    seen: list[tuple[str | None, str | None]] = []
+
+    def handler(message: cloudqueue.ReceivedMessage) -> None:
+        seen.append((message.ordering_key, message.deduplication_id))
+
+    own = sqs_record("m1", b"a", group="customer-7", fifo=True)
+    own["attributes"]["MessageDeduplicationId"] = "order-1"
+    made_up = sqs_record("m2", b"b", group="cloudqueue.3f2a", fifo=True)
+    made_up["attributes"]["MessageDeduplicationId"] = "cloudqueue.9c1d"
+    assert aws_lambda(handler)({"Records": [own, made_up]}, None) == {"batchItemFailures": []}
+    assert seen == [("customer-7", "order-1"), (None, None)]
+
+
 def test_lambda_fifo_stops_at_the_first_failure() -> None:
     ran: list[str] = []
 
@@ -154,23 +168,45 @@ def test_lambda_reports_an_undecodable_record_without_running_it() -> None:
 # -- Azure Functions, Service Bus trigger (decoded by azure-functions' own converter) ---
 
 
-def sb_metadata(index: int, *, delivery_count: int = 1) -> dict[str, meta.Datum]:
-    return {
+def sb_metadata(
+    index: int, *, delivery_count: int = 1, properties: dict[str, Any] | None = None,
+    session: str | None = None,
+) -> dict[str, meta.Datum]:
+    properties = {"kind": "order", "priority": 2} if properties is None else properties
+    metadata = {
         "MessageId": meta.Datum(f"sb-{index}", "string"),
         "DeliveryCount": meta.Datum(delivery_count, "int"),
         "EnqueuedTimeUtc": meta.Datum("2024-05-01T10:00:00.123Z", "string"),
         "LockToken": meta.Datum("b7a8b2bb-6b4f-4f0c-9c6d-0f4e2a1a1111", "string"),
         "SequenceNumber": meta.Datum(index, "int"),
-        "ApplicationProperties": meta.Datum(json.dumps({"kind": "order", "priority": 2}), "json"),
-        "UserProperties": meta.Datum(json.dumps({"kind": "order", "priority": 2}), "json"),
+        "ApplicationProperties": meta.Datum(json.dumps(properties), "json"),
+        "UserProperties": meta.Datum(json.dumps(properties), "json"),
     }
+    if session is not None:
+        metadata["SessionId"] = meta.Datum(session, "string")
+    return metadata
 
 
-def sb_message(body: bytes, index: int = 1, delivery_count: int = 1) -> func.ServiceBusMessage:
+def sb_message(body: bytes, index: int = 1, delivery_count: int = 1, **extra: Any) -> func.ServiceBusMessage:
     message = ServiceBusMessageInConverter.decode(
-        meta.Datum(body, "bytes"), trigger_metadata=sb_metadata(index, delivery_count=delivery_count))
+        meta.Datum(body, "bytes"),
+        trigger_metadata=sb_metadata(index, delivery_count=delivery_count, **extra),
+    )
     assert isinstance(message, func.ServiceBusMessage)
     return message
+
+
+def test_azure_functions_reads_keys_as_the_service_bus_provider_does() -> None:
+    seen: list[tuple[str | None, str | None, dict[str, str]]] = []
+
+    def handler(message: cloudqueue.ReceivedMessage) -> None:
+        seen.append((message.ordering_key, message.deduplication_id, message.attributes))
+
+    function = azure_functions(handler)
+    function(sb_message(b"a", 1, properties={"kind": "x", "cloudqueue.deduplication_id": "order-1"},
+                        session="customer-7"))
+    function(sb_message(b"b", 2, properties={"kind": "y"}, session="cloudqueue.default"))
+    assert seen == [("customer-7", "order-1", {"kind": "x"}), (None, None, {"kind": "y"})]
 
 
 def test_azure_functions_single_message_completes_or_abandons() -> None:

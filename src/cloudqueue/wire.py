@@ -22,6 +22,18 @@ Attribute names
   ISO 8601 UTC). Not markers either: consumers see them. A value the redrive does not
   know is left out.
 
+Made-up keys
+------------
+
+Some services need ids the user may not give: an SQS FIFO message needs a group and a
+deduplication id, a message on a session-enabled Service Bus entity needs a session.
+The ones cloudqueue makes up start with :data:`RESERVED_PREFIX`, and readers report
+them as None (:func:`own_key`): a received message's ``ordering_key`` and
+``deduplication_id`` are the user's or None. On Service Bus the user's deduplication id
+also travels in the application property :data:`SERVICEBUS_DEDUPLICATION_PROPERTY`
+(MessageIds cannot tell it from a made-up one); keyless messages on session-enabled
+entities share the session :data:`SERVICEBUS_DEFAULT_SESSION`.
+
 Body encoding on SQS
 --------------------
 
@@ -65,18 +77,25 @@ __all__ = [
     "REDRIVE_REASON",
     "REDRIVE_TIME",
     "RESERVED_PREFIX",
+    "SERVICEBUS_DEDUPLICATION_PROPERTY",
+    "SERVICEBUS_DEFAULT_SESSION",
     "WireDecodeError",
     "decode_sqs_body",
     "encode_sqs_attribute",
     "encode_sqs_body",
     "encoded_sqs_size",
     "is_sqs_text",
+    "own_key",
     "sqs_attribute_text",
     "user_attributes",
 ]
 
 #: Attribute prefix reserved for cloudqueue's own markers (stripped before user code sees them).
 RESERVED_PREFIX = "cloudqueue."
+#: Service Bus application property carrying the user's deduplication id.
+SERVICEBUS_DEDUPLICATION_PROPERTY = RESERVED_PREFIX + "deduplication_id"
+#: Service Bus session of keyless messages on session-enabled entities.
+SERVICEBUS_DEFAULT_SESSION = RESERVED_PREFIX + "default"
 #: Attribute a dead letter carries with the reason given to ``dead_letter(reason)``
 #: (Service Bus keeps the reason in its native ``DeadLetterReason``, read back under this name).
 DEAD_LETTER_REASON = "dead_letter_reason"
@@ -108,6 +127,14 @@ _NOT_SQS_TEXT = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010fff
 
 class WireDecodeError(ValueError):
     """A message carries a cloudqueue marker whose content cannot be decoded."""
+
+
+def own_key(value: str | None) -> str | None:
+    """An ordering key or deduplication id as the user gave it: None for an empty one and
+    for one cloudqueue made up (see "Made-up keys" above)."""
+    if not value or value.startswith(RESERVED_PREFIX):
+        return None
+    return value
 
 
 def is_sqs_text(text: str) -> bool:

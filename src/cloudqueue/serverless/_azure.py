@@ -9,6 +9,7 @@ from typing import Any
 from .._settlement import Settlement
 from .._telemetry._carrier import extract
 from ..driver import Delivery
+from ..wire import SERVICEBUS_DEDUPLICATION_PROPERTY, own_key, user_attributes
 from ._tracing import SERVICEBUS_CARRIER, TraceSource
 from ._trigger import MalformedEvent, Result, TriggerRunner
 
@@ -53,9 +54,9 @@ def delivery_from_servicebus(message: Any) -> Delivery:
     if isinstance(enqueued, datetime.datetime) and enqueued.tzinfo is None:
         enqueued = enqueued.replace(tzinfo=datetime.UTC)
     # Application properties may be ints, floats, bools... the portable type is str.
-    attributes, trace_context = extract(
-        SERVICEBUS_CARRIER, {str(name): str(value) for name, value in properties.items()}
-    )
+    texts = {str(name): str(value) for name, value in properties.items()}
+    deduplication_id = texts.get(SERVICEBUS_DEDUPLICATION_PROPERTY)
+    attributes, trace_context = extract(SERVICEBUS_CARRIER, user_attributes(texts))
     return Delivery(
         token=getattr(message, "lock_token", None),
         id=str(getattr(message, "message_id", "") or ""),
@@ -63,9 +64,10 @@ def delivery_from_servicebus(message: Any) -> Delivery:
         attributes=attributes,
         # The host (a .NET SDK) counts from 1 on first delivery.
         delivery_attempt=int(count) if count is not None else None,
-        ordering_key=getattr(message, "session_id", None),
+        ordering_key=own_key(getattr(message, "session_id", None)),
         enqueued_at=enqueued if isinstance(enqueued, datetime.datetime) else None,
         native=message,
+        deduplication_id=deduplication_id,
         trace_context=trace_context,
     )
 

@@ -10,7 +10,7 @@ from typing import Any
 from .._settlement import Settlement
 from .._telemetry._carrier import extract
 from ..driver import Delivery
-from ..wire import WireDecodeError, decode_sqs_body, sqs_attribute_text, user_attributes
+from ..wire import WireDecodeError, decode_sqs_body, own_key, sqs_attribute_text, user_attributes
 from ._tracing import SQS_CARRIER, Headers, TraceSource, traceparent_from_xray
 from ._trigger import MalformedEvent, TriggerRunner, log
 
@@ -79,9 +79,10 @@ def _record_to_delivery(record: object, index: int) -> Delivery | WireDecodeErro
         body=payload,
         attributes=own,
         delivery_attempt=attempt,
-        ordering_key=system.get("MessageGroupId"),
+        ordering_key=own_key(system.get("MessageGroupId")),
         enqueued_at=enqueued_at,
         native=record,
+        deduplication_id=own_key(system.get("MessageDeduplicationId")),
         trace_context=trace_context,
     )
 

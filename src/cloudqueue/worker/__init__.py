@@ -34,6 +34,7 @@ from ._idempotency import (
     IdempotencyStore,
     KeyFunction,
     by_attribute,
+    by_deduplication_id,
     by_message_id,
 )
 from ._middleware import Defer, Duplicate, Middleware, Outcome, Skip
@@ -68,6 +69,7 @@ __all__ = [
     "Skip",
     "SyncHandler",
     "by_attribute",
+    "by_deduplication_id",
     "by_message_id",
     "rate_limit",
 ]

@@ -18,7 +18,11 @@ from typing import Any
 
 from azure.servicebus import ServiceBusMessage, ServiceBusReceivedMessage
 from cloudqueue.driver import Delivery, Message
-from cloudqueue.wire import DEAD_LETTER_REASON
+from cloudqueue.wire import (
+    DEAD_LETTER_REASON,
+    SERVICEBUS_DEDUPLICATION_PROPERTY,
+    SERVICEBUS_DEFAULT_SESSION,
+)
 
 from ._admin import ATTEMPTS_PROPERTY, RESERVED_PREFIX
 from ._tracing import property_name
@@ -35,12 +39,12 @@ __all__ = [
 
 #: Session of messages sent without an ordering key to a session-enabled entity
 #: (Service Bus refuses session-less messages there).
-DEFAULT_SESSION = "cloudqueue.default"
+DEFAULT_SESSION = SERVICEBUS_DEFAULT_SESSION
 #: The id a copy scheduled by ``nack(delay)`` answers to (its own MessageId must
 #: differ, or duplicate detection would drop it).
 ORIGINAL_ID_PROPERTY = RESERVED_PREFIX + "id"
 #: The ``deduplication_id`` the user gave (see the module docstring).
-DEDUPLICATION_ID_PROPERTY = RESERVED_PREFIX + "deduplication_id"
+DEDUPLICATION_ID_PROPERTY = SERVICEBUS_DEDUPLICATION_PROPERTY
 #: Service Bus properties read back under a portable name (``None``: dropped).
 _SERVICE_PROPERTIES = {"DeadLetterReason": DEAD_LETTER_REASON, "DeadLetterErrorDescription": None}
 _UTC = datetime.UTC

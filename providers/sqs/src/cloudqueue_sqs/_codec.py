@@ -127,19 +127,13 @@ def made_up(unique: str) -> str:
 def deduplication_id(system: Mapping[str, str]) -> str | None:
     """The user's deduplication id from a message's system attributes; None for one
     cloudqueue made up, and on standard queues (which have none)."""
-    return _users(system.get("MessageDeduplicationId"))
+    return wire.own_key(system.get("MessageDeduplicationId"))
 
 
 def ordering_key(system: Mapping[str, str]) -> str | None:
     """The user's ordering key (the message group) from a message's system attributes;
     None for a group cloudqueue made up, and on standard queues."""
-    return _users(system.get("MessageGroupId"))
-
-
-def _users(given: str | None) -> str | None:
-    if not given or given.startswith(MADE_UP_PREFIX):
-        return None
-    return given
+    return wire.own_key(system.get("MessageGroupId"))
 
 
 def decode_attributes(raw: Mapping[str, Mapping[str, Any]] | None) -> dict[str, str]:
