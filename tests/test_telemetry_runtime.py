@@ -5,11 +5,9 @@ Spans and metrics are read from the SDK's in-memory exporter and reader."""
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import logging
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -21,6 +19,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 import cloudqueue
 from cloudqueue.errors import InvalidArgument
 from cloudqueue.testing.telemetry import Captured
+from cloudqueue.testing.worker import serve_until as run_until
 from cloudqueue.worker import App, DoNotRetry, FailurePolicy
 
 _names = itertools.count()
@@ -49,20 +48,6 @@ def queue_name(url: str) -> str:
     return url.split("queue=")[1] if "queue=" in url else url.split("://")[1]
 
 
-def run_until(app: App, done: Callable[[], bool], timeout: float = 15.0) -> None:
-    """Serve ``app`` until ``done()`` holds, then stop it (the timeout only ends a hang)."""
-
-    async def main() -> None:
-        serving = asyncio.create_task(app.serve(grace=5.0))
-        deadline = time.monotonic() + timeout
-        while not done():
-            assert time.monotonic() < deadline, f"condition not met in {timeout}s: {app.counters()}"
-            assert not serving.done(), serving.exception()
-            await asyncio.sleep(0.01)
-        app.stop()
-        await serving
-
-    asyncio.run(main())
 
 
 def send_one(url: str, body: str = "order-1") -> None:

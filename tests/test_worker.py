@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 import cloudqueue
+from cloudqueue.testing.worker import serve_until as run_until
 from cloudqueue.wire import DEAD_LETTER_REASON
 from cloudqueue.worker import App, DoNotRetry, FailurePolicy, Middleware, Outcome, Skip
 
@@ -49,20 +50,6 @@ def drain(url: str, wait: float = 0.5) -> list[cloudqueue.ReceivedMessage]:
     return got
 
 
-def run_until(app: App, done: Callable[[], bool], timeout: float = 15.0) -> None:
-    """Serve ``app`` until ``done()`` holds (checked every 10 ms), then stop it."""
-
-    async def main() -> None:
-        serving = asyncio.create_task(app.serve(grace=5.0))
-        deadline = time.monotonic() + timeout
-        while not done():
-            assert time.monotonic() < deadline, f"condition not met in {timeout}s: {app.counters()}"
-            assert not serving.done(), serving.exception()
-            await asyncio.sleep(0.01)
-        app.stop()
-        await serving
-
-    asyncio.run(main())
 
 
 def test_retries_with_backoff_then_dead_letter(make_url: Callable[..., str]) -> None:

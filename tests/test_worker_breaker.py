@@ -4,17 +4,16 @@ message after the cool-down, and closes when the probe succeeds."""
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import logging
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 import cloudqueue
 from cloudqueue.errors import InvalidArgument
+from cloudqueue.testing.worker import serve_until
 from cloudqueue.worker import App, CircuitBreaker, DoNotRetry, FailurePolicy
 from cloudqueue.worker._breaker import Breaker, BreakerState
 from cloudqueue.worker._counters import Counters
@@ -31,18 +30,6 @@ def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return made
 
 
-def serve_until(app: App, done: Callable[[], bool], timeout: float = 30.0) -> None:
-    async def main() -> None:
-        serving = asyncio.create_task(app.serve(grace=5.0))
-        deadline = time.monotonic() + timeout
-        while not done():
-            assert time.monotonic() < deadline, f"not done in {timeout}s: {app.counters()}"
-            assert not serving.done(), serving.exception()
-            await asyncio.sleep(0.01)
-        app.stop()
-        await serving
-
-    asyncio.run(main())
 
 
 def circuit_changes(caplog: pytest.LogCaptureFixture) -> list[str]:

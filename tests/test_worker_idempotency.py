@@ -6,7 +6,6 @@ run it again."""
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import signal
 import subprocess
@@ -21,6 +20,7 @@ import pytest
 
 import cloudqueue
 from cloudqueue.errors import InvalidArgument
+from cloudqueue.testing.worker import serve_until
 from cloudqueue.worker import (
     App,
     ClaimState,
@@ -73,18 +73,6 @@ def waiting(url: str) -> list[str]:
     return got
 
 
-def serve_until(app: App, done: Callable[[], bool], timeout: float = 30.0) -> None:
-    async def main() -> None:
-        serving = asyncio.create_task(app.serve(grace=5.0))
-        deadline = time.monotonic() + timeout
-        while not done():
-            assert time.monotonic() < deadline, f"not done in {timeout}s: {app.counters()}"
-            assert not serving.done(), serving.exception()
-            await asyncio.sleep(0.01)
-        app.stop()
-        await serving
-
-    asyncio.run(main())
 
 
 def events(app: App) -> dict[str, int]:

@@ -6,13 +6,13 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 import cloudqueue
 from cloudqueue.errors import InvalidArgument
+from cloudqueue.testing.worker import serve_until
 from cloudqueue.worker import App, RateLimit, rate_limit
 from cloudqueue.worker._rate import TokenBucket
 
@@ -42,18 +42,6 @@ def count_waiting(url: str) -> int:
     return got
 
 
-def serve_until(app: App, done: Callable[[], bool], timeout: float = 60.0) -> None:
-    async def main() -> None:
-        serving = asyncio.create_task(app.serve(grace=5.0))
-        deadline = time.monotonic() + timeout
-        while not done():
-            assert time.monotonic() < deadline, f"not done in {timeout}s: {app.counters()}"
-            assert not serving.done(), serving.exception()
-            await asyncio.sleep(0.01)
-        app.stop()
-        await serving
-
-    asyncio.run(main())
 
 
 def most_in_any_stretch(starts: list[float], per_second: float) -> float:

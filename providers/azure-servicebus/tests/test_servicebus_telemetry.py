@@ -16,6 +16,7 @@ from azure.core.settings import settings
 from azure.servicebus import ServiceBusClient, ServiceBusMessage
 from cloudqueue.testing.contract import unique_name
 from cloudqueue.testing.telemetry import Captured, capture, traceparent_of
+from cloudqueue.testing.worker import aserve_until as serve_until
 from cloudqueue.worker import App
 from opentelemetry import trace
 from test_contract_servicebus import ServiceBusHarness
@@ -223,13 +224,3 @@ def test_a_batch_links_each_message_on_send_receive_and_settle(
             assert count == (len(span.links) if len(span.links) > 1 else None)
 
 
-async def serve_until(app: App, done: Any, timeout: float = 30.0) -> None:
-    serving = asyncio.create_task(app.serve(grace=5.0))
-    deadline = time.monotonic() + timeout
-    try:
-        while not done() and not serving.done() and time.monotonic() < deadline:
-            await asyncio.sleep(0.02)
-    finally:
-        app.stop()
-        await serving
-    assert done(), f"not done within {timeout} s: {app.counters()}"

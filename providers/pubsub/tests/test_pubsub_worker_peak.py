@@ -7,17 +7,16 @@ that wait for a lease to run out take that long."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import cloudqueue
 import pytest
 from cloudqueue.testing.contract import unique_name
+from cloudqueue.testing.worker import serve_until
 from cloudqueue.worker import (
     App,
     CircuitBreaker,
@@ -48,18 +47,6 @@ def declare(server: PubSubServer, kind: str) -> str:
     return url
 
 
-def serve_until(app: App, done: Callable[[], bool], timeout: float = 60.0) -> None:
-    async def main() -> None:
-        serving = asyncio.create_task(app.serve(grace=5.0))
-        deadline = time.monotonic() + timeout
-        while not done():
-            assert time.monotonic() < deadline, f"not done in {timeout}s: {app.counters()}"
-            assert not serving.done(), serving.exception()
-            await asyncio.sleep(0.01)
-        app.stop()
-        await serving
-
-    asyncio.run(main())
 
 
 def waiting(url: str) -> list[str]:
