@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+from sqlite_versions import VERSION_3_TABLES
 
 import cloudqueue
 from cloudqueue import Message, ops
@@ -58,19 +59,7 @@ def test_a_dead_letter_keeps_its_deduplication_id(url: str) -> None:
     assert (dead.text(), dead.deduplication_id) == ("poison", "order-8")
 
 
-_VERSION_3_FILE = """
-CREATE TABLE topics (name TEXT PRIMARY KEY, ordered INTEGER NOT NULL DEFAULT 0,
-                     deduplicated INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
-CREATE TABLE subscriptions (id INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL,
-    name TEXT NOT NULL, lease REAL NOT NULL DEFAULT 30.0, dead_letter_after INTEGER,
-    filter TEXT, UNIQUE (topic, name));
-CREATE TABLE messages (seq INTEGER PRIMARY KEY, subscription INTEGER NOT NULL, id TEXT NOT NULL,
-    body BLOB NOT NULL, attributes TEXT, ordering_key TEXT, enqueued_at REAL NOT NULL,
-    visible_at REAL NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, lease_id INTEGER);
-CREATE INDEX messages_by_visibility ON messages (subscription, visible_at, seq);
-CREATE TABLE deduplication (topic TEXT NOT NULL, deduplication_id TEXT NOT NULL,
-    message_id TEXT NOT NULL, expires REAL NOT NULL,
-    PRIMARY KEY (topic, deduplication_id)) WITHOUT ROWID;
+_VERSION_3_FILE = VERSION_3_TABLES + """
 INSERT INTO topics (name, deduplicated) VALUES ('orders', 1);
 INSERT INTO subscriptions (topic, name) VALUES ('orders', '');
 INSERT INTO messages (subscription, id, body, enqueued_at, visible_at)

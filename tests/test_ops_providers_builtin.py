@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from sqlite_versions import VERSION_3_TABLES
 
 import cloudqueue
 from cloudqueue import InvalidArgument, Message
@@ -323,19 +324,7 @@ def test_sqlite_counters_are_exact_across_processes_sharing_a_file(tmp_path: Pat
     assert counts(url) == (0, 0, 0, 0, 2 * count, 2 * count)
 
 
-_VERSION_3_TABLES = """
-CREATE TABLE topics (name TEXT PRIMARY KEY, ordered INTEGER NOT NULL DEFAULT 0,
-                     deduplicated INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
-CREATE TABLE subscriptions (id INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL,
-    name TEXT NOT NULL, lease REAL NOT NULL DEFAULT 30.0, dead_letter_after INTEGER,
-    filter TEXT, UNIQUE (topic, name));
-CREATE TABLE messages (seq INTEGER PRIMARY KEY, subscription INTEGER NOT NULL, id TEXT NOT NULL,
-    body BLOB NOT NULL, attributes TEXT, ordering_key TEXT, enqueued_at REAL NOT NULL,
-    visible_at REAL NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, lease_id INTEGER);
-CREATE INDEX messages_by_visibility ON messages (subscription, visible_at, seq);
-CREATE TABLE deduplication (topic TEXT NOT NULL, deduplication_id TEXT NOT NULL,
-    message_id TEXT NOT NULL, expires REAL NOT NULL,
-    PRIMARY KEY (topic, deduplication_id)) WITHOUT ROWID;
+_VERSION_3_TABLES = VERSION_3_TABLES + """
 INSERT INTO topics (name) VALUES ('jobs'), ('jobs-dlq');
 INSERT INTO subscriptions (topic, name) VALUES ('jobs', ''), ('jobs-dlq', '');
 INSERT INTO messages (subscription, id, body, attributes, enqueued_at, visible_at)
