@@ -10,8 +10,9 @@ with :class:`~cloudqueue.Unsupported`, what the trigger cannot express.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -43,6 +44,15 @@ class Result:
     delivery: Delivery
     ok: bool
     error: BaseException | None = None
+
+
+@dataclass(slots=True)
+class _Attempt:
+    """One run of the handler: the message it gets, and how the run ended."""
+
+    message: Any
+    error: BaseException | None = None
+    result: Result | None = None
 
 
 class TriggerRunner:
@@ -133,42 +143,39 @@ class TriggerRunner:
     def run_sync(self, delivery: Delivery, parent: Headers | None = None) -> Result:
         """Run the handler on one delivery; ``parent``: W3C headers of the request
         that brought it (see :meth:`ProcessTracer.begin`)."""
-        settlement = SettlementRecord(self._forward)
-        error: BaseException | None = None
-        result: Result | None = None
-        scope = self._begin(delivery, parent)
-        try:
-            try:
-                self.handler(message_for(delivery, settlement, False))
-            except Exception as exc:
-                error = exc
-            except BaseException as exc:
-                error = exc
-                raise
-            result = self._judge(delivery, settlement, error)
-            return result
-        finally:
-            if scope is not None:
-                self._end(scope, result, settlement, error)
+        with self._attempt(delivery, parent, asynchronous=False) as attempt:
+            self.handler(attempt.message)
+        assert attempt.result is not None  # set whenever the block ends without raising
+        return attempt.result
 
     async def run_async(self, delivery: Delivery, parent: Headers | None = None) -> Result:
+        with self._attempt(delivery, parent, asynchronous=True) as attempt:
+            await self.handler(attempt.message)
+        assert attempt.result is not None
+        return attempt.result
+
+    @contextlib.contextmanager
+    def _attempt(
+        self, delivery: Delivery, parent: Headers | None, *, asynchronous: bool
+    ) -> Iterator[_Attempt]:
+        """What running the handler once involves around the call itself, for the sync
+        and async paths alike: the process span, judging the outcome (a handler's
+        Exception becomes the Result, anything else propagates) and ending the span."""
         settlement = SettlementRecord(self._forward)
-        error: BaseException | None = None
-        result: Result | None = None
+        attempt = _Attempt(message_for(delivery, settlement, asynchronous))
         scope = self._begin(delivery, parent)
         try:
             try:
-                await self.handler(message_for(delivery, settlement, True))
-            except Exception as exc:
-                error = exc
+                yield attempt
+            except Exception as exc:  # the handler's failure: judged, not raised
+                attempt.error = exc
             except BaseException as exc:
-                error = exc
+                attempt.error = exc
                 raise
-            result = self._judge(delivery, settlement, error)
-            return result
+            attempt.result = self._judge(delivery, settlement, attempt.error)
         finally:
             if scope is not None:
-                self._end(scope, result, settlement, error)
+                self._end(scope, attempt.result, settlement, attempt.error)
 
     async def run_one_async(self, delivery: Delivery, parent: Headers | None = None) -> Result:
         """One message from async code (a coroutine handler awaited, a plain one in a thread)."""
