@@ -71,6 +71,7 @@ __all__ = [
     "EMPTY_PLACEHOLDER",
     "EMPTY_TYPE",
     "ENCODING_ATTRIBUTE",
+    "MESSAGE_ID_ATTRIBUTE",
     "REDRIVE_ATTRIBUTES",
     "REDRIVE_DELIVERY_COUNT",
     "REDRIVE_ORIGINAL_ID",
@@ -106,6 +107,11 @@ REDRIVE_REASON = "redrive_reason"
 REDRIVE_DELIVERY_COUNT = "redrive_delivery_count"
 REDRIVE_TIME = "redrive_time"
 REDRIVE_ATTRIBUTES = (REDRIVE_ORIGINAL_ID, REDRIVE_REASON, REDRIVE_DELIVERY_COUNT, REDRIVE_TIME)
+#: Message attribute carrying the id ``send`` returned, for transports that do not keep
+#: the sender's id to the receiver: an SNS topic delivers to an SQS queue (raw delivery)
+#: under a new SQS message id. A message carrying it reports it as its id wherever it is
+#: read; the transport's own id still settles it (e.g. a Lambda batchItemFailures entry).
+MESSAGE_ID_ATTRIBUTE = RESERVED_PREFIX + "id"
 #: Message attribute naming how the body was encoded; absent means "plain text".
 ENCODING_ATTRIBUTE = "cloudqueue.encoding"
 #: Marker value: the body text is standard base64 of the body bytes.

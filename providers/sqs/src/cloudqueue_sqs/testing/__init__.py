@@ -1,6 +1,6 @@
 """Test infrastructure for the SQS provider: LocalStack as a plain host process.
 
-LocalStack (SQS only) runs from its own virtual environment, because it pins its own boto3::
+LocalStack (SQS, SNS, STS and S3) runs from its own virtual environment, because it pins its own boto3::
 
     from cloudqueue_sqs.testing import LocalStack, install_localstack
 

@@ -33,6 +33,10 @@ LOCALSTACK_REQUIREMENTS: tuple[str, ...] = (
     # server still runs (DNS stays off with DNS_ADDRESS=0), but logs a misleading "Unable to
     # start DNS" warning at every start and stop. The pin keeps the log clean.
     "psutil<7.2",
+    # SNS and STS (the topics of cloudqueue_sqs.sns, and the account id in a topic ARN) are
+    # served by LocalStack through moto, which base-runtime leaves out; moto-ext is
+    # LocalStack's own build of it (the "runtime" extra would pull every service's deps).
+    "moto-ext==5.1.54",
 )
 """What :func:`install_localstack` installs, with the reason for each pin."""
 

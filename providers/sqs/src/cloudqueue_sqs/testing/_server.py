@@ -1,4 +1,4 @@
-"""Run LocalStack (SQS only) as a host process on 127.0.0.1.
+"""Run LocalStack (SQS, SNS, STS and S3) as a host process on 127.0.0.1.
 
 No Docker: the LocalStack venv's interpreter runs ``localstack.runtime.main`` directly, in its own
 process group so that teardown can kill it and anything it spawned.
@@ -38,6 +38,10 @@ _ENV_DROP = frozenset({"PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "VIRTUAL_ENV
 
 _LOG_TAIL_LINES = 60
 
+#: What the runner serves: SQS; SNS for topics (``sns://``) and STS, which tells the SNS
+#: provider its account id; S3 for large payloads kept aside (claim checks).
+SERVICES = ("sqs", "sns", "sts", "s3")
+
 
 def localstack_environment(port: int, root: Path, cert: Path) -> dict[str, str]:
     """The LocalStack settings the runner uses, for a server on ``127.0.0.1:port``.
@@ -50,8 +54,8 @@ def localstack_environment(port: int, root: Path, cert: Path) -> dict[str, str]:
         # The default Twisted gateway binds 0.0.0.0 whatever GATEWAY_LISTEN says; hypercorn
         # honours it, which keeps the server on loopback.
         "GATEWAY_SERVER": "hypercorn",
-        "SERVICES": "sqs",
-        # Load SQS at start-up, so that "ready" means SQS answers (not just the gateway).
+        "SERVICES": ",".join(SERVICES),
+        # Load them at start-up, so that "ready" means they answer (not just the gateway).
         "EAGER_SERVICE_LOADING": "1",
         # Queue URLs as http://127.0.0.1:PORT/ACCOUNT/NAME: no *.localhost.localstack.cloud
         # names that would need DNS.
@@ -74,7 +78,7 @@ def free_loopback_port() -> int:
 
 
 class LocalStack:
-    """A LocalStack server with only SQS, on ``127.0.0.1``, for tests.
+    """A LocalStack server with SQS, SNS, STS and S3 (see :data:`SERVICES`), on ``127.0.0.1``, for tests.
 
     Use it as a context manager::
 
@@ -85,7 +89,7 @@ class LocalStack:
 
     :meth:`start` launches ``<venv>/bin/python -m localstack.runtime.main`` on a free port (or
     ``port``), with its state in a new temporary folder, and waits until
-    ``GET /_localstack/health`` reports SQS running. :meth:`stop` sends SIGTERM to the server's
+    ``GET /_localstack/health`` reports them all running. :meth:`stop` sends SIGTERM to the server's
     process group, then SIGKILL after ``stop_grace`` seconds, and removes the folder.
 
     Reusing a shared server: when ``endpoint_url`` is given, or the environment variable
@@ -249,10 +253,12 @@ class LocalStack:
             return document
 
     def is_ready(self) -> bool:
-        """True when the health document says SQS is running."""
+        """True when the health document says every service in :data:`SERVICES` is running."""
         try:
             services = self.health().get("services")
-            return isinstance(services, dict) and bool(services.get("sqs") == "running")
+            return isinstance(services, dict) and all(
+                services.get(name) == "running" for name in SERVICES
+            )
         except (OSError, ValueError, LocalStackError):
             return False
 
@@ -308,7 +314,7 @@ class LocalStack:
                 return
             if time.monotonic() >= deadline:
                 raise LocalStackStartError(
-                    f"LocalStack at {self.endpoint_url} did not report SQS running within "
+                    f"LocalStack at {self.endpoint_url} did not report {', '.join(SERVICES)} running within "
                     f"{self._start_timeout:g} s{self._describe_log()}"
                 )
             time.sleep(0.1)
