@@ -54,14 +54,28 @@ unchanged.
 Attribute *values* follow the same character rules and may not be empty either, so a
 value SQS would refuse travels with a custom String data type naming its encoding
 (:data:`BASE64_TYPE`, :data:`EMPTY_TYPE`); other readers still see a String attribute.
+
+SNS notification envelopes
+--------------------------
+
+An SNS topic publishes the same encoded text and attributes (so the SQS rules above
+hold end to end). A subscription with raw message delivery hands them over unchanged;
+without it, and to a Lambda SNS trigger, SNS wraps them in a JSON notification
+(``Type``, ``MessageId``, ``TopicArn``, ``Message``, ``MessageAttributes`` as
+``{"Type", "Value"}``, ...). :func:`sns_notification` reads that envelope;
+:func:`sns_attribute_text` reads one of its attributes as :func:`sqs_attribute_text`
+reads an SQS one.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import datetime
+import json
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 __all__ = [
     "BASE64",
@@ -80,6 +94,7 @@ __all__ = [
     "RESERVED_PREFIX",
     "SERVICEBUS_DEDUPLICATION_PROPERTY",
     "SERVICEBUS_DEFAULT_SESSION",
+    "SnsNotification",
     "WireDecodeError",
     "decode_sqs_body",
     "encode_sqs_attribute",
@@ -87,6 +102,8 @@ __all__ = [
     "encoded_sqs_size",
     "is_sqs_text",
     "own_key",
+    "sns_attribute_text",
+    "sns_notification",
     "sqs_attribute_text",
     "user_attributes",
 ]
@@ -237,3 +254,99 @@ def sqs_attribute_text(data_type: str, string_value: str | None, binary_value: b
             return binary_value
         return base64.b64encode(binary_value).decode("ascii")
     return string_value if string_value is not None else ""
+
+
+@dataclass(frozen=True, slots=True)
+class SnsNotification:
+    """An SNS notification envelope, read by :func:`sns_notification`."""
+
+    #: The SNS ``MessageId``.
+    message_id: str
+    topic_arn: str
+    #: ``Message`` as published: the encoded body text (decode with :func:`decode_sqs_body`).
+    message: str
+    #: ``MessageAttributes`` as portable ``str`` values, markers kept (as the SQS
+    #: readers' attributes before :func:`user_attributes`).
+    attributes: dict[str, str]
+    timestamp: datetime.datetime | None
+    subject: str | None
+
+
+#: The fields that make a JSON object an SNS notification (anything else is left alone:
+#: an application body may be JSON with a "Type" of its own).
+_SNS_IDENTITY = ("MessageId", "TopicArn", "Message")
+
+
+def sns_notification(text: str) -> SnsNotification | None:
+    """The SNS notification envelope in ``text`` (an SQS body when raw delivery is off, or a
+    Lambda SNS record's ``Sns`` object dumped), or None when it is not one (not JSON, or no
+    ``"Type": "Notification"`` with ``TopicArn``/``MessageId``/``Message``). Raises
+    :class:`WireDecodeError` when it is one but malformed (a field of the wrong type, an
+    attribute without ``Type``/``Value``), naming the field."""
+    if not text.lstrip().startswith("{"):
+        return None  # cheap exit for the common case: a body that is no JSON object
+    try:
+        envelope = json.loads(text)
+    except (ValueError, RecursionError):  # not JSON, or nested deeper than json parses
+        return None
+    if not isinstance(envelope, dict) or envelope.get("Type") != "Notification":
+        return None
+    if any(field not in envelope for field in _SNS_IDENTITY):
+        return None
+    return SnsNotification(
+        message_id=_envelope_text(envelope, "MessageId"),
+        topic_arn=_envelope_text(envelope, "TopicArn"),
+        message=_envelope_text(envelope, "Message"),
+        attributes=_envelope_attributes(envelope.get("MessageAttributes")),
+        timestamp=_envelope_timestamp(_envelope_optional_text(envelope, "Timestamp")),
+        subject=_envelope_optional_text(envelope, "Subject"),
+    )
+
+
+def sns_attribute_text(data_type: str, value: str) -> str:
+    """One ``{"Type", "Value"}`` envelope attribute as the portable ``str``: Binary stays
+    base64 text, our ``String.cloudqueue.*`` types are decoded, as :func:`sqs_attribute_text`
+    does (raising :class:`WireDecodeError` for a value marked base64 that is not)."""
+    return sqs_attribute_text(data_type, value, value)
+
+
+def _envelope_text(envelope: Mapping[str, object], field: str) -> str:
+    value = envelope[field]
+    if not isinstance(value, str):
+        raise WireDecodeError(
+            f"SNS notification field {field!r} must be a string, not {type(value).__name__}"
+        )
+    return value
+
+
+def _envelope_optional_text(envelope: Mapping[str, object], field: str) -> str | None:
+    # Lambda SNS events carry "Subject": null for a message published without one.
+    return None if envelope.get(field) is None else _envelope_text(envelope, field)
+
+
+def _envelope_attributes(raw: object) -> dict[str, str]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise WireDecodeError(
+            f"SNS notification field 'MessageAttributes' must be an object, not {type(raw).__name__}"
+        )
+    attributes: dict[str, str] = {}
+    for name, typed in raw.items():
+        if not isinstance(typed, dict):
+            raise WireDecodeError(f"SNS message attribute {name!r} must be an object with Type and Value")
+        data_type, value = typed.get("Type"), typed.get("Value")
+        if not isinstance(data_type, str) or not isinstance(value, str):
+            raise WireDecodeError(f"SNS message attribute {name!r} needs string 'Type' and 'Value'")
+        attributes[name] = sns_attribute_text(data_type, value)
+    return attributes
+
+
+def _envelope_timestamp(raw: str | None) -> datetime.datetime | None:
+    if raw is None:
+        return None
+    try:
+        stamp = datetime.datetime.fromisoformat(raw)  # ISO 8601 with "Z" (Python 3.11+)
+    except ValueError:
+        raise WireDecodeError(f"SNS notification field 'Timestamp' is not ISO 8601: {raw!r}") from None
+    return stamp if stamp.tzinfo is not None else stamp.replace(tzinfo=datetime.UTC)
