@@ -5,10 +5,17 @@ The queue is chosen by URL: ``ORDERS_URL`` (default an SQLite file here), e.g.
 ``memory://orders``, ``sqs://orders``, ``azuresb://NAMESPACE/orders``,
 ``pubsub://PROJECT/orders?subscription=worker``. Cloud queues must be declared once
 first, e.g. ``cloudqueue.declare(ORDERS_URL, dead_letter_after=5, lease=30)`` (README.md).
+
+Optional fan-out: with ``EVENTS_URL`` set to a topic (``sns://order-events``,
+``azuresb://NAMESPACE/order-events``, ``pubsub://PROJECT/order-events``,
+``memory://order-events``), each reserved order is published there as an event, and the
+app also runs two consumers of that topic, the subscriptions ``billing`` and ``shipping``,
+each of which receives every event.
 """
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import os
@@ -18,6 +25,8 @@ import cloudqueue
 from cloudqueue.worker import App, DoNotRetry
 
 ORDERS_URL = os.environ.get("ORDERS_URL", "sqlite:///orders.db?queue=orders")
+#: A topic for order events (no ``subscription`` parameter); unset: no events, no consumers.
+EVENTS_URL = os.environ.get("EVENTS_URL")
 log = logging.getLogger("orders")
 
 
@@ -46,8 +55,66 @@ def process_order(message: cloudqueue.ReceivedMessage) -> None:
         if left < quantity:
             raise OutOfStock(f"{sku}: {left} left, {quantity} wanted (attempt {message.delivery_attempt})")
         STOCK[sku] = left - quantity
+    if EVENTS_URL:
+        try:
+            publish_event({"type": "order.reserved", "id": order.get("id"), "sku": sku,
+                           "quantity": quantity})
+        except Exception:
+            # The order will be retried: give the stock back, or the retry takes it twice.
+            with STOCK_LOCK:
+                STOCK[sku] += quantity
+            raise
     log.info("order %s reserved %d x %s", order.get("id"), quantity, sku)
+
+
+# One producer for the process, opened on the first event: producers are thread-safe
+# (concurrent sends share requests), and opening one per order would cost a client each.
+_events_producer: cloudqueue.Producer | None = None
+_EVENTS_LOCK = threading.Lock()
+
+
+def publish_event(event: dict[str, object]) -> str:
+    """Publish one order event to ``EVENTS_URL``; its ``type`` also goes as the attribute
+    ``kind``, so subscriptions can filter on it without reading bodies."""
+    global _events_producer
+    with _EVENTS_LOCK:
+        if _events_producer is None:
+            assert EVENTS_URL, "publish_event needs EVENTS_URL"
+            _events_producer = cloudqueue.open_producer(EVENTS_URL)
+            atexit.register(_events_producer.close)  # waits for sends under way
+        producer = _events_producer
+    return producer.send(json.dumps(event), attributes={"kind": str(event["type"])})
+
+
+def subscription_url(topic_url: str, name: str) -> str:
+    """``topic_url`` with ``subscription=name`` added to its query."""
+    return f"{topic_url}{'&' if '?' in topic_url else '?'}subscription={name}"
+
+
+# What each event consumer did: events handled per order id. A real consumer would charge
+# a card or book a courier, keyed by the order id so that a redelivered event (delivery
+# is at least once) finds its order done; the count lets the example's tests see repeats.
+BILLED: dict[object, int] = {}
+SHIPPED: dict[object, int] = {}
+_RECORD_LOCK = threading.Lock()
+
+
+def record_event(done: dict[object, int], message: cloudqueue.ReceivedMessage) -> None:
+    event = json.loads(message.body)
+    with _RECORD_LOCK:
+        done[event["id"]] = done.get(event["id"], 0) + 1
+
+
+def bill_order(message: cloudqueue.ReceivedMessage) -> None:
+    record_event(BILLED, message)
+
+
+def ship_order(message: cloudqueue.ReceivedMessage) -> None:
+    record_event(SHIPPED, message)
 
 
 app = App()
 app.add_handler(ORDERS_URL, process_order, concurrency=4, max_attempts=5)
+if EVENTS_URL:
+    app.add_handler(subscription_url(EVENTS_URL, "billing"), bill_order, max_attempts=5)
+    app.add_handler(subscription_url(EVENTS_URL, "shipping"), ship_order, max_attempts=5)
