@@ -28,6 +28,7 @@ AUTOLOAD_SWITCH = "CLOUDQUEUE_DISABLE_PLUGIN_AUTOLOAD"
 _BUILTIN_PLUGINS = {
     "memory": "cloudqueue.providers.memory",
     "sqlite": "cloudqueue.providers.sqlite",
+    "payload-stores": "cloudqueue.offload._builtin",
 }
 
 # Where to find providers for well-known schemes that are not installed.

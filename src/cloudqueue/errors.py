@@ -27,6 +27,7 @@ __all__ = [
     "LeaseLost",
     "MessageTooLarge",
     "NotFound",
+    "PayloadUnavailable",
     "PermissionDenied",
     "QueueError",
     "ResourceExhausted",
@@ -160,6 +161,38 @@ class Internal(QueueError):
 
 class Unknown(QueueError):
     code = ErrorCode.UNKNOWN
+
+
+class PayloadUnavailable(QueueError):
+    """A received message's offloaded payload (claim check) cannot be read.
+
+    Raised when reading the body of such a message: the object is missing, its
+    content does not match the digest in the pointer, the pointer lies outside
+    the consumer's configured ``offload`` location, the consumer has no
+    ``offload`` configured, or the store cannot be reached. The message itself
+    was received and can be settled like any other. ``code`` and ``retryable``
+    follow the cause (retryable when the store is down, not for a missing
+    object); ``message_id`` and ``pointer`` name what was asked for.
+    """
+
+    code = ErrorCode.FAILED_PRECONDITION
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        message_id: str,
+        pointer: str,
+        cause: QueueError | None = None,
+    ) -> None:
+        super().__init__(
+            message, retryable=cause.retryable if cause is not None else False
+        )
+        self.message_id = message_id
+        self.pointer = pointer
+        if cause is not None:
+            self.code = cause.code
+            self.__cause__ = cause
 
 
 class SendBatchError(QueueError):

@@ -33,6 +33,7 @@ import pluggy
 
 if TYPE_CHECKING:
     from .driver import Provider
+    from .offload import PayloadStore
 
 __all__ = ["PROJECT", "hookimpl", "hookspec"]
 
@@ -51,5 +52,20 @@ def cloudqueue_providers() -> Sequence[Provider]:
     naming both distributions. Called once per process, lazily, the first time
     a URL is opened; keep it cheap: import SDKs inside the provider's methods,
     not at module import time.
+    """
+    raise NotImplementedError
+
+
+@hookspec
+def cloudqueue_payload_stores() -> Sequence[type[PayloadStore]]:
+    """Return the payload store classes this plugin contributes (claim-check offloading).
+
+    Each :class:`~cloudqueue.offload.PayloadStore` subclass names the location
+    scheme it answers in ``scheme`` (``"s3"`` for ``s3://bucket/prefix``) and is
+    opened with ``cls.open(location)`` when a producer or consumer is configured
+    with ``offload=<location>``. The built-in ``file``, ``s3``, ``gs`` and ``az``
+    stores register through this hook too; two classes claiming one scheme is an
+    error naming both. Called lazily, the first time a location is opened; keep
+    the module cheap to import: import SDKs inside the store's methods.
     """
     raise NotImplementedError
