@@ -1,4 +1,6 @@
-"""AWS Lambda with an SQS trigger: records in, a partial-batch-failure response out."""
+"""AWS Lambda with an SQS or SNS trigger: records in, a partial-batch-failure response
+(SQS) or a raise (SNS) out. SQS records, SNS envelopes in them and SNS records all end
+in one Delivery builder, so a message decodes the same whichever way it came."""
 
 from __future__ import annotations
 
@@ -10,13 +12,26 @@ from typing import Any
 from .._settlement import Settlement
 from .._telemetry._carrier import extract
 from ..driver import Delivery
-from ..wire import WireDecodeError, decode_sqs_body, own_key, sqs_attribute_text, user_attributes
+from ..wire import (
+    MESSAGE_ID_ATTRIBUTE,
+    SnsNotification,
+    WireDecodeError,
+    decode_sqs_body,
+    own_key,
+    sns_notification,
+    sqs_attribute_text,
+    user_attributes,
+)
+from . import _sns as sns
+from ._azure import HandlerFailed
 from ._tracing import SQS_CARRIER, Headers, TraceSource, traceparent_from_xray
 from ._trigger import MalformedEvent, TriggerRunner, log
 
-__all__ = ["Undecodable", "aws_lambda", "deliveries_from_sqs_event"]
+__all__ = ["aws_lambda"]
 
 TRIGGER = "AWS Lambda SQS trigger"
+#: ``eventSource`` of every record of an SQS trigger event.
+SQS_SOURCE = "aws:sqs"
 REFUSALS = {
     Settlement.EXTEND: "a record's visibility timeout cannot be extended from the trigger; "
     "set the queue's visibility timeout above the function timeout",
@@ -36,29 +51,92 @@ def _text(record: dict[str, Any], key: str, where: str) -> str:
     return value
 
 
-def _record_to_delivery(record: object, index: int) -> Delivery | WireDecodeError:
-    where = f"SQS event record {index}"
-    if not isinstance(record, dict):
-        raise MalformedEvent(f"{where} is not an object")
-    source = record.get("eventSource")
-    if source != "aws:sqs":
-        raise MalformedEvent(f"{where}: eventSource is {source!r}, expected 'aws:sqs'")
-    message_id = _text(record, "messageId", where)
+@dataclass(frozen=True, slots=True)
+class Travelled:
+    """One message as the SQS codec put it on the wire, wherever Lambda found it (an SQS
+    record, an SNS envelope in one, an SNS record): body text and portable attributes,
+    markers kept. Every source ends in :func:`_delivery`, so decoding is written once."""
+
+    #: The transport's id: reported when the sender set no ``cloudqueue.id``.
+    transport_id: str
+    text: str
+    attributes: dict[str, str]
+    enqueued_at: datetime.datetime | None
+
+    @property
+    def reported_id(self) -> str:
+        return self.attributes.get(MESSAGE_ID_ATTRIBUTE) or self.transport_id
+
+    @classmethod
+    def from_notification(cls, notification: SnsNotification) -> Travelled:
+        return cls(notification.message_id, notification.message, notification.attributes,
+                   notification.timestamp)
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """One record: the id the trigger knows it by, and its Delivery or why it cannot be read."""
+
+    record_id: str
+    delivery: Delivery | None
+    error: WireDecodeError | None = None
+    #: From a FIFO queue (its records run in order).
+    fifo: bool = False
+
+
+def _delivery(travelled: Travelled, native: dict[str, Any], *, token: object = None,
+              attempt: int | None = None, ordering_key: str | None = None,
+              deduplication_id: str | None = None) -> Delivery:
+    """Raises WireDecodeError for a body its marker does not describe."""
+    payload = decode_sqs_body(travelled.text, travelled.attributes)
+    own, trace_context = extract(SQS_CARRIER, user_attributes(travelled.attributes))
+    return Delivery(
+        token=token,
+        id=travelled.reported_id,
+        body=payload,
+        attributes=own,
+        delivery_attempt=attempt,
+        ordering_key=ordering_key,
+        enqueued_at=travelled.enqueued_at,
+        native=native,
+        deduplication_id=deduplication_id,
+        trace_context=trace_context,
+    )
+
+
+def _sqs_travelled(
+    record: dict[str, Any], where: str, message_id: str, sent: datetime.datetime | None
+) -> Travelled:
+    """The record's message, unwrapped when its body is an SNS envelope (raw delivery off).
+    Raises WireDecodeError for an attribute or envelope that cannot be read."""
     body = _text(record, "body", where)
-    system = record.get("attributes") or {}
     raw_attributes = record.get("messageAttributes") or {}
-    if not isinstance(system, dict) or not isinstance(raw_attributes, dict):
-        raise MalformedEvent(f"{where}: attributes and messageAttributes must be objects")
+    if not isinstance(raw_attributes, dict):
+        raise MalformedEvent(f"{where}: messageAttributes must be an object")
     attributes: dict[str, str] = {}
     for name, typed in raw_attributes.items():
         if not isinstance(typed, dict) or not isinstance(typed.get("dataType"), str):
             raise MalformedEvent(f"{where}: message attribute {name!r} has no dataType")
-        try:
-            attributes[name] = sqs_attribute_text(
-                typed["dataType"], typed.get("stringValue"), typed.get("binaryValue")
-            )
-        except WireDecodeError as error:
-            return error  # reported as this record's failure, like a corrupt body
+        attributes[name] = sqs_attribute_text(
+            typed["dataType"], typed.get("stringValue"), typed.get("binaryValue")
+        )
+    envelope = sns_notification(body)
+    if envelope is not None:
+        return Travelled.from_notification(envelope)
+    return Travelled(message_id, body, attributes, sent)
+
+
+def _sqs_item(record: object, index: int) -> Item:
+    where = f"SQS event record {index}"
+    if not isinstance(record, dict):
+        raise MalformedEvent(f"{where} is not an object")
+    source = record.get("eventSource")
+    if source != SQS_SOURCE:
+        raise MalformedEvent(f"{where}: eventSource is {source!r}, expected {SQS_SOURCE!r}")
+    message_id = _text(record, "messageId", where)
+    system = record.get("attributes") or {}
+    if not isinstance(system, dict):
+        raise MalformedEvent(f"{where}: attributes must be an object")
     try:
         attempt = int(system.get("ApproximateReceiveCount", "1"))
         sent = system.get("SentTimestamp")
@@ -68,23 +146,29 @@ def _record_to_delivery(record: object, index: int) -> Delivery | WireDecodeErro
         )
     except (TypeError, ValueError):
         raise MalformedEvent(f"{where}: ApproximateReceiveCount and SentTimestamp must be integers") from None
+    arn = record.get("eventSourceARN")
+    fifo = (isinstance(arn, str) and arn.endswith(".fifo")) or "MessageGroupId" in system
     try:
-        payload = decode_sqs_body(body, attributes)
+        travelled = _sqs_travelled(record, where, message_id, enqueued_at)
+        delivery = _delivery(
+            travelled, record, token=record.get("receiptHandle"), attempt=attempt,
+            ordering_key=own_key(system.get("MessageGroupId")),
+            deduplication_id=own_key(system.get("MessageDeduplicationId")),
+        )
+    except WireDecodeError as error:  # a corrupt message, not a bad event: reported failed
+        log.error("%s: record %s cannot be decoded: %s", TRIGGER, message_id, error)
+        return Item(message_id, None, error, fifo)
+    return Item(message_id, delivery, None, fifo)
+
+
+def _sns_item(record: object, index: int) -> Item:
+    travelled = Travelled.from_notification(sns.notification_of(record, index))
+    assert isinstance(record, dict)  # notification_of checked it
+    try:
+        return Item(travelled.reported_id, _delivery(travelled, record))
     except WireDecodeError as error:
-        return error
-    own, trace_context = extract(SQS_CARRIER, user_attributes(attributes))
-    return Delivery(
-        token=record.get("receiptHandle"),
-        id=message_id,
-        body=payload,
-        attributes=own,
-        delivery_attempt=attempt,
-        ordering_key=own_key(system.get("MessageGroupId")),
-        enqueued_at=enqueued_at,
-        native=record,
-        deduplication_id=own_key(system.get("MessageDeduplicationId")),
-        trace_context=trace_context,
-    )
+        log.error("%s: record %s cannot be decoded: %s", sns.TRIGGER, travelled.reported_id, error)
+        return Item(travelled.reported_id, None, error)
 
 
 def _describe(delivery: Delivery) -> dict[str, str]:
@@ -109,68 +193,97 @@ def _xray_link(delivery: Delivery) -> list[Headers]:
 TRACE = TraceSource("aws_sqs", _describe, _xray_link)
 
 
-@dataclass(frozen=True, slots=True)
-class Undecodable:
-    """A record whose body carries a cloudqueue encoding marker but cannot be decoded."""
-
-    message_id: str
-    error: WireDecodeError
-
-
-def deliveries_from_sqs_event(event: object) -> tuple[list[Delivery | Undecodable], bool]:
-    """One item per record, in order, and whether the queue is FIFO. Raises
-    :class:`MalformedEvent` for anything not matching the documented event shape."""
+def _kind_of(event: object) -> str:
+    """``SQS_SOURCE`` or ``sns.SOURCE``: which trigger sent ``event`` (all records must agree)."""
     if not isinstance(event, dict) or not isinstance(event.get("Records"), list):
-        raise MalformedEvent("not an SQS event: expected an object with a 'Records' list")
-    items: list[Delivery | Undecodable] = []
-    fifo = False
+        raise MalformedEvent("not an SQS or SNS event: expected an object with a 'Records' list")
+    kinds: list[object] = []
     for index, record in enumerate(event["Records"]):
-        outcome = _record_to_delivery(record, index)
-        arn = record.get("eventSourceARN", "")
-        fifo = fifo or (isinstance(arn, str) and arn.endswith(".fifo"))
-        if isinstance(outcome, WireDecodeError):
-            log.error("%s: record %s cannot be decoded: %s", TRIGGER, record["messageId"], outcome)
-            items.append(Undecodable(record["messageId"], outcome))
-        else:
-            fifo = fifo or outcome.ordering_key is not None
-            items.append(outcome)
-    return items, fifo
+        if not isinstance(record, dict):
+            raise MalformedEvent(f"event record {index} is not an object")
+        # SQS records spell their keys in camelCase, SNS records in PascalCase.
+        kind = record.get("eventSource", record.get("EventSource"))
+        if kind not in (SQS_SOURCE, sns.SOURCE):
+            raise MalformedEvent(
+                f"event record {index}: eventSource (SQS) or EventSource (SNS) is {kind!r}, "
+                f"expected {SQS_SOURCE!r} or {sns.SOURCE!r}"
+            )
+        if kinds and kind != kinds[0]:
+            raise MalformedEvent(
+                f"event record {index} comes from {kind!r} but record 0 from {kinds[0]!r}: "
+                "an event comes from one trigger"
+            )
+        kinds.append(kind)
+    return str(kinds[0]) if kinds else SQS_SOURCE
 
 
-def aws_lambda(handler: Callable[..., Any], *, concurrency: int = 1) -> Callable[[Any, Any], dict[str, Any]]:
+def aws_lambda(
+    handler: Callable[..., Any], *, concurrency: int = 1
+) -> Callable[[Any, Any], dict[str, Any] | None]:
     """A Lambda function handler ``lambda_handler(event, context)`` running ``handler``
-    on each record of an SQS event, for a trigger with ``ReportBatchItemFailures``.
+    on each record of an SQS event (a trigger with ``ReportBatchItemFailures``) or of an
+    SNS event.
 
-    Bodies and attributes are decoded exactly as the SQS provider decodes them;
-    ``delivery_attempt`` is ``ApproximateReceiveCount``. A coroutine handler runs the
+    Bodies and attributes are decoded exactly as the SQS and SNS providers send them; an
+    SQS body that is an SNS notification envelope (a subscription without raw delivery)
+    is unwrapped. A message's id is the ``cloudqueue.id`` it carries (what ``send``
+    returned), else the SQS message id or the SNS MessageId. A coroutine handler runs the
     records concurrently; a plain one runs them one at a time, or on ``concurrency``
-    threads. On a FIFO queue records run in order and the first failure stops the
-    batch: it and every later record are reported failed. A record whose body cannot
-    be decoded is reported failed. An event that is not an SQS event raises
-    :class:`MalformedEvent`, failing the whole invocation (so nothing is lost).
-    """
-    runner = TriggerRunner(handler, TRIGGER, REFUSALS, NACK_DELAY, TRACE, concurrency)
+    threads.
 
-    def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
-        items, fifo = deliveries_from_sqs_event(event)
-        if fifo:
-            # Run up to the first record we cannot read; it and all after it fail.
-            cut = next((i for i, item in enumerate(items) if isinstance(item, Undecodable)), len(items))
-            runnable = [item for item in items[:cut] if isinstance(item, Delivery)]
-            results = runner.run_batch(runnable, in_order=True)
-            failed = [result.delivery.id for result in results if not result.ok]
-            failed += [_id_of(item) for item in items[cut:]]
-        else:
-            runnable = [item for item in items if isinstance(item, Delivery)]
-            outcome = {id(r.delivery): r.ok for r in runner.run_batch(runnable, in_order=False)}
-            failed = [
-                _id_of(item) for item in items
-                if isinstance(item, Undecodable) or not outcome[id(item)]
-            ]
-        return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in failed]}
+    SQS: ``delivery_attempt`` is ``ApproximateReceiveCount``; the response lists failed
+    records by their SQS ``messageId``. On a FIFO queue records run in order and the
+    first failure stops the batch: it and every later record are reported failed. A
+    record whose body cannot be decoded is reported failed.
+
+    SNS: ``delivery_attempt`` is None (the event does not say); every record runs, and
+    if any failed (or cannot be decoded) :class:`HandlerFailed` is raised naming them, so
+    Lambda retries the event; nothing is returned.
+
+    An event of neither shape, or mixing both, raises :class:`MalformedEvent`, failing the
+    whole invocation (so nothing is lost).
+    """
+    sqs_runner = TriggerRunner(handler, TRIGGER, REFUSALS, NACK_DELAY, TRACE, concurrency)
+    sns_runner = TriggerRunner(handler, sns.TRIGGER, sns.REFUSALS, sns.NACK_DELAY, sns.TRACE, concurrency)
+
+    def lambda_handler(event: Any, context: Any) -> dict[str, Any] | None:
+        if _kind_of(event) == sns.SOURCE:
+            _run_sns(sns_runner, [_sns_item(r, i) for i, r in enumerate(event["Records"])])
+            return None
+        items = [_sqs_item(record, index) for index, record in enumerate(event["Records"])]
+        return {"batchItemFailures": [
+            {"itemIdentifier": record_id} for record_id in _run_sqs(sqs_runner, items)
+        ]}
 
     return lambda_handler
 
 
-def _id_of(item: Delivery | Undecodable) -> str:
-    return item.id if isinstance(item, Delivery) else item.message_id
+def _is_fifo(items: list[Item]) -> bool:
+    """A FIFO queue's ARN ends in ``.fifo``; a record with a group id says so too."""
+    return any(item.fifo for item in items)
+
+
+def _run_sqs(runner: TriggerRunner, items: list[Item]) -> list[str]:
+    """The SQS message ids of the records to report failed."""
+    if _is_fifo(items):
+        # Run up to the first record we cannot read; it and all after it fail.
+        cut = next((i for i, item in enumerate(items) if item.delivery is None), len(items))
+        results = runner.run_batch(_readable(items[:cut]), in_order=True)
+        succeeded = [result.ok for result in results] + [False] * (len(items) - cut)
+    else:
+        outcome = {id(r.delivery): r.ok for r in runner.run_batch(_readable(items), in_order=False)}
+        succeeded = [item.delivery is not None and outcome[id(item.delivery)] for item in items]
+    return [item.record_id for item, ok in zip(items, succeeded, strict=True) if not ok]
+
+
+def _run_sns(runner: TriggerRunner, items: list[Item]) -> None:
+    results = runner.run_batch(_readable(items), in_order=False)
+    failed = [result for result in results if not result.ok]
+    ids = [result.delivery.id for result in failed] + [i.record_id for i in items if i.delivery is None]
+    if ids:
+        errors = [result.error for result in failed] + [i.error for i in items if i.delivery is None]
+        raise HandlerFailed(ids) from next((error for error in errors if error is not None), None)
+
+
+def _readable(items: list[Item]) -> list[Delivery]:
+    return [item.delivery for item in items if item.delivery is not None]
