@@ -12,7 +12,7 @@ Switch backends by changing one URL::
             message.ack()
 """
 
-from . import aio, filters, ops
+from . import aio, filters, offload, ops
 from ._api import (
     capabilities,
     dead_letter_url,
@@ -41,6 +41,7 @@ from .errors import (
     LeaseLost,
     MessageTooLarge,
     NotFound,
+    PayloadUnavailable,
     PermissionDenied,
     QueueError,
     ResourceExhausted,
@@ -51,6 +52,7 @@ from .errors import (
 )
 from .filters import where
 from .hookspecs import hookimpl
+from .offload import Offload
 
 __version__ = "0.1.0"
 
@@ -72,6 +74,8 @@ __all__ = [
     "Message",
     "MessageTooLarge",
     "NotFound",
+    "Offload",
+    "PayloadUnavailable",
     "PermissionDenied",
     "Producer",
     "QueueError",
@@ -90,6 +94,7 @@ __all__ = [
     "delete",
     "filters",
     "hookimpl",
+    "offload",
     "open_consumer",
     "open_producer",
     "ops",

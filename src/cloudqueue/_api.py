@@ -8,6 +8,7 @@ from ._sync import Consumer, Producer
 from .driver import Capabilities, Declaration
 from .errors import InvalidArgument, Unsupported
 from .filters import Filter
+from .offload import Offload
 
 __all__ = [
     "capabilities",
@@ -31,13 +32,16 @@ def open_producer(
     *,
     retry: RetryPolicy | None = None,
     max_concurrent_batches: int = 8,
+    offload: Offload | None = None,
 ) -> Producer:
     """A :class:`Producer` sending to the queue or topic named by ``url``.
 
     ``retry`` governs retries of transient errors; ``max_concurrent_batches``
-    bounds the send requests under way at once.
+    bounds the send requests under way at once. ``offload``: send bodies above
+    a threshold through a payload store (see :class:`cloudqueue.Offload`; the
+    ``offload=`` URL parameters do the same, not both).
     """
-    return Producer.open(url, retry, max_concurrent_batches)
+    return Producer.open(url, retry, max_concurrent_batches, offload)
 
 
 def open_consumer(
@@ -47,15 +51,18 @@ def open_consumer(
     settle_delay: float = 0.05,
     max_lease_extension: float = 1800.0,
     retry: RetryPolicy | None = None,
+    offload: Offload | None = None,
 ) -> Consumer:
     """A :class:`Consumer` of the queue, or topic subscription, named by ``url``.
 
     At most ``max_in_flight`` messages are held (prefetched or handed out and
     not settled). Settlements wait up to ``settle_delay`` seconds to share a
     request. Leases of held messages are extended automatically for up to
-    ``max_lease_extension`` seconds after receipt (0 disables it).
+    ``max_lease_extension`` seconds after receipt (0 disables it). ``offload``:
+    fetch offloaded payloads from this location as messages are handed out (see
+    :class:`cloudqueue.Offload`); only pointers inside it are fetched.
     """
-    return Consumer.open(url, max_in_flight, settle_delay, max_lease_extension, retry)
+    return Consumer.open(url, max_in_flight, settle_delay, max_lease_extension, retry, offload)
 
 
 def declare(

@@ -35,12 +35,17 @@ class _ReceivedBase:
 
     @property
     def body(self) -> bytes:
-        """The body, exactly the bytes that were sent."""
-        return self._delivery.body
+        """The body, exactly the bytes that were sent. Raises
+        :class:`~cloudqueue.errors.PayloadUnavailable` when it was offloaded and
+        cannot be read (the message can still be settled)."""
+        delivery = self._delivery
+        if delivery.payload_error is not None:
+            raise delivery.payload_error
+        return delivery.body
 
     def text(self, encoding: str = "utf-8") -> str:
         """The body decoded as text."""
-        return self._delivery.body.decode(encoding)
+        return self.body.decode(encoding)
 
     @property
     def id(self) -> str:
@@ -83,10 +88,12 @@ class _ReceivedBase:
         return native if isinstance(native, native_type) else None
 
     def __repr__(self) -> str:
-        return (
-            f"<{type(self).__name__} id={self.id!r} {len(self.body)} bytes "
-            f"attempt={self.delivery_attempt}>"
+        delivery = self._delivery
+        size = (
+            "payload unavailable" if delivery.payload_error is not None
+            else f"{len(delivery.body)} bytes"
         )
+        return f"<{type(self).__name__} id={self.id!r} {size} attempt={self.delivery_attempt}>"
 
 
 class ReceivedMessage(_ReceivedBase):

@@ -13,6 +13,10 @@ from ._options import ConsumerOptions, ProducerOptions
 from ._registry import resolve
 from ._telemetry._attributes import destination_attributes
 from .errors import InvalidArgument, QueueError, SendBatchError
+from .offload import Offload
+from .offload._config import choose_offload, split_offload
+from .offload._consuming import PayloadResolver
+from .offload._opening import open_subscription, open_topic
 
 if TYPE_CHECKING:
     from ._url import Url
@@ -74,10 +78,18 @@ class ProducerShell:
         self._core = ProducerCore(driver, str(url), options.retry, options.max_concurrent_batches)
 
     @classmethod
-    def open(cls, url: str, retry: RetryPolicy | None, max_concurrent_batches: int) -> Self:
+    def open(
+        cls,
+        url: str,
+        retry: RetryPolicy | None,
+        max_concurrent_batches: int,
+        offload: Offload | None = None,
+    ) -> Self:
         options = ProducerOptions(RetryPolicy() if retry is None else retry, max_concurrent_batches)
+        url, from_url = split_offload(url)
+        offload = choose_offload(from_url, offload)
         provider, parsed = resolve(url)
-        return cls(parsed, provider.open_topic(parsed), options)
+        return cls(parsed, open_topic(provider, parsed, offload), options)
 
     @property
     def capabilities(self) -> Capabilities:
@@ -97,9 +109,18 @@ class ProducerShell:
 
 
 class ConsumerShell:
-    def __init__(self, url: Url, driver: SubscriptionDriver, options: ConsumerOptions) -> None:
+    def __init__(
+        self,
+        url: Url,
+        driver: SubscriptionDriver,
+        options: ConsumerOptions,
+        resolver: PayloadResolver | None = None,
+    ) -> None:
         self.url = url
         self._driver = driver
+        # Resolves claim checks as messages are handed out; without offload= it still
+        # marks pointers, so that their .body raises instead of passing as a body.
+        self._payloads = resolver or PayloadResolver(None, aws_format=False)
         self._core = ConsumerCore(
             driver,
             str(url),
@@ -125,13 +146,17 @@ class ConsumerShell:
         settle_delay: float,
         max_lease_extension: float,
         retry: RetryPolicy | None,
+        offload: Offload | None = None,
     ) -> Self:
         options = ConsumerOptions(
             RetryPolicy() if retry is None else retry, max_in_flight, settle_delay,
             max_lease_extension,
         )
+        url, from_url = split_offload(url)
+        offload = choose_offload(from_url, offload)
         provider, parsed = resolve(url)
-        return cls(parsed, provider.open_subscription(parsed), options)
+        driver, resolver = open_subscription(provider, parsed, offload)
+        return cls(parsed, driver, options, resolver)
 
     @property
     def capabilities(self) -> Capabilities:

@@ -19,6 +19,7 @@ from .errors import Closed, QueueError
 if TYPE_CHECKING:
     from ._url import Url
     from .driver import Delivery, SubscriptionDriver, TopicDriver
+    from .offload._consuming import PayloadResolver
 
 __all__ = ["Consumer", "Producer"]
 
@@ -79,8 +80,14 @@ class Consumer(ConsumerShell):
     sends settlements in the background, extends leases of held messages.
     """
 
-    def __init__(self, url: Url, driver: SubscriptionDriver, options: ConsumerOptions) -> None:
-        super().__init__(url, driver, options)
+    def __init__(
+        self,
+        url: Url,
+        driver: SubscriptionDriver,
+        options: ConsumerOptions,
+        resolver: PayloadResolver | None = None,
+    ) -> None:
+        super().__init__(url, driver, options, resolver)
         self._runner = SyncRunner(driver)
         self._worker = threading.Thread(
             target=self._maintain, name=f"cloudqueue consumer {url}", daemon=True
@@ -99,6 +106,7 @@ class Consumer(ConsumerShell):
         """Up to ``max_messages`` messages; waits up to ``wait`` seconds for the
         first, and returns an empty list if none came."""
         deliveries = self._runner.run(self._core.receive(max_messages, wait))
+        self._payloads.resolve(deliveries)
         return [ReceivedMessage(delivery, self) for delivery in deliveries]
 
     def __iter__(self) -> Iterator[ReceivedMessage]:

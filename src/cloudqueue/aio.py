@@ -26,12 +26,14 @@ from ._received import AsyncReceivedMessage
 from ._settlement import Settlement
 from ._shell import ITERATION_WAIT, ConsumerShell, ProducerShell, build_message, raise_failures
 from .errors import Closed, QueueError
+from .offload import Offload
 from .ops._inspect import dead_letters, peek, stats
 from .ops._redrive import redrive
 
 if TYPE_CHECKING:
     from ._url import Url
     from .driver import Delivery, SubscriptionDriver, TopicDriver
+    from .offload._consuming import PayloadResolver
 
 __all__ = [
     "AsyncConsumer",
@@ -92,8 +94,14 @@ class AsyncProducer(ProducerShell):
 class AsyncConsumer(ConsumerShell):
     """Receives from one queue or subscription in asyncio tasks."""
 
-    def __init__(self, url: Url, driver: SubscriptionDriver, options: ConsumerOptions) -> None:
-        super().__init__(url, driver, options)
+    def __init__(
+        self,
+        url: Url,
+        driver: SubscriptionDriver,
+        options: ConsumerOptions,
+        resolver: PayloadResolver | None = None,
+    ) -> None:
+        super().__init__(url, driver, options, resolver)
         self._runner = AsyncRunner(driver)
         self._worker: asyncio.Task[None] | None = None
 
@@ -109,6 +117,7 @@ class AsyncConsumer(ConsumerShell):
         """Up to ``max_messages`` messages; waits up to ``wait`` seconds for the first."""
         self._ensure_worker()
         deliveries = await self._runner.run(self._core.receive(max_messages, wait))
+        await self._payloads.aresolve(deliveries)
         return [AsyncReceivedMessage(delivery, self) for delivery in deliveries]
 
     async def __aiter__(self) -> AsyncIterator[AsyncReceivedMessage]:
@@ -157,9 +166,12 @@ def open_producer(
     *,
     retry: RetryPolicy | None = None,
     max_concurrent_batches: int = 8,
+    offload: Offload | None = None,
 ) -> AsyncProducer:
-    """An :class:`AsyncProducer` for ``url`` (options as :func:`cloudqueue.open_producer`)."""
-    return AsyncProducer.open(url, retry, max_concurrent_batches)
+    """An :class:`AsyncProducer` for ``url`` (options as :func:`cloudqueue.open_producer`).
+
+    Payload stores block: with ``offload``, uploads run in worker threads."""
+    return AsyncProducer.open(url, retry, max_concurrent_batches, offload)
 
 
 def open_consumer(
@@ -169,6 +181,11 @@ def open_consumer(
     settle_delay: float = 0.05,
     max_lease_extension: float = 1800.0,
     retry: RetryPolicy | None = None,
+    offload: Offload | None = None,
 ) -> AsyncConsumer:
-    """An :class:`AsyncConsumer` for ``url`` (options as :func:`cloudqueue.open_consumer`)."""
-    return AsyncConsumer.open(url, max_in_flight, settle_delay, max_lease_extension, retry)
+    """An :class:`AsyncConsumer` for ``url`` (options as :func:`cloudqueue.open_consumer`).
+
+    Payload stores block: with ``offload``, downloads and deletes run in worker threads."""
+    return AsyncConsumer.open(
+        url, max_in_flight, settle_delay, max_lease_extension, retry, offload
+    )

@@ -264,6 +264,10 @@ class Delivery:
     #: idempotency key must mean "the same logical message", which a made-up id
     #: does not).
     deduplication_id: str | None = None
+    #: Set by the portable layer, never by drivers: why the offloaded payload this
+    #: delivery points to could not be read (see :mod:`cloudqueue.offload`). Reading
+    #: the received message's body then raises it.
+    payload_error: QueueError | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -499,6 +503,10 @@ class Provider(abc.ABC):
     #: refuses every filter with Unsupported before calling the provider, so that a
     #: provider written before filters existed never drops one silently.
     supports_filters: bool = False
+    #: Offloaded messages use the AWS extended clients' wire format when the store is
+    #: S3 (``ExtendedPayloadSize`` + an S3 pointer body), and consumers read it, so
+    #: that Java and Python extended clients interoperate. For SQS and SNS only.
+    aws_extended_payloads: bool = False
 
     @abc.abstractmethod
     def open_topic(self, url: Url) -> TopicDriver:
