@@ -426,5 +426,5 @@ def _check_limits(policy: Mapping[str, Any], wanted: Filter) -> None:
     if size > MAX_POLICY_BYTES:
         raise InvalidArgument(
             f"the filter ({wanted}) is {size} bytes as an SNS filter policy; SNS allows at "
-            f"most {MAX_POLICY_BYTES} bytes (256 KB)"
+            f"most {MAX_POLICY_BYTES} bytes"
         )
