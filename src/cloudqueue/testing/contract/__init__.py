@@ -21,6 +21,9 @@ unclaimed one must raise :class:`cloudqueue.Unsupported`. Nothing is skipped.
 Providers that talk to a server also opt into :class:`ConnectionFaults` (every
 connection cut mid-send, mid-receive and with acks pending), with a harness whose
 ``fault_proxy`` stands between the SDK and the server (see :mod:`.faults`).
+
+:class:`LargePayloads` (claim-check offloading) needs an object store beside the
+provider: see :mod:`.large_payloads` for the ``payload_location`` fixture it asks for.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from .asyncio_api import AsyncAPI
 from .delivery import Delivery
 from .faults import ConnectionFaults
 from .filters import FilteringHarness, Filters
+from .large_payloads import LargePayloads
 from .lifecycle import Lifecycle
 from .operations import Operations
 from .ordering import Ordering
@@ -47,6 +51,7 @@ __all__ = [
     "FilteringHarness",
     "Filters",
     "Harness",
+    "LargePayloads",
     "Lifecycle",
     "Operations",
     "Ordering",
