@@ -68,6 +68,11 @@ class Harness(abc.ABC):
     supports_nack_delay: bool = True
     supports_lease_extension: bool = True
     supports_fan_out: bool = False
+    #: Compared values (``equals``/``one_of`` values, ``startswith`` prefixes) the
+    #: provider's filters cannot express: a filter comparing with one must raise
+    #: Unsupported at declare, before it changes anything (SNS: the empty value, which
+    #: it cannot tell from the placeholder cloudqueue sends for it).
+    filter_unexpressible_values: frozenset[str] = frozenset()
     #: Largest body the suite sends to prove the size limit (defaults to the limit).
     max_body_for_tests: int | None = None
     #: ``dead_letter_after`` the dead-letter cases declare: the provider's minimum

@@ -7,6 +7,11 @@ the provider delivers with ``matches``: on the clouds' local servers it checks t
 provider's translation (Pub/Sub expression, Service Bus rule) against the server's
 own evaluation.
 
+A provider that cannot compare with some values (SNS: the empty one) lists them in
+``harness.filter_unexpressible_values``: a filter comparing with one must raise
+Unsupported at declare and leave the subscription as it was; the random case checks
+that and routes by the filters that remain.
+
 Destinations with filters are made by declaring each subscription of a topic made by
 ``harness.make(subscriptions=N)`` again with its filter. A provider whose filters
 cannot change after creation (Pub/Sub) lets its harness implement
@@ -55,6 +60,26 @@ def _declare_filters(harness: Harness, filters: Sequence[Filter | None]) -> Dest
                 dead_letter_after=destination.dead_letter_after,
             )
     return destination
+
+
+def _compares_any(wanted: Filter, values: frozenset[str]) -> bool:
+    """Whether ``wanted`` compares with (or matches a prefix from) one of ``values``."""
+    for condition in wanted.conditions():
+        if isinstance(condition, Equals) and condition.value in values:
+            return True
+        if isinstance(condition, OneOf) and not values.isdisjoint(condition.values):
+            return True
+        if isinstance(condition, Prefix) and condition.prefix in values:
+            return True
+    return False
+
+
+def _declare_settings(destination: Destination) -> dict[str, object]:
+    """The settings a destination was made with, to declare its subscriptions again."""
+    return dict(
+        lease=destination.lease, ordered=destination.ordered,
+        deduplicated=destination.deduplicated, dead_letter_after=destination.dead_letter_after,
+    )
 
 
 #: Attribute names and values chosen to need quoting or escaping somewhere: dots,
@@ -240,6 +265,26 @@ class Filters(SuiteBase):
             got = collect(consumer, 2, timeout=30)
         assert sorted(m.text() for m in got) == ["0", "1"]
 
+    def test_unexpressible_values_are_refused_at_declare(
+        self, make: object, harness: Harness, make_filtered: MakeFiltered
+    ) -> None:
+        if self._refused_without_fan_out(make, harness) or not harness.filter_unexpressible_values:
+            return
+        destination = make_filtered([where("kind").equals("order"), None])
+        url = destination.consumer_url
+        for value in sorted(harness.filter_unexpressible_values):
+            for refused in (
+                where("kind").equals(value),
+                where("kind").equals("order") | where("kind").one_of("refund", value),
+            ):
+                with pytest.raises(cloudqueue.Unsupported) as info:
+                    cloudqueue.declare(url, filter=refused, **_declare_settings(destination))  # type: ignore[arg-type]
+                assert str(info.value), f"Unsupported for {refused} says nothing"
+        # The refusals left the subscription's filter as it was.
+        attribute_sets = [{"kind": "order"}, {"kind": "refund"}, {}]
+        self._send(destination, attribute_sets)
+        self._assert_routed(harness, destination, [where("kind").equals("order"), None], attribute_sets)
+
     @settings(
         max_examples=4,
         deadline=None,
@@ -261,9 +306,20 @@ class Filters(SuiteBase):
     ) -> None:
         if self._refused_without_fan_out(make, harness):
             return
-        all_filters: list[Filter | None] = [*filters, None]
+        unexpressible = harness.filter_unexpressible_values
+        refused = [f if _compares_any(f, unexpressible) else None for f in filters]
+        # A filter the provider cannot express is refused below and its subscription
+        # keeps receiving everything.
+        all_filters: list[Filter | None] = [
+            None if refusal is not None else f for f, refusal in zip(filters, refused, strict=True)
+        ] + [None]
         destination = make_filtered(all_filters)
         try:
+            urls = (destination.consumer_url, *destination.other_subscriptions)
+            for url, refusal in zip(urls, refused, strict=False):
+                if refusal is not None:
+                    with pytest.raises(cloudqueue.Unsupported):
+                        cloudqueue.declare(url, filter=refusal, **_declare_settings(destination))  # type: ignore[arg-type]
             self._send(destination, attribute_sets)
             self._assert_routed(harness, destination, all_filters, attribute_sets)
         finally:
