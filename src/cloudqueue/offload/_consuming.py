@@ -70,8 +70,8 @@ class PayloadResolver:
                 claim: ClaimCheck | str | None = read_pointer(attributes, delivery.body, self._aws)
             except InvalidArgument as error:
                 claim = f"a malformed pointer: {error}"
-            for name in markers:
-                attributes.pop(name, None)
+            # A new dict: an in-process provider may share the one it stores.
+            delivery.attributes = {k: v for k, v in attributes.items() if k not in markers}
             if claim is not None:
                 found.append((delivery, claim))
         return found
