@@ -1,0 +1,223 @@
+"""One emulator as a host process on 127.0.0.1: launch, wait until its port answers, stop.
+
+Shared by the Azurite and GCS emulator runners. The process runs in its own process group
+(so that stopping it also stops anything it spawned), with its output in a log file of a
+temporary folder, whose tail goes into every error about it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import weakref
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+__all__ = ["EmulatorError", "EmulatorProcess", "free_loopback_port"]
+
+_LOG_TAIL_LINES = 40
+#: Variables that would point the emulator's interpreter at our packages.
+_ENV_DROP = frozenset({"PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP"})
+
+
+class EmulatorError(RuntimeError):
+    """An emulator could not be installed, started or reached; the message ends with its log."""
+
+
+def free_loopback_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def port_answers(port: int) -> bool:
+    """Whether something accepts TCP connections on 127.0.0.1:``port``."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.settimeout(1.0)
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+class EmulatorProcess:
+    """Base of the runners: subclasses say what to run (:meth:`_command`) and what it is called."""
+
+    name = "emulator"
+
+    def __init__(self, *, port: int | None, start_timeout: float, stop_grace: float) -> None:
+        self._requested_port = port
+        self._port: int | None = None
+        self._start_timeout = start_timeout
+        self._stop_grace = stop_grace
+        self._process: subprocess.Popen[bytes] | None = None
+        self._workdir: Path | None = None
+        self._finalizer: weakref.finalize[Any, Any] | None = None
+
+    # -- what subclasses provide ----------------------------------------------------------
+
+    def _command(self, port: int, workdir: Path) -> Sequence[str]:
+        raise NotImplementedError
+
+    def _environment(self) -> Mapping[str, str]:
+        return {}
+
+    def _prepare(self) -> None:
+        """Called once before the first launch (e.g. to install the emulator)."""
+
+    # -- state ------------------------------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        if self._port is None:
+            raise EmulatorError(f"{self.name} is not started")
+        return self._port
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    def is_alive(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def log_tail(self, lines: int = _LOG_TAIL_LINES) -> str:
+        """The last ``lines`` lines of the emulator's output ("" when there is none)."""
+        if self._workdir is None:
+            return ""
+        try:
+            text = (self._workdir / "emulator.log").read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def start(self) -> Self:
+        """Start the emulator and wait until its port answers; nothing is left running on failure."""
+        if self._process is not None:
+            raise EmulatorError(f"{self.name} is already started")
+        self._prepare()
+        # A port from free_loopback_port() can be taken before the emulator binds it: retry
+        # with a fresh one in that (rare) case. An explicit port is tried once.
+        attempts = 1 if self._requested_port is not None else 3
+        for attempt in range(attempts):
+            try:
+                self._launch()
+                self._wait_ready(time.monotonic() + self._start_timeout)
+                return self
+            except EmulatorError as error:
+                in_use = "eaddrinuse" in str(error).lower() or "address already in use" in str(error).lower()
+                self.stop()
+                if not in_use or attempt == attempts - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    def stop(self) -> None:
+        """SIGTERM to the process group, SIGKILL after the grace period; removes its folder. Idempotent."""
+        if self._finalizer is not None:
+            self._finalizer.detach()
+            self._finalizer = None
+        process, workdir = self._process, self._workdir
+        self._process = self._workdir = None
+        self._port = None
+        if process is not None:
+            _terminate_group(process, self._stop_grace)
+        if workdir is not None:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # -- internals --------------------------------------------------------------------------
+
+    def _launch(self) -> None:
+        self._port = self._requested_port or free_loopback_port()
+        self._workdir = Path(tempfile.mkdtemp(prefix=f"cloudqueue-{self.name.lower()}-"))
+        env = {key: value for key, value in os.environ.items() if key not in _ENV_DROP}
+        env.update(self._environment())
+        command = list(self._command(self._port, self._workdir))
+        with (self._workdir / "emulator.log").open("wb") as log:
+            try:
+                self._process = subprocess.Popen(
+                    command,
+                    env=env,
+                    cwd=self._workdir,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,  # own group: stop() reaches its children too
+                )
+            except OSError as error:
+                raise EmulatorError(f"could not run {command[0]}: {error}") from error
+        # Last resort if stop() is never called (a crashed session): kill at interpreter exit.
+        self._finalizer = weakref.finalize(self, _kill_group, self._process.pid)
+
+    def _wait_ready(self, deadline: float) -> None:
+        assert self._process is not None and self._port is not None
+        while True:
+            if self._process.poll() is not None:
+                raise EmulatorError(
+                    f"{self.name} exited with code {self._process.returncode} before it was ready"
+                    + self._describe_log()
+                )
+            if port_answers(self._port):
+                return
+            if time.monotonic() >= deadline:
+                raise EmulatorError(
+                    f"{self.name} did not answer on 127.0.0.1:{self._port} within "
+                    f"{self._start_timeout:g} s" + self._describe_log()
+                )
+            time.sleep(0.1)
+
+    def _describe_log(self) -> str:
+        tail = self.log_tail()
+        return f"\n--- {self.name} log (last {_LOG_TAIL_LINES} lines) ---\n{tail}" if tail else ""
+
+
+def _terminate_group(process: subprocess.Popen[bytes], grace: float) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        _kill_group(process.pid)
+        process.wait()
+    _kill_group(process.pid)  # the leader is gone; its children may not be
+
+
+def _kill_group(pgid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
+
+
+def run_checked(command: Sequence[str], *, what: str, on_error: Callable[[str], Exception]) -> None:
+    """Run ``command`` to completion, raising ``on_error(message with its output)`` on failure."""
+    result = subprocess.run(
+        list(command),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
+    if result.returncode != 0:
+        tail = "\n".join((result.stdout or "").splitlines()[-_LOG_TAIL_LINES:])
+        raise on_error(
+            f"{what} failed (exit code {result.returncode}): {' '.join(command)}"
+            + (f"\n--- output (last {_LOG_TAIL_LINES} lines) ---\n{tail}" if tail else "")
+        )
