@@ -466,3 +466,21 @@ def test_ack_deletes_the_payload_only_when_asked_and_nack_or_dead_letter_never(
         assert dead.body == b"dead"
         dead.ack()  # without delete_after_ack: kept
     assert len(stored(store_dir)) == 2
+
+
+def test_redrive_copies_pointers_so_the_redriven_message_still_resolves(
+    url: str, store_dir: Path
+) -> None:
+    offload = Offload(f"file://{store_dir}", threshold=0)
+    with cloudqueue.open_producer(url, offload=offload) as producer:
+        producer.send(b"P" * 5000, attributes={"k": "v"})
+    with cloudqueue.open_consumer(url, offload=offload) as consumer:
+        (message,) = receive_all(consumer, 1)
+        message.dead_letter("try later")
+    report = cloudqueue.ops.redrive(cloudqueue.dead_letter_url(url))
+    assert report.moved == 1
+    assert len(stored(store_dir)) == 1  # the pointer was copied: no download, no new upload
+    with cloudqueue.open_consumer(url, offload=offload) as consumer:
+        (back,) = receive_all(consumer, 1)
+        assert back.body == b"P" * 5000 and back.attributes["k"] == "v"
+        assert PAYLOAD_ATTRIBUTE not in back.attributes

@@ -118,9 +118,12 @@ class ConsumerShell:
     ) -> None:
         self.url = url
         self._driver = driver
-        # Resolves claim checks as messages are handed out; without offload= it still
-        # marks pointers, so that their .body raises instead of passing as a body.
-        self._payloads = resolver or PayloadResolver(None, aws_format=False)
+        # Resolves claim checks as messages are handed out (open() always gives one:
+        # without offload= it still marks pointers, so that their .body raises instead of
+        # passing as a body). None: hand deliveries out as they came, pointers and
+        # markers included: what the operations tools (peek, redrive) want, as a
+        # redrive then copies a pointer with no download and no upload.
+        self._payloads = resolver
         self._core = ConsumerCore(
             driver,
             str(url),

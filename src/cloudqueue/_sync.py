@@ -106,7 +106,8 @@ class Consumer(ConsumerShell):
         """Up to ``max_messages`` messages; waits up to ``wait`` seconds for the
         first, and returns an empty list if none came."""
         deliveries = self._runner.run(self._core.receive(max_messages, wait))
-        self._payloads.resolve(deliveries)
+        if self._payloads is not None:
+            self._payloads.resolve(deliveries)
         return [ReceivedMessage(delivery, self) for delivery in deliveries]
 
     def __iter__(self) -> Iterator[ReceivedMessage]:

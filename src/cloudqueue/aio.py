@@ -117,7 +117,8 @@ class AsyncConsumer(ConsumerShell):
         """Up to ``max_messages`` messages; waits up to ``wait`` seconds for the first."""
         self._ensure_worker()
         deliveries = await self._runner.run(self._core.receive(max_messages, wait))
-        await self._payloads.aresolve(deliveries)
+        if self._payloads is not None:
+            await self._payloads.aresolve(deliveries)
         return [AsyncReceivedMessage(delivery, self) for delivery in deliveries]
 
     async def __aiter__(self) -> AsyncIterator[AsyncReceivedMessage]:
