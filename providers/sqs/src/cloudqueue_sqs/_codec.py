@@ -51,9 +51,12 @@ __all__ = [
     "deduplication_id",
     "encode_attribute",
     "encode_entry",
+    "encode_publish_entry",
     "enqueued_at",
     "made_up",
     "measure",
+    "measure_published",
+    "message_id",
     "ordering_key",
 ]
 
@@ -117,6 +120,38 @@ def encode_entry(
         # DelaySeconds is whole seconds; round up so a message never comes early.
         entry["DelaySeconds"] = math.ceil(message.delay)
     return entry
+
+
+def _id_attribute_size(message_id: str) -> int:
+    return len(wire.MESSAGE_ID_ATTRIBUTE) + len(_STRING) + len(message_id.encode())
+
+
+#: A fresh id is uuid4 hex: 32 characters, always.
+_ID_LENGTH = 32
+
+
+def measure_published(message: Message) -> int:
+    """Bytes ``message`` occupies in an SNS publish: as on SQS, plus the id attribute."""
+    return measure(message) + _id_attribute_size("0" * _ID_LENGTH)
+
+
+def encode_publish_entry(
+    entry_id: str, message: Message, *, fifo: bool, content_based_dedup: bool, message_id: str
+) -> dict[str, Any]:
+    """A ``PublishBatch`` entry: the SQS entry's body and attributes exactly (raw delivery
+    hands them to the queue unchanged), plus ``message_id`` in
+    :data:`cloudqueue.wire.MESSAGE_ID_ATTRIBUTE` (the queue's copy gets an SQS id of its own)."""
+    entry = encode_entry(entry_id, message, fifo=fifo, content_based_dedup=content_based_dedup)
+    entry["Message"] = entry.pop("MessageBody")
+    attributes = entry.setdefault("MessageAttributes", {})
+    attributes[wire.MESSAGE_ID_ATTRIBUTE] = {"DataType": _STRING, "StringValue": message_id}
+    return entry
+
+
+def message_id(native_id: str, attributes: Mapping[str, str]) -> str:
+    """The id a received message reports: the one its sender returned when it carried one
+    (:data:`cloudqueue.wire.MESSAGE_ID_ATTRIBUTE`), else the transport's own."""
+    return attributes.get(wire.MESSAGE_ID_ATTRIBUTE) or native_id
 
 
 def made_up(unique: str) -> str:

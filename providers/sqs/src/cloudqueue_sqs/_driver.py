@@ -11,6 +11,7 @@ correct, so it has not earned its place.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -26,14 +27,17 @@ from cloudqueue.driver import (
     TopicDriver,
 )
 from cloudqueue.errors import FailedPrecondition, QueueError
-from cloudqueue.wire import DEAD_LETTER_REASON, RESERVED_PREFIX
+from cloudqueue.wire import DEAD_LETTER_REASON, MESSAGE_ID_ATTRIBUTE, RESERVED_PREFIX
 
 from . import _codec
 from ._errors import entry_error
 from ._queues import Queue, dead_letter_twin, sqs_call, visibility_seconds
 from ._tracing import telemetry_attributes
 
-__all__ = ["LIMITS", "SqsSubscription", "SqsTopic", "capabilities_for"]
+__all__ = [
+    "LIMITS", "Content", "Receipt", "SqsSubscription", "SqsTopic", "capabilities_for",
+    "failures",
+]
 
 _MIB = 1024 * 1024
 #: SQS allows 10 message attributes. One goes to cloudqueue's body-encoding marker and one
@@ -88,6 +92,16 @@ def capabilities_for(fifo: bool) -> Capabilities:
     return FIFO if fifo else STANDARD
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class Content:
+    """A received message's id, body text and attributes (markers kept), before decoding."""
+
+    native_id: str
+    text: str
+    attributes: dict[str, str]
+    enqueued_at: datetime.datetime | None
+
+
 class Receipt:
     """The settlement token of one delivery: its receipt handle and the message."""
 
@@ -98,7 +112,7 @@ class Receipt:
         self.message = message
 
 
-def _failures(what: str, answer: dict[str, Any], count: int) -> list[QueueError | None] | None:
+def failures(what: str, answer: dict[str, Any], count: int) -> list[QueueError | None] | None:
     failed = answer.get("Failed") or ()
     if not failed:
         return None
@@ -189,19 +203,29 @@ class SqsSubscription(SubscriptionDriver):
             )
         return [self._delivery(raw, started + lease) for raw in answer.get("Messages") or ()]
 
-    @staticmethod
-    def _delivery(raw: dict[str, Any], lease_deadline: float) -> Delivery:
+    def _content(self, raw: dict[str, Any]) -> Content:
+        """What the SQS message says: overridden where a body may wrap another (SNS)."""
         system = raw.get("Attributes") or {}
-        attributes = _codec.decode_attributes(raw.get("MessageAttributes"))
-        body, attributes = _codec.decode_body(str(raw.get("Body", "")), attributes)
+        return Content(
+            native_id=str(raw["MessageId"]),
+            text=str(raw.get("Body", "")),
+            attributes=_codec.decode_attributes(raw.get("MessageAttributes")),
+            enqueued_at=_codec.enqueued_at(system),
+        )
+
+    def _delivery(self, raw: dict[str, Any], lease_deadline: float) -> Delivery:
+        system = raw.get("Attributes") or {}
+        content = self._content(raw)
+        message_id = _codec.message_id(content.native_id, content.attributes)
+        body, attributes = _codec.decode_body(content.text, content.attributes)
         return Delivery(
             token=Receipt(str(raw["ReceiptHandle"]), raw),
-            id=str(raw["MessageId"]),
+            id=message_id,
             body=body,
             attributes=attributes,
             delivery_attempt=int(system.get("ApproximateReceiveCount", "1")),
             ordering_key=_codec.ordering_key(system),
-            enqueued_at=_codec.enqueued_at(system),
+            enqueued_at=content.enqueued_at,
             lease_deadline=lease_deadline,
             native=raw,
             deduplication_id=_codec.deduplication_id(system),
@@ -250,7 +274,7 @@ class SqsSubscription(SubscriptionDriver):
         with sqs_call(f"dead-lettering to SQS queue {target_name!r}"):
             answer = queue.client.send_message_batch(QueueUrl=target.url(), Entries=copies)
         errors: list[QueueError | None] = list(
-            _failures("dead-lettering", answer, len(pairs)) or [None] * len(pairs)
+            failures("dead-lettering", answer, len(pairs)) or [None] * len(pairs)
         )
         copied = [r for (r, _), error in zip(pairs, errors, strict=True) if error is None]
         if copied:
@@ -268,7 +292,7 @@ class SqsSubscription(SubscriptionDriver):
         entries = [{"Id": str(i), "ReceiptHandle": r.handle} for i, r in enumerate(receipts)]
         with sqs_call(f"{what} on SQS queue {queue.name!r}"):
             answer = queue.client.delete_message_batch(QueueUrl=queue.url(), Entries=entries)
-        return _failures(what, answer, len(entries))
+        return failures(what, answer, len(entries))
 
     def _change_visibility(self, pairs: Sequence[tuple[Receipt, float]], what: str) -> BatchErrors:
         queue = self._queue
@@ -280,7 +304,7 @@ class SqsSubscription(SubscriptionDriver):
             answer = queue.client.change_message_visibility_batch(
                 QueueUrl=queue.url(), Entries=entries
             )
-        return _failures(what, answer, len(entries))
+        return failures(what, answer, len(entries))
 
     def telemetry_attributes(self) -> Mapping[str, str | int]:
         return telemetry_attributes(self._queue)
@@ -297,7 +321,8 @@ _SQS_MAX_ATTRIBUTES = 10
 
 
 def _dead_letter_copy(entry_id: str, receipt: Receipt, reason: str, fifo: bool) -> dict[str, Any]:
-    """The original message as received (body and attributes untouched), plus the reason
+    """The original message as received (body and attributes untouched, except the sender's
+    id of :data:`MESSAGE_ID_ATTRIBUTE`, which becomes the original-id marker), plus the reason
     and, where SQS's 10 attributes leave room, markers with the original message id and
     receive count (the copy gets a new id and a count of its own; ``cloudqueue.ops`` reads
     the markers to put provenance on a redriven message). In order of worth: the reason
@@ -309,9 +334,13 @@ def _dead_letter_copy(entry_id: str, receipt: Receipt, reason: str, fifo: bool) 
         for name, value in (raw.get("MessageAttributes") or {}).items()
     }
     system = raw.get("Attributes") or {}
+    # The copy is a message of its own with an id of its own, as on a plain SQS queue;
+    # the id its sender returned (SNS) becomes its original id. Two copies of one
+    # message (dead-lettered again after its lease ran out) stay two dead letters.
+    sender_id = attributes.pop(MESSAGE_ID_ATTRIBUTE, {}).get("StringValue")
     extra = [
         (DEAD_LETTER_REASON, reason),  # the slot kept free for it (see USER_ATTRIBUTES)
-        (_codec.ORIGINAL_ID_MARKER, str(raw["MessageId"])),
+        (_codec.ORIGINAL_ID_MARKER, sender_id or str(raw["MessageId"])),
         (_codec.RECEIVE_COUNT_MARKER, str(system.get("ApproximateReceiveCount") or "")),
     ]
     for name, value in extra:

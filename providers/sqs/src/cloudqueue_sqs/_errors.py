@@ -1,6 +1,6 @@
-"""botocore's typed errors and SQS error codes, mapped to portable codes by table.
+"""botocore's typed errors and SQS, SNS and STS error codes, mapped to portable codes by table.
 
-SQS reports what went wrong as an error *code* (``QueueDoesNotExist``,
+SQS (and likewise SNS) reports what went wrong as an error *code* (``QueueDoesNotExist``,
 ``AWS.SimpleQueueService.NonExistentQueue`` in the JSON protocol, ``RequestThrottled``...),
 both on whole calls (botocore raises ``ClientError`` carrying it) and per entry of a batch
 call (``Failed[i].Code``). One table serves both; message texts are never inspected.
@@ -83,6 +83,37 @@ SQS_CODES: Mapping[str, ErrorCode] = {
     "InternalError": _E.UNAVAILABLE,
     "InternalFailure": _E.UNAVAILABLE,
     "RequestTimeout": _E.DEADLINE_EXCEEDED,
+    # SNS (topics, subscriptions, PublishBatch entries); the batch-shaped codes it
+    # shares with SQS (BatchEntryIdsNotDistinct, TooManyEntriesInBatchRequest...) are above.
+    "NotFound": _E.NOT_FOUND,
+    "NotFoundException": _E.NOT_FOUND,
+    "ResourceNotFound": _E.NOT_FOUND,
+    "InvalidParameter": _E.INVALID_ARGUMENT,
+    "InvalidParameterException": _E.INVALID_ARGUMENT,
+    "ParameterValueInvalid": _E.INVALID_ARGUMENT,
+    "ValidationException": _E.INVALID_ARGUMENT,
+    "InvalidBatchEntryIdException": _E.INVALID_ARGUMENT,
+    "BatchEntryIdsNotDistinctException": _E.INVALID_ARGUMENT,
+    "BatchRequestTooLongException": _E.INVALID_ARGUMENT,
+    "EmptyBatchRequestException": _E.INVALID_ARGUMENT,
+    "TooManyEntriesInBatchRequestException": _E.INVALID_ARGUMENT,
+    "AuthorizationError": _E.PERMISSION_DENIED,
+    "AuthorizationErrorException": _E.PERMISSION_DENIED,
+    "Throttled": _E.RESOURCE_EXHAUSTED,
+    "ThrottledException": _E.RESOURCE_EXHAUSTED,
+    "TopicLimitExceeded": _E.RESOURCE_EXHAUSTED,
+    "SubscriptionLimitExceeded": _E.RESOURCE_EXHAUSTED,
+    "FilterPolicyLimitExceeded": _E.RESOURCE_EXHAUSTED,
+    "EndpointDisabled": _E.FAILED_PRECONDITION,
+    "InvalidState": _E.FAILED_PRECONDITION,
+    "ConcurrentAccess": _E.UNAVAILABLE,
+    "KMSAccessDenied": _E.PERMISSION_DENIED,
+    "KMSDisabled": _E.FAILED_PRECONDITION,
+    "KMSInvalidState": _E.FAILED_PRECONDITION,
+    "KMSNotFound": _E.FAILED_PRECONDITION,
+    "KMSOptInRequired": _E.FAILED_PRECONDITION,
+    "KMSThrottling": _E.RESOURCE_EXHAUSTED,
+    "InternalErrorException": _E.UNAVAILABLE,
 }
 
 

@@ -23,7 +23,10 @@ from cloudqueue.errors import InvalidArgument, register_secret, register_url_sec
 
 from ._errors import CALL_ERRORS
 
-__all__ = ["Endpoint", "Queue", "QueueRegistry", "dead_letter_twin", "sqs_call"]
+__all__ = [
+    "FIFO_SUFFIX", "Endpoint", "Queue", "QueueRegistry", "dead_letter_twin", "make_client",
+    "sqs_call",
+]
 
 T = TypeVar("T")
 
@@ -167,21 +170,24 @@ class Queue:
 
 
 class QueueRegistry:
-    """The provider's shared state: one boto3 client per endpoint, one Queue per name."""
+    """The provider's shared state: one boto3 client per endpoint and service, one Queue
+    per name."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._clients: dict[Endpoint, Any] = {}
+        self._clients: dict[tuple[Endpoint, str], Any] = {}
         self._queues: dict[tuple[Endpoint, str], Queue] = {}
 
-    def client(self, endpoint: Endpoint) -> Any:
-        client = self._clients.get(endpoint)
+    def client(self, endpoint: Endpoint, service: str = "sqs") -> Any:
+        """The boto3 client of ``service`` (``sqs``, ``sns``, ``sts``) for ``endpoint``."""
+        key = (endpoint, service)
+        client = self._clients.get(key)
         if client is None:
             with self._lock:
-                client = self._clients.get(endpoint)
+                client = self._clients.get(key)
                 if client is None:
-                    with sqs_call("creating the SQS client"):
-                        client = self._clients[endpoint] = _make_client(endpoint)
+                    with sqs_call(f"creating the {service.upper()} client"):
+                        client = self._clients[key] = make_client(endpoint, service)
         return client
 
     def queue(self, url: Url, name: str | None = None) -> Queue:
@@ -202,7 +208,9 @@ class QueueRegistry:
             client.close()
 
 
-def _make_client(endpoint: Endpoint) -> Any:
+def make_client(endpoint: Endpoint, service: str) -> Any:
+    """A boto3 client of ``service`` with cloudqueue's retry and pool settings, its
+    credentials and endpoint passwords registered as secrets."""
     import boto3
     from botocore.config import Config
 
@@ -217,11 +225,11 @@ def _make_client(endpoint: Endpoint) -> Any:
     # A user:password@ in an endpoint taken from the environment or the shared
     # configuration shows in botocore's errors and DEBUG logs: register it before any
     # request (the endpoint_url parameter's is registered when the URL is parsed).
-    for name in ("AWS_ENDPOINT_URL_SQS", "AWS_ENDPOINT_URL"):
+    for name in (f"AWS_ENDPOINT_URL_{service.upper()}", "AWS_ENDPOINT_URL"):
         register_url_secrets(os.environ.get(name) or "")
     config = Config(retries=_BOTOCORE_RETRIES, max_pool_connections=_POOL_CONNECTIONS)
     client = session.client(
-        "sqs", region_name=endpoint.region, endpoint_url=endpoint.endpoint_url, config=config
+        service, region_name=endpoint.region, endpoint_url=endpoint.endpoint_url, config=config
     )
     register_url_secrets(str(client.meta.endpoint_url or ""))
     return client

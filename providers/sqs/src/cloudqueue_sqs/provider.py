@@ -30,7 +30,7 @@ from cloudqueue.hookspecs import hookimpl
 
 from ._queues import Queue, QueueRegistry, dead_letter_twin, sqs_call, visibility_seconds
 
-__all__ = ["SqsProvider", "cloudqueue_providers"]
+__all__ = ["PROVIDER", "SqsProvider", "cloudqueue_providers"]
 
 #: Dead letters are kept for SQS's longest retention, 14 days, to leave time to look.
 _DEAD_LETTER_RETENTION = str(14 * 86400)
@@ -45,6 +45,12 @@ class SqsProvider(Provider):
 
     def __init__(self) -> None:
         self._queues = QueueRegistry()
+
+    @property
+    def queues(self) -> QueueRegistry:
+        """The clients and queues, shared with the SNS provider (its subscriptions are
+        queues of this one)."""
+        return self._queues
 
     def open_topic(self, url: Url) -> TopicDriver:
         from ._driver import SqsTopic
@@ -150,10 +156,11 @@ class SqsProvider(Provider):
         self._queues.close()
 
 
-_PROVIDER = SqsProvider()
+#: The one instance, registered here and shared by :mod:`cloudqueue_sqs.sns`.
+PROVIDER = SqsProvider()
 
 
 @hookimpl
 def cloudqueue_providers() -> list[Provider]:
-    return [_PROVIDER]
+    return [PROVIDER]
 

@@ -1,0 +1,169 @@
+"""The Amazon SNS provider: ``sns://<topic>[?subscription=<name>&region=&endpoint_url=&profile=&account=]``.
+
+Producers publish to the topic; a consumer reads one subscription, which is the SQS queue
+``<topic>-<subscription>`` (``orders.fifo`` + ``billing`` -> ``orders-billing.fifo``)
+subscribed with raw message delivery, so bodies and attributes arrive as sent. Topics
+named ``*.fifo`` are FIFO topics with FIFO queues behind them. ``account`` names the
+topic's AWS account (12 digits) when it is not the caller's. See docs/providers/sns.md.
+
+This module is the ``cloudqueue.providers`` entry point; it imports no SDK until a topic
+is used.
+"""
+
+from __future__ import annotations
+
+from cloudqueue.driver import (
+    Capabilities,
+    DeadLetterFacts,
+    Declaration,
+    Delivery,
+    Provider,
+    QueueStats,
+    SubscriptionDriver,
+    TopicDriver,
+    Url,
+)
+from cloudqueue.errors import InvalidArgument
+from cloudqueue.hookspecs import hookimpl
+
+from ._queues import Queue, QueueRegistry
+from ._subscriptions import subscription_queue_name
+from ._topics import Topic, TopicRegistry
+from .provider import PROVIDER, SqsProvider
+
+__all__ = ["SnsProvider", "cloudqueue_providers"]
+
+#: The URL parameters that select an AWS endpoint, carried over to ``sqs://`` URLs.
+_ENDPOINT_PARAMETERS = ("region", "endpoint_url", "profile")
+
+
+class SnsProvider(Provider):
+    schemes = ("sns",)
+    distribution = "cloudqueue-sqs"
+    parameters = frozenset({"subscription", "region", "endpoint_url", "profile", "account"})
+    supports_filters = True
+
+    def __init__(self, sqs: SqsProvider) -> None:
+        # The queues behind subscriptions are the SQS provider's: one client cache, and
+        # its declare rules, operations and dead-letter handling apply unchanged.
+        self._sqs = sqs
+        self._queues: QueueRegistry = sqs.queues
+        self._topics = TopicRegistry(self._queues)
+
+    # -- URLs ------------------------------------------------------------------------
+
+    def _topic(self, url: Url) -> Topic:
+        return self._topics.topic(url)
+
+    def queue_url(self, url: Url) -> Url:
+        """The ``sqs://`` URL of the queue behind the subscription ``url`` names."""
+        subscription = url.subscription
+        if subscription is None:
+            raise InvalidArgument(
+                f"{str(url)!r:.300} names an SNS topic; consumers, purge and dead letters "
+                "need one of its subscriptions: sns://<topic>?subscription=<name>"
+            )
+        name = subscription_queue_name(self._topic(url).name, subscription)
+        params = {key: url.params[key] for key in _ENDPOINT_PARAMETERS if key in url.params}
+        return Url(scheme="sqs", host=name, path="", params=params)
+
+    def _queue(self, url: Url) -> Queue:
+        return self._queues.queue(self.queue_url(url))
+
+    # The methods cloudqueue.ops may call with a subscription's dead-letter URL also take
+    # sqs:// URLs (that URL is one) and hand them to the SQS provider: ops reads dead
+    # letters through the provider of the subscription it was asked about.
+
+    # -- drivers -----------------------------------------------------------------------
+
+    def open_topic(self, url: Url) -> TopicDriver:
+        from ._sns_driver import SnsTopic
+
+        if url.scheme == "sqs":
+            return self._sqs.open_topic(url)
+        return SnsTopic(self._topic(url))
+
+    def open_subscription(self, url: Url) -> SubscriptionDriver:
+        from ._sns_driver import SnsSubscription
+
+        if url.scheme == "sqs":
+            return self._sqs.open_subscription(url)
+        topic = self._topic(url)
+        return SnsSubscription(self._queue(url), topic.name)
+
+    def capabilities(self, url: Url) -> Capabilities:
+        from ._sns_driver import topic_capabilities
+
+        if url.scheme == "sqs":
+            return self._sqs.capabilities(url)
+        return topic_capabilities(self._topic(url).fifo)
+
+    # -- provisioning -------------------------------------------------------------------
+
+    def declare(self, url: Url, declaration: Declaration) -> None:
+        from . import _provisioning
+
+        topic = self._topic(url)
+        if url.subscription is None:
+            _provisioning.declare_topic(topic, declaration)
+            return
+        _provisioning.declare_subscription(
+            self._sqs, topic, self.queue_url(url), self._queue(url), declaration
+        )
+
+    def dead_letter_url(self, url: Url) -> Url:
+        return self._sqs.dead_letter_url(self.queue_url(url))
+
+    def purge(self, url: Url) -> None:
+        self._sqs.purge(self.queue_url(url))
+
+    def delete(self, url: Url) -> None:
+        from . import _provisioning
+
+        topic = self._topic(url)
+        if url.subscription is None:
+            _provisioning.delete_topic(topic, self._queues, url)
+        else:
+            _provisioning.delete_subscription(topic, self._queue(url))
+
+    # -- operations (cloudqueue.ops): the subscription's queue, as SQS reads it ----------
+
+    def stats(self, url: Url) -> QueueStats:
+        if url.scheme == "sqs":
+            return self._sqs.stats(url)
+        return self._sqs.stats(self.queue_url(url))
+
+    def dead_letter_facts(self, url: Url, delivery: Delivery) -> DeadLetterFacts:
+        if url.scheme == "sqs":
+            return self._sqs.dead_letter_facts(url, delivery)
+        return self._sqs.dead_letter_facts(self.queue_url(url), delivery)
+
+    def redrive_source(self, url: Url) -> Url:
+        if url.scheme == "sqs":
+            return self._sqs.redrive_source(url)
+        # A subscription's dead letters are the sqs:// twin (see dead_letter_url), so a
+        # redrive starts there; an sns:// URL is never a dead-letter destination.
+        raise InvalidArgument(
+            f"{str(url)!r:.300} is not a dead-letter destination: the dead letters of an SNS "
+            "subscription are an SQS queue, cloudqueue.dead_letter_url(<subscription URL>)"
+        )
+
+    def open_redrive_target(self, url: Url) -> TopicDriver:
+        if url.scheme == "sqs":
+            return self._sqs.open_redrive_target(url)
+        if url.subscription is None:
+            return self.open_topic(url)
+        # Sending to the subscription's queue reaches that subscription only.
+        return self._sqs.open_topic(self.queue_url(url))
+
+    def close(self) -> None:
+        self._topics.close()
+
+
+_PROVIDER = SnsProvider(PROVIDER)
+
+
+@hookimpl
+def cloudqueue_providers() -> list[Provider]:
+    return [_PROVIDER]
+
