@@ -14,6 +14,7 @@ import pytest
 from opentelemetry.trace import SpanKind
 from test_telemetry_runtime import finished, only
 from test_telemetry_runtime_serverless import SENDER_SPAN, SENDER_TRACE, TRACEPARENT, span_ids
+from test_wire_sns import lambda_sns_object, sqs_envelope
 
 import cloudqueue
 from cloudqueue.serverless import HandlerFailed, MalformedEvent, aws_lambda
@@ -45,23 +46,7 @@ def documented_sns_event() -> dict[str, Any]:
         "EventVersion": "1.0",
         "EventSubscriptionArn": TOPIC_ARN + ":21be56ed-a058-49f5-8c98-aedd2564c486",
         "EventSource": "aws:sns",
-        "Sns": {
-            "SignatureVersion": "1",
-            "Timestamp": "2019-01-02T12:45:07.000Z",
-            "Signature": "tcc6faL2yUC6dgZdmrwh1Y4cGa/ebXEkAi6RibDsvpi+tE/1+82j...65r==",
-            "SigningCertUrl": "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-ac565b8b1a6c5d002d285f9598aa1d9b.pem",
-            "MessageId": "95df01b4-ee98-5cb9-9903-4c221d41eb5e",
-            "Message": "Hello from SNS!",
-            "MessageAttributes": {
-                "Test": {"Type": "String", "Value": "TestString"},
-                "TestBinary": {"Type": "Binary", "Value": "TestBinary"},
-            },
-            "Type": "Notification",
-            "UnsubscribeUrl": "https://sns.us-east-1.amazonaws.com/?Action=Unsubscribe&amp;SubscriptionArn="
-            "arn:aws:sns:us-east-1:123456789012:test-lambda:21be56ed-a058-49f5-8c98-aedd2564c486",
-            "TopicArn": TOPIC_ARN,
-            "Subject": "TestInvoke",
-        },
+        "Sns": lambda_sns_object(),
     }]}
 
 
@@ -198,23 +183,11 @@ def test_sns_nack_fails_the_invocation_and_what_the_trigger_cannot_do_is_refused
 
 
 def test_an_sqs_record_carrying_the_documented_envelope_is_unwrapped() -> None:
-    envelope = {
-        "Type": "Notification",
-        "MessageId": "22b80b92-fdea-4c2c-8f9d-bdfb0c7bf324",
-        "TopicArn": "arn:aws:sns:us-west-2:123456789012:MyTopic",
-        "Subject": "My First Message",
-        "Message": "Hello world!",
-        "Timestamp": "2012-05-02T00:54:06.655Z",
-        "SignatureVersion": "1",
-        "Signature": "EXAMPLEw6JRN...",
-        "SigningCertURL": "https://sns.us-west-2.amazonaws.com/SimpleNotificationService-f3ecfb7224c7233fe7bb5f59f96de52f.pem",
-        "UnsubscribeURL": "https://sns.us-west-2.amazonaws.com/?Action=Unsubscribe&SubscriptionArn="
-        "arn:aws:sns:us-west-2:123456789012:MyTopic:c9135db0-26c4-47ec-8998-413945fb5a96",
-    }
+    envelope = sqs_envelope()
     seen, handler = recorder()
     response = aws_lambda(handler)({"Records": [sqs_record("sqs-1", json.dumps(envelope))]}, None)
     assert response == {"batchItemFailures": []}
-    assert seen == [("22b80b92-fdea-4c2c-8f9d-bdfb0c7bf324", b"Hello world!", {}, 1)]
+    assert seen == [(envelope["MessageId"], b"Hello world!", {}, 1)]
 
 
 def test_envelope_records_decode_our_encoding_and_failures_report_the_sqs_message_id() -> None:
