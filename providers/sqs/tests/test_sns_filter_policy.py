@@ -222,10 +222,20 @@ def test_policy_size_limit(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_a_filter_exploding_into_alternatives_is_invalid() -> None:
-    pairs = [where(f"a{i}").equals("x") | where(f"b{i}").equals("y") for i in range(11)]
+    # 2**8 alternatives on 16 attributes: refused while expanding, before the key count.
+    pairs = [where(f"a{i}").equals("x") | where(f"b{i}").equals("y") for i in range(8)]
     with pytest.raises(InvalidArgument) as info:
         filter_policy(AllOf(tuple(pairs)))
-    assert "at most 150" in str(info.value)
+    assert "more than 150 alternatives" in str(info.value)
+
+
+def test_merging_many_alternatives_keeps_every_value() -> None:
+    # Pairs differing on one attribute merge step by step into one array each.
+    f = AnyOf(tuple(kind.equals(f"k{i}") & region.equals(f"r{i % 2}") for i in range(12)))
+    assert policy(f) == {"$or": [
+        {"kind": [f"k{i}" for i in sorted(range(0, 12, 2), key=str)], "region": ["r0"]},
+        {"kind": [f"k{i}" for i in sorted(range(1, 12, 2), key=str)], "region": ["r1"]},
+    ]}
 
 
 # -- SNS's matching, from the documentation ------------------------------------------------

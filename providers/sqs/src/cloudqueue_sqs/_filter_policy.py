@@ -34,6 +34,9 @@ Approximated (documented in docs/filters.md): a ``startswith`` prefix made of ba
 characters also matches an attribute whose value is not SQS text (control characters)
 when the base64 it is sent as starts with that prefix.
 
+A filter whose normal form exceeds :data:`MAX_COMBINATIONS` alternatives at any step
+is refused, even where later conditions would have ruled most of them out.
+
 SNS's limits are checked on the result: at most :data:`MAX_KEYS` attribute names, a
 total combination of at most :data:`MAX_COMBINATIONS` (the product of the array sizes
 of each alternative, summed over the alternatives), at most :data:`MAX_POLICY_BYTES`.
@@ -87,9 +90,10 @@ _KEYWORDS = frozenset({
     "wildcard",
 })
 _OR = "$or"
-# Alternatives held while bringing a filter to normal form; far above what fits in
-# MAX_COMBINATIONS, it only bounds the work on a filter that cannot fit anyway.
-_MAX_ALTERNATIVES = 1024
+# Alternatives held while bringing a filter to normal form. Each one counts at least 1
+# towards MAX_COMBINATIONS, so more cannot fit unless a later AND rules most of them out;
+# refusing there bounds the quadratic simplification.
+_MAX_ALTERNATIVES = MAX_COMBINATIONS
 
 
 def filter_policy(f: Filter) -> str:
@@ -330,29 +334,31 @@ def _simplify(alternatives: list[_Alternative]) -> list[_Alternative]:
     for alt in alternatives:
         if alt not in unique:
             unique.append(alt)
-    changed = True
-    while changed:
-        changed = False
-        # Drop an alternative another one covers.
-        for i, narrow in enumerate(unique):
-            if any(j != i and _covers(wide, narrow) for j, wide in enumerate(unique)):
-                del unique[i]
-                changed = True
-                break
-        if changed:
-            continue
-        # Merge two alternatives that differ on one attribute into one array.
-        for i, first in enumerate(unique):
-            for j in range(i + 1, len(unique)):
-                merged = _merge_one_difference(first, unique[j])
-                if merged is not None:
-                    unique[i] = merged
-                    del unique[j]
-                    changed = True
-                    break
-            if changed:
-                break
-    return unique
+    # Drop an alternative another one covers (of two covering each other, the later).
+    kept = [
+        narrow for i, narrow in enumerate(unique)
+        if not any(
+            j != i and _covers(wide, narrow) and (j < i or not _covers(narrow, wide))
+            for j, wide in enumerate(unique)
+        )
+    ]
+    # Merge alternatives that differ on one attribute into one array, until none do.
+    merged_any = True
+    while merged_any:
+        merged_any = False
+        i = 0
+        while i < len(kept):
+            j = i + 1
+            while j < len(kept):
+                merged = _merge_one_difference(kept[i], kept[j])
+                if merged is None:
+                    j += 1
+                else:
+                    kept[i] = merged
+                    del kept[j]
+                    merged_any = True
+            i += 1
+    return kept
 
 
 def _merge_one_difference(a: _Alternative, b: _Alternative) -> _Alternative | None:
