@@ -6,11 +6,13 @@ received with boto3 and turned into the event records Lambda would build from it
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 import boto3
 import cloudqueue
@@ -18,9 +20,12 @@ import pytest
 from cloudqueue.serverless import HandlerFailed, aws_lambda
 from cloudqueue.testing.contract import unique_name
 from cloudqueue.wire import MESSAGE_ID_ATTRIBUTE
+from conftest_driver import aws_environment, endpoint_url
 
 from cloudqueue_sqs import _codec
 from cloudqueue_sqs.testing import LocalStack
+
+__all__ = ["aws_environment", "endpoint_url"]
 
 REGION = "us-east-1"
 BODY = b"\x00\xff binary order \x01"
@@ -181,3 +186,26 @@ def test_the_same_notification_as_an_sns_trigger_record_decodes_the_same(localst
     with pytest.raises(HandlerFailed) as caught:
         run(event, fail=True)
     assert caught.value.message_ids == [sent_id]
+
+
+def test_a_message_sent_to_an_sns_url_reaches_the_adapter_with_the_id_send_returned(
+    endpoint_url: str, localstack: LocalStack,
+) -> None:
+    topic = unique_name("lambda-orders")
+    query = urlencode({"region": REGION, "endpoint_url": endpoint_url})
+    subscription_url = f"sns://{topic}?subscription=billing&{query}"
+    cloudqueue.declare(subscription_url)
+    try:
+        with cloudqueue.open_producer(f"sns://{topic}?{query}") as producer:
+            sent_id = producer.send(cloudqueue.Message(BODY, attributes=ATTRIBUTES))
+        sqs = client("sqs", localstack)
+        queue_url = sqs.get_queue_url(QueueName=f"{topic}-billing")["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
+            "Attributes"]["QueueArn"]
+        queue = Subscription(None, sqs, "", "", queue_url, queue_arn)
+        record = lambda_sqs_record(receive_one(queue), queue_arn)
+    finally:
+        with contextlib.suppress(cloudqueue.QueueError):
+            cloudqueue.delete(f"sns://{topic}?{query}")
+    seen, response = run({"Records": [record]})
+    assert seen == [(sent_id, BODY, ATTRIBUTES)] and response == {"batchItemFailures": []}
