@@ -11,13 +11,12 @@ timeout to connect, so a store that is down fails in seconds.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import threading
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from ..errors import ErrorCode, InvalidArgument, NotFound, Unsupported, register_secret, translate
 from ._store import PayloadStore
@@ -89,7 +88,7 @@ class AzureBlobStore(PayloadStore):
         if connection_string is not None:
             register_secret(connection_string)
         if account_url is not None and urlsplit(account_url).query:
-            register_secret(urlsplit(account_url).query)
+            _register_sas(urlsplit(account_url).query)
         self._container_name = container
         self._prefix = prefix
         self._location = f"az://{container}/{prefix}" if prefix else f"az://{container}"
@@ -102,17 +101,22 @@ class AzureBlobStore(PayloadStore):
     @classmethod
     def open(cls, location: str) -> AzureBlobStore:
         container, prefix = _parse(location)
-        if importlib.util.find_spec("azure.storage.blob") is None:
+        try:
+            import azure.storage.blob  # here, so that a missing SDK fails at open
+        except ImportError as error:
             raise Unsupported(
                 "the az:// payload store needs azure-storage-blob: pip install 'cloudqueue[offload-azure]'"
-            )
+            ) from error
         connection_string = os.environ.get(CONNECTION_STRING_ENV) or None
         account_url = None if connection_string else (os.environ.get(ACCOUNT_URL_ENV) or None)
-        if account_url is not None and importlib.util.find_spec("azure.identity") is None:
-            raise Unsupported(
-                f"the az:// payload store with {ACCOUNT_URL_ENV} signs in with azure-identity: "
-                "pip install 'cloudqueue[offload-azure]'"
-            )
+        if account_url is not None and not urlsplit(account_url).query:
+            try:
+                import azure.identity  # noqa: F401 - DefaultAzureCredential signs in without a SAS
+            except ImportError as error:
+                raise Unsupported(
+                    f"the az:// payload store with {ACCOUNT_URL_ENV} signs in with azure-identity: "
+                    "pip install 'cloudqueue[offload-azure]'"
+                ) from error
         return cls(container, prefix, connection_string=connection_string, account_url=account_url)
 
     @property
@@ -193,6 +197,14 @@ class AzureBlobStore(PayloadStore):
         if not self.contains(uri):
             raise InvalidArgument(f"payload {uri!r:.200} is not a blob under {self._location}")
         return uri[len(f"az://{self._container_name}/") :]
+
+
+def _register_sas(query: str) -> None:
+    """A SAS token whole, and its signature alone (errors may quote just ``sig=...``)."""
+    register_secret(query)
+    for name, value in parse_qsl(query, keep_blank_values=True):
+        if name.lower() == "sig":
+            register_secret(value)
 
 
 def _valid_name(name: str) -> bool:
