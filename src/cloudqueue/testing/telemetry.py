@@ -19,6 +19,7 @@ name and select points with :meth:`Captured.points` by its attributes.
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +30,8 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from .._telemetry._otel import LIVE
 
 __all__ = ["Captured", "capture", "traceparent_of"]
 
@@ -105,4 +108,7 @@ def capture() -> Captured:
         meter_provider.add_metric_reader(reader)
     else:
         metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
+    # cloudqueue remembers "no SDK" for up to a second; a span started in that second
+    # (by a serverless adapter, which opens no producer or consumer) would be dropped.
+    LIVE.look(time.monotonic())
     return Captured(exporter, reader)
