@@ -11,7 +11,7 @@ from .._telemetry._carrier import extract
 from ..driver import Delivery
 from ..wire import SERVICEBUS_DEDUPLICATION_PROPERTY, own_key, user_attributes
 from ._tracing import SERVICEBUS_CARRIER, TraceSource
-from ._trigger import MalformedEvent, Result, TriggerRunner
+from ._trigger import HandlerFailed, MalformedEvent, Result, TriggerRunner
 
 __all__ = ["HandlerFailed", "azure_functions", "delivery_from_servicebus"]
 
@@ -26,15 +26,6 @@ NACK_DELAY = (
     "the host can only abandon a message (redelivered at once); a delay needs the SDK. "
     "nack() without a delay abandons it"
 )
-
-
-class HandlerFailed(Exception):
-    """Raised to the Functions host so that it abandons the message(s): the handler
-    failed for these message ids (the first handler error is the ``__cause__``)."""
-
-    def __init__(self, message_ids: list[str]) -> None:
-        super().__init__(f"handler failed for {len(message_ids)} message(s): {', '.join(message_ids)}")
-        self.message_ids = message_ids
 
 
 def delivery_from_servicebus(message: Any) -> Delivery:

@@ -37,6 +37,16 @@ class MalformedEvent(InvalidArgument):
     """The event does not have the shape the trigger documents; nothing was processed."""
 
 
+class HandlerFailed(Exception):
+    """Raised to a trigger that retries a whole invocation (Azure Functions abandons the
+    message(s); Lambda retries an SNS event): the handler failed for these message ids.
+    The first handler error is the ``__cause__``."""
+
+    def __init__(self, message_ids: list[str]) -> None:
+        super().__init__(f"handler failed for {len(message_ids)} message(s): {', '.join(message_ids)}")
+        self.message_ids = message_ids
+
+
 @dataclass(frozen=True, slots=True)
 class Result:
     """How one message ended: ``ok`` True when the trigger must report it done."""
