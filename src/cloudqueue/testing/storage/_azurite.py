@@ -146,6 +146,12 @@ class Azurite(EmulatorProcess):
         where = f"127.0.0.1:{self._port}" if self._port is not None else "not started"
         return f"Azurite({where})"  # never the connection string: it holds the key
 
+    _probe_path = f"/{AZURITE_ACCOUNT}?restype=service&comp=properties"
+
+    def _is_ours(self, status: int, headers: Mapping[str, str], body: bytes) -> bool:
+        # Unsigned, so refused (403), but in Azurite's name.
+        return str(headers.get("Server", "")).startswith("Azurite-Blob/")
+
     def _prepare(self) -> None:
         if shutil.which("node") is None:
             raise EmulatorError("Azurite needs Node.js on PATH (Debian: apt-get install nodejs)")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from ._process import EmulatorError, EmulatorProcess
@@ -56,6 +56,11 @@ class GcsEmulator(EmulatorProcess):
     def __repr__(self) -> str:
         where = f"127.0.0.1:{self._port}" if self._port is not None else "not started"
         return f"GcsEmulator({where})"
+
+    _probe_path = "/storage/v1/b"
+
+    def _is_ours(self, status: int, headers: Mapping[str, str], body: bytes) -> bool:
+        return status == 200 and b'"storage#buckets"' in body
 
     def _prepare(self) -> None:
         if self._python == sys.executable and importlib.util.find_spec("gcp_storage_emulator") is None:

@@ -1,8 +1,10 @@
-"""One emulator as a host process on 127.0.0.1: launch, wait until its port answers, stop.
+"""One emulator as a host process on 127.0.0.1: launch, wait until it answers, stop.
 
 Shared by the Azurite and GCS emulator runners. The process runs in its own process group
 (so that stopping it also stops anything it spawned), with its output in a log file of a
-temporary folder, whose tail goes into every error about it.
+temporary folder, whose tail goes into every error about it. Ready means an HTTP request is
+answered *by this emulator* (each runner says how it recognises its answer): an open port alone
+could be another program's, which would leave the tests talking to a stranger.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import socket
 import subprocess
 import tempfile
 import time
+import urllib.error
+import urllib.request
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -40,11 +44,17 @@ def free_loopback_port() -> int:
         return port
 
 
-def port_answers(port: int) -> bool:
-    """Whether something accepts TCP connections on 127.0.0.1:``port``."""
+def _is_free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.settimeout(1.0)
-        return probe.connect_ex(("127.0.0.1", port)) == 0
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+# No proxies: an HTTP(S)_PROXY setting must not send loopback requests elsewhere.
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 class EmulatorProcess:
@@ -71,6 +81,22 @@ class EmulatorProcess:
 
     def _prepare(self) -> None:
         """Called once before the first launch (e.g. to install the emulator)."""
+
+    #: What :meth:`_answers` requests, and how the emulator's own answer is recognised.
+    _probe_path = "/"
+
+    def _is_ours(self, status: int, headers: Mapping[str, str], body: bytes) -> bool:
+        raise NotImplementedError
+
+    def _answers(self, port: int) -> bool:
+        """Whether the emulator itself answers an HTTP request on 127.0.0.1:``port``."""
+        try:
+            with _OPENER.open(f"http://127.0.0.1:{port}{self._probe_path}", timeout=2.0) as response:
+                return self._is_ours(response.status, dict(response.headers), response.read(4096))
+        except urllib.error.HTTPError as error:  # an error status is an answer too
+            return self._is_ours(error.code, dict(error.headers), error.read(4096))
+        except (OSError, ValueError):
+            return False
 
     # -- state ------------------------------------------------------------------------------
 
@@ -146,6 +172,9 @@ class EmulatorProcess:
     # -- internals --------------------------------------------------------------------------
 
     def _launch(self) -> None:
+        if self._requested_port is not None and not _is_free(self._requested_port):
+            # Said now: some emulators (gcp-storage-emulator) log a failed bind and keep running.
+            raise EmulatorError(f"127.0.0.1:{self._requested_port} is already in use by another program")
         self._port = self._requested_port or free_loopback_port()
         self._workdir = Path(tempfile.mkdtemp(prefix=f"cloudqueue-{self.name.lower()}-"))
         env = {key: value for key, value in os.environ.items() if key not in _ENV_DROP}
@@ -175,7 +204,7 @@ class EmulatorProcess:
                     f"{self.name} exited with code {self._process.returncode} before it was ready"
                     + self._describe_log()
                 )
-            if port_answers(self._port):
+            if self._answers(self._port):
                 return
             if time.monotonic() >= deadline:
                 raise EmulatorError(
