@@ -12,6 +12,9 @@ from typing import Any
 from .._settlement import Settlement
 from .._telemetry._carrier import extract
 from ..driver import Delivery
+from ..errors import InvalidArgument
+from ..offload import PAYLOAD_ATTRIBUTE, Offload, open_store
+from ..offload._consuming import PayloadResolver
 from ..wire import (
     MESSAGE_ID_ATTRIBUTE,
     SnsNotification,
@@ -90,6 +93,8 @@ def _delivery(travelled: Travelled, native: dict[str, Any], *, token: object = N
     """Raises WireDecodeError for a body its marker does not describe."""
     payload = decode_sqs_body(travelled.text, travelled.attributes)
     own, trace_context = extract(SQS_CARRIER, user_attributes(travelled.attributes))
+    if PAYLOAD_ATTRIBUTE in travelled.attributes:  # a claim check: the resolver reads and drops it
+        own[PAYLOAD_ATTRIBUTE] = travelled.attributes[PAYLOAD_ATTRIBUTE]
     return Delivery(
         token=token,
         id=travelled.reported_id,
@@ -218,7 +223,7 @@ def _kind_of(event: object) -> str:
 
 
 def aws_lambda(
-    handler: Callable[..., Any], *, concurrency: int = 1
+    handler: Callable[..., Any], *, concurrency: int = 1, offload: Offload | None = None
 ) -> Callable[[Any, Any], dict[str, Any] | None]:
     """A Lambda function handler ``lambda_handler(event, context)`` running ``handler``
     on each record of an SQS event (a trigger with ``ReportBatchItemFailures``) or of an
@@ -242,15 +247,38 @@ def aws_lambda(
 
     An event of neither shape, or mixing both, raises :class:`MalformedEvent`, failing the
     whole invocation (so nothing is lost).
+
+    ``offload``: records carrying a claim check (ours, or the AWS extended clients' S3
+    pointer) get their payload from this location before the handler runs; only pointers
+    inside it are fetched. A payload that cannot be read (or any pointer, without
+    ``offload``) makes the record's ``body`` raise ``PayloadUnavailable``: the handler
+    fails and the record is reported failed. Payloads are kept (``delete_after_ack`` is
+    refused: expire them with a lifecycle rule, see docs/large-messages.md).
     """
+    if offload is not None and not isinstance(offload, Offload):
+        raise InvalidArgument(
+            f"offload= must be a cloudqueue.Offload (or None), not {type(offload).__name__}"
+        )
+    if offload is not None and offload.delete_after_ack:
+        raise InvalidArgument(
+            "aws_lambda(offload=...) keeps payloads: delete_after_ack is not supported in the "
+            "Lambda adapter; expire them with a lifecycle rule instead"
+        )
+    # Opened once per cold start, like an SDK client; SNS and SQS carry the AWS format.
+    payloads = PayloadResolver(
+        open_store(offload.location) if offload is not None else None, aws_format=True
+    )
     sqs_runner = TriggerRunner(handler, TRIGGER, REFUSALS, NACK_DELAY, TRACE, concurrency)
     sns_runner = TriggerRunner(handler, sns.TRIGGER, sns.REFUSALS, sns.NACK_DELAY, sns.TRACE, concurrency)
 
     def lambda_handler(event: Any, context: Any) -> dict[str, Any] | None:
         if _kind_of(event) == sns.SOURCE:
-            _run_sns(sns_runner, [_sns_item(r, i) for i, r in enumerate(event["Records"])])
+            sns_items = [_sns_item(r, i) for i, r in enumerate(event["Records"])]
+            payloads.resolve(_readable(sns_items))
+            _run_sns(sns_runner, sns_items)
             return None
         items = [_sqs_item(record, index) for index, record in enumerate(event["Records"])]
+        payloads.resolve(_readable(items))
         return {"batchItemFailures": [
             {"itemIdentifier": record_id} for record_id in _run_sqs(sqs_runner, items)
         ]}
