@@ -30,7 +30,8 @@ __all__ = [
 ]
 
 AZURITE_VERSION = "3.35.0"
-"""The pinned release: 3.36 and later declare Node >= 21/22; Debian and CI machines have 20."""
+"""The pinned release: 3.36 and later declare Node >= 21/22, and the machines we test on have
+Node 20 (the Node this release's own dependencies need at least)."""
 
 AZURITE_ACCOUNT = "devstoreaccount1"
 #: Azurite's fixed development key, published in Azure's docs. Public, yet tests treat it
@@ -154,7 +155,7 @@ class Azurite(EmulatorProcess):
 
     def _prepare(self) -> None:
         if shutil.which("node") is None:
-            raise EmulatorError("Azurite needs Node.js on PATH (Debian: apt-get install nodejs)")
+            raise EmulatorError("Azurite needs Node.js >= 20 on PATH (Debian 13: apt-get install nodejs)")
         self._directory = install_azurite(self._directory)
 
     def _command(self, port: int, workdir: Path) -> Sequence[str]:
