@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import unquote
 
 import pytest
 from cloudqueue_sqs.testing import LocalStack, install_localstack
@@ -20,7 +21,7 @@ from cloudqueue_sqs.testing import LocalStack, install_localstack
 from cloudqueue.errors import InvalidArgument, NotFound, QueueError, Unavailable
 from cloudqueue.offload import PayloadStore, open_store
 from cloudqueue.testing.secrets import Exposure, log_everything
-from cloudqueue.testing.storage import AZURITE_KEY, Azurite, GcsEmulator, free_loopback_port
+from cloudqueue.testing.storage import AZURITE_ACCOUNT, AZURITE_KEY, Azurite, GcsEmulator, free_loopback_port
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 FIFTY_MB = 50 * 1024 * 1024
@@ -367,3 +368,37 @@ def test_a_missing_sdk_names_the_extra_to_install(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setitem(sys.modules, "azure.storage.blob", None)
     with pytest.raises(Unsupported, match=r"cloudqueue\[offload-azure\]"):
         open_store("az://container/p")
+
+
+def test_azure_by_account_url_with_a_sas(
+    azurite: Azurite, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from azure.storage.blob import ContainerSasPermissions, generate_container_sas
+
+    log_everything(caplog)
+    backend = _azure_backend(azurite, monkeypatch)
+    container = backend.location.removeprefix("az://").split("/")[0]
+    sas = generate_container_sas(
+        AZURITE_ACCOUNT, container, account_key=AZURITE_KEY,
+        permission=ContainerSasPermissions(read=True, write=True, delete=True, create=True),
+        expiry=datetime.now(UTC) + timedelta(hours=1),
+    )
+    monkeypatch.delenv("AZURE_STORAGE_CONNECTION_STRING")
+    monkeypatch.setenv("AZURE_STORAGE_ACCOUNT_URL", f"{azurite.blob_endpoint}?{sas}")
+    store = open_store(backend.location)
+    data = os.urandom(1024 * 1024)
+    uri = store.put(uuid.uuid4().hex, data)
+    assert backend.read(uri) == data
+    assert store.get(uri) == data
+    store.delete(uri)
+    assert backend.read(uri) is None
+    signature = dict(part.split("=", 1) for part in sas.split("&"))["sig"]
+    exposure = Exposure(signature, unquote(signature), AZURITE_KEY)
+    with pytest.raises(NotFound) as info:
+        store.get(uri)
+    exposure.error(info.value)
+    exposure.objects(store)
+    store.close()
+    exposure.assert_clean(caplog=caplog)
