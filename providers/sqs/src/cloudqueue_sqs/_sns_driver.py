@@ -20,6 +20,7 @@ import logging
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 from cloudqueue import wire
 from cloudqueue.driver import Capabilities, Message, TopicDriver
@@ -31,7 +32,10 @@ from ._errors import entry_error
 from ._queues import Queue, sqs_call
 from ._topics import Topic
 
-__all__ = ["SNS_LIMITS", "SnsSubscription", "SnsTopic", "subscription_capabilities", "topic_capabilities"]
+__all__ = [
+    "SNS_LIMITS", "SnsSubscription", "SnsTopic", "subscription_capabilities",
+    "topic_capabilities", "topic_telemetry",
+]
 
 log = logging.getLogger("cloudqueue.sns")
 
@@ -124,8 +128,6 @@ class SnsTopic(TopicDriver):
 def topic_telemetry(topic: Topic) -> dict[str, str | int]:
     """``messaging.system`` as the OpenTelemetry conventions spell SNS (``aws.sns``), the
     topic as destination, the client's address and ``aws.sns.topic.arn`` when known."""
-    from urllib.parse import urlsplit
-
     attributes: dict[str, str | int] = {
         "messaging.system": "aws.sns", "messaging.destination.name": topic.name,
     }

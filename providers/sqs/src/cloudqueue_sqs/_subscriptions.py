@@ -19,10 +19,12 @@ from ._topics import Topic
 __all__ = [
     "POLICY_SID",
     "find_subscription",
+    "list_subscriptions",
     "queue_policy",
     "subscribe",
     "subscription_queue_name",
     "topic_queues",
+    "unsubscribe",
 ]
 
 _SUBSCRIPTION_NAME = re.compile(r"[A-Za-z0-9_-]+")
@@ -30,7 +32,7 @@ _SUBSCRIPTION_NAME = re.compile(r"[A-Za-z0-9_-]+")
 _MAX_QUEUE_NAME = 80
 #: The Sid of the queue policy statement cloudqueue owns; other statements are the user's.
 POLICY_SID = "cloudqueue-sns-topic"
-#: ListSubscriptionsByTopic's page is fixed (100); pages are followed with NextToken.
+#: The SNS protocol of a subscription delivering to an SQS queue.
 _PROTOCOL = "sqs"
 
 
@@ -102,6 +104,7 @@ def find_subscription(topic: Topic, queue_arn: str) -> str | None:
 
 
 def list_subscriptions(topic: Topic) -> list[dict[str, Any]]:
+    """Every subscription of the topic (NotFound when there is no such topic), page by page."""
     request: dict[str, Any] = {"TopicArn": topic.arn()}
     found: list[dict[str, Any]] = []
     while True:
