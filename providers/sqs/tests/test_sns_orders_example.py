@@ -11,10 +11,13 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 from urllib.parse import urlencode
 
+import boto3
 import cloudqueue
 import pytest
+from cloudqueue.serverless import aws_lambda
 from cloudqueue.testing.contract import unique_name
 from cloudqueue.testing.worker import serve_until
 from conftest_driver import aws_environment, endpoint_url
@@ -89,3 +92,47 @@ def test_events_carry_the_order_and_its_kind(orders: ModuleType) -> None:
         assert json.loads(message.body) == {"type": "order.reserved", "id": 7, "sku": "apple", "quantity": 2}
         assert message.attributes == {"kind": "order.reserved"}
         assert message.id == event_id  # the id send returned, across SNS's raw delivery
+
+
+def _lambda_record(message: dict[str, Any], queue_arn: str) -> dict[str, Any]:
+    """An SQS event record as Lambda builds it from a received message (lower-case keys)."""
+    return {
+        "messageId": message["MessageId"],
+        "receiptHandle": message["ReceiptHandle"],
+        "body": message["Body"],
+        "attributes": message.get("Attributes") or {},
+        "messageAttributes": {
+            name: {"dataType": value["DataType"], "stringValue": value.get("StringValue"),
+                   "stringListValues": [], "binaryListValues": []}
+            for name, value in (message.get("MessageAttributes") or {}).items()
+        },
+        "md5OfBody": message.get("MD5OfBody", ""),
+        "eventSource": "aws:sqs",
+        "eventSourceARN": queue_arn,
+        "awsRegion": "us-east-1",
+    }
+
+
+def test_billing_under_lambda_reads_the_subscription_queue(orders: ModuleType, endpoint_url: str) -> None:
+    """lambda/template.yaml's billing function: an SQS trigger on the billing queue runs
+    bill_order on the raw-delivered event (a record as Lambda shapes it from the queue)."""
+    orders.publish_event({"type": "order.reserved", "id": 9, "sku": "apple", "quantity": 1})
+    sqs = boto3.client("sqs", endpoint_url=endpoint_url, region_name="us-east-1")
+    topic = orders.EVENTS_URL.split("://", 1)[1].split("?", 1)[0]
+    queue_url = sqs.get_queue_url(QueueName=f"{topic}-billing")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
+        "Attributes"]["QueueArn"]
+    messages: list[dict[str, Any]] = []
+    deadline = time.monotonic() + 30  # only ends a hang
+    while not messages and time.monotonic() < deadline:
+        messages = sqs.receive_message(
+            QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1,
+            AttributeNames=["All"], MessageAttributeNames=["All"],
+        ).get("Messages", [])
+    assert len(messages) == 1
+
+    answer = aws_lambda(orders.bill_order)({"Records": [_lambda_record(messages[0], queue_arn)]}, None)
+
+    assert answer == {"batchItemFailures": []}
+    billed = orders.BILLED
+    assert billed == {9: 1}
