@@ -11,7 +11,6 @@ the SDK.
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import threading
 from collections.abc import Callable, Mapping
@@ -44,6 +43,20 @@ def _by_cause(exc: BaseException) -> ErrorCode:
     return _E.UNAVAILABLE  # retries ran out on errors the retry judged transient
 
 
+def _by_response_status(exc: BaseException) -> ErrorCode:
+    # The upload/download layer's InvalidResponse carries the HTTP response, not a typed class.
+    status = int(getattr(getattr(exc, "response", None), "status_code", 0) or 0)
+    if status == 404:
+        return _E.NOT_FOUND
+    if status in (401, 403):
+        return _E.PERMISSION_DENIED
+    if status == 429:
+        return _E.RESOURCE_EXHAUSTED
+    if status >= 500:
+        return _E.UNAVAILABLE
+    return _E.INVALID_ARGUMENT if status >= 400 else _E.UNKNOWN
+
+
 _TABLE: dict[type[BaseException], ErrorCode | Callable[[BaseException], ErrorCode]] = {}
 
 
@@ -51,6 +64,7 @@ def _table() -> Mapping[type[BaseException], ErrorCode | Callable[[BaseException
     if not _TABLE:
         import google.api_core.exceptions as gex
         import google.auth.exceptions as aex
+        import google.cloud.storage.exceptions as sex  # type: ignore[import-untyped]
         import requests
 
         _TABLE.update(
@@ -64,6 +78,10 @@ def _table() -> Mapping[type[BaseException], ErrorCode | Callable[[BaseException
                 gex.RequestRangeNotSatisfiable: _E.INVALID_ARGUMENT,
                 gex.ServerError: _E.UNAVAILABLE,
                 gex.RetryError: _by_cause,
+                # The bytes received do not match the object's checksum: damaged on the way, so
+                # reading again may succeed.
+                sex.DataCorruption: _E.UNAVAILABLE,
+                sex.InvalidResponse: _by_response_status,
                 aex.DefaultCredentialsError: _E.PERMISSION_DENIED,
                 aex.RefreshError: _E.PERMISSION_DENIED,
                 aex.TransportError: _E.UNAVAILABLE,
@@ -91,10 +109,12 @@ class GcsStore(PayloadStore):
     @classmethod
     def open(cls, location: str) -> GcsStore:
         bucket, prefix = _parse(location)
-        if importlib.util.find_spec("google.cloud.storage") is None:
+        try:
+            import google.cloud.storage  # noqa: F401 - a missing SDK fails here
+        except ImportError as error:
             raise Unsupported(
                 "the gs:// payload store needs google-cloud-storage: pip install 'cloudqueue[offload-gcs]'"
-            )
+            ) from error
         return cls(bucket, prefix)
 
     @property
@@ -138,7 +158,7 @@ class GcsStore(PayloadStore):
     def _handle(self) -> Any:
         with self._lock:
             if self._bucket is None:
-                from google.cloud import storage  # type: ignore[import-untyped]
+                from google.cloud import storage
                 from google.cloud.storage.retry import DEFAULT_RETRY  # type: ignore[import-untyped]
 
                 self._retry = DEFAULT_RETRY.with_delay(initial=0.2, maximum=1.0).with_timeout(5.0)

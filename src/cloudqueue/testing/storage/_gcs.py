@@ -2,9 +2,10 @@
 
 Its only dependency is ``google-crc32c``, so it lives in the test environment (the ``dev``
 extra) and runs with this interpreter, data in memory. The official client reaches it
-through ``STORAGE_EMULATOR_HOST``. What it still approximates, as the emulator itself does:
-no authentication or IAM (every request is allowed), no object versioning or lifecycle
-rules, and resumable uploads kept in memory until finished.
+through ``STORAGE_EMULATOR_HOST``. What it still approximates: it checks no credentials
+and no IAM (every request is allowed, so a refused one cannot be provoked against it), and
+the tests exercise only what the payload store calls (bucket create and list; object
+upload, simple and resumable, download and delete).
 """
 
 from __future__ import annotations
