@@ -10,7 +10,6 @@ the engine can retry, rather than inside the SDK for minutes.
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import threading
 from collections.abc import Callable, Mapping
@@ -106,8 +105,12 @@ class S3Store(PayloadStore):
     @classmethod
     def open(cls, location: str) -> S3Store:
         bucket, prefix = _parse(location)
-        if importlib.util.find_spec("boto3") is None:
-            raise Unsupported("the s3:// payload store needs boto3: pip install 'cloudqueue[offload-s3]'")
+        try:
+            import boto3  # type: ignore[import-untyped]  # noqa: F401 - here, so a missing SDK fails at open
+        except ImportError as error:
+            raise Unsupported(
+                "the s3:// payload store needs boto3: pip install 'cloudqueue[offload-s3]'"
+            ) from error
         return cls(bucket, prefix)
 
     @property
@@ -153,7 +156,7 @@ class S3Store(PayloadStore):
             return self._s3
 
     def _new_client(self) -> Any:
-        import boto3  # type: ignore[import-untyped]
+        import boto3
         from botocore.config import Config  # type: ignore[import-untyped]
 
         session = boto3.session.Session()
