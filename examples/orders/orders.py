@@ -10,7 +10,8 @@ Optional fan-out: with ``EVENTS_URL`` set to a topic (``sns://order-events``,
 ``azuresb://NAMESPACE/order-events``, ``pubsub://PROJECT/order-events``,
 ``memory://order-events``), each reserved order is published there as an event, and the
 app also runs two consumers of that topic, the subscriptions ``billing`` and ``shipping``,
-each of which receives every event.
+each of which receives every event. Declare both subscriptions before the first order: a
+subscription gets only what is published after it exists (README.md).
 """
 
 from __future__ import annotations
@@ -79,7 +80,8 @@ def publish_event(event: dict[str, object]) -> str:
     global _events_producer
     with _EVENTS_LOCK:
         if _events_producer is None:
-            assert EVENTS_URL, "publish_event needs EVENTS_URL"
+            if not EVENTS_URL:
+                raise RuntimeError("publish_event needs EVENTS_URL, the topic to publish to")
             _events_producer = cloudqueue.open_producer(EVENTS_URL)
             atexit.register(_events_producer.close)  # waits for sends under way
         producer = _events_producer
