@@ -129,7 +129,7 @@ def _check_keys(message: Message, capabilities: Capabilities, index: int, where:
             continue
         if not supported:
             raise Unsupported(
-                f"message {index} has a {label} but {where} does not support it "
+                f"message {index} sets {label} but {where} does not support it "
                 f"(declare the destination with {how} where the provider can)"
             )
         if type(value) is not str or not value:
