@@ -33,7 +33,7 @@ EXPECTED_EXPORTS = {
     "Producer", "QueueError", "ReceivedMessage", "ResourceExhausted", "RetryPolicy",
     "SendBatchError", "Settlement", "Unavailable", "Unknown", "Unsupported", "aio", "capabilities",
     "dead_letter_url", "declare", "delete", "hookimpl", "open_consumer", "open_producer",
-    "filters", "ops", "plugin_manager", "purge", "where",
+    "filters", "offload", "Offload", "PayloadUnavailable", "ops", "plugin_manager", "purge", "where",
 }
 
 
@@ -51,6 +51,7 @@ def test_wire_names_are_public_and_never_change() -> None:
     assert all(hasattr(wire, name) for name in wire.__all__)
     assert (wire.RESERVED_PREFIX, wire.ENCODING_ATTRIBUTE, wire.DEAD_LETTER_REASON) == (
         "cloudqueue.", "cloudqueue.encoding", "dead_letter_reason")
+    assert (wire.MESSAGE_ID_ATTRIBUTE, wire.PAYLOAD_ATTRIBUTE) == ("cloudqueue.id", "cloudqueue.payload")
 
 
 # -- a test provider, registered by hand like a third-party plugin ---------------

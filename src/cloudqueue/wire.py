@@ -86,6 +86,7 @@ __all__ = [
     "EMPTY_TYPE",
     "ENCODING_ATTRIBUTE",
     "MESSAGE_ID_ATTRIBUTE",
+    "PAYLOAD_ATTRIBUTE",
     "REDRIVE_ATTRIBUTES",
     "REDRIVE_DELIVERY_COUNT",
     "REDRIVE_ORIGINAL_ID",
@@ -129,6 +130,11 @@ REDRIVE_ATTRIBUTES = (REDRIVE_ORIGINAL_ID, REDRIVE_REASON, REDRIVE_DELIVERY_COUN
 #: under a new SQS message id. A message carrying it reports it as its id wherever it is
 #: read; the transport's own id still settles it (e.g. a Lambda batchItemFailures entry).
 MESSAGE_ID_ATTRIBUTE = RESERVED_PREFIX + "id"
+#: Message attribute marking a claim check (:mod:`cloudqueue.offload`): the body is a
+#: pointer to the payload, whose length in bytes is the value. Drivers hand it up with
+#: the user's attributes (:func:`user_attributes` keeps it): the offload layer above
+#: them reads and removes it, on every provider alike.
+PAYLOAD_ATTRIBUTE = RESERVED_PREFIX + "payload"
 #: Message attribute naming how the body was encoded; absent means "plain text".
 ENCODING_ATTRIBUTE = "cloudqueue.encoding"
 #: Marker value: the body text is standard base64 of the body bytes.
@@ -218,8 +224,12 @@ def decode_sqs_body(text: str, attributes: Mapping[str, str]) -> bytes:
 
 
 def user_attributes(attributes: Mapping[str, str]) -> dict[str, str]:
-    """``attributes`` without cloudqueue's own markers (what user code sees)."""
-    return {name: value for name, value in attributes.items() if not name.startswith(RESERVED_PREFIX)}
+    """``attributes`` without the markers drivers consume (what reaches the portable
+    layer); :data:`PAYLOAD_ATTRIBUTE` stays for the offload layer."""
+    return {
+        name: value for name, value in attributes.items()
+        if not name.startswith(RESERVED_PREFIX) or name == PAYLOAD_ATTRIBUTE
+    }
 
 
 def encode_sqs_attribute(value: str) -> tuple[str, str]:

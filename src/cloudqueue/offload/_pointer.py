@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from ..errors import InvalidArgument
+from ..wire import PAYLOAD_ATTRIBUTE
 
 __all__ = [
     "AWS_LEGACY_POINTER_CLASS",
@@ -30,8 +31,6 @@ __all__ = [
     "read_pointer",
 ]
 
-#: Our marker attribute: its value is the offloaded payload's length in bytes.
-PAYLOAD_ATTRIBUTE = "cloudqueue.payload"
 #: The AWS extended clients' marker attribute (payload length in bytes), and its
 #: older name, still accepted on receipt.
 AWS_SIZE_ATTRIBUTE = "ExtendedPayloadSize"

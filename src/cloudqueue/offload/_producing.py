@@ -63,16 +63,30 @@ class OffloadingTopic(TopicDriver):
         self._capabilities = (inner, mine)
         return mine
 
-    def _offloads(self, size: int) -> bool:
-        threshold = self._threshold
-        if threshold is None:
-            threshold = self._inner.capabilities.limits.max_message_bytes
-        return threshold == 0 or size > threshold
+    def _offloads(self, message: Message) -> bool:
+        """Whether ``message`` goes by claim check: its size as the user measures it
+        (``Producer.measure``) is over the threshold.
+
+        Trace context the engine added does not count: tracing on or off, the same
+        messages are offloaded (the engine leaves trace context off a message it would
+        push over the provider's limit). A body longer than the threshold is over it
+        without measuring: drivers count at least every body byte, and encoding a large
+        body just to measure it (SQS's base64) costs more than the upload's round trip.
+        """
+        limits = self._inner.capabilities.limits
+        threshold = limits.max_message_bytes if self._threshold is None else self._threshold
+        if threshold == 0 or len(message.body) > threshold:
+            return True
+        carried = limits.trace_carrier.attribute_names
+        if any(name in message.attributes for name in carried):
+            message = self._with_attributes(message, {
+                name: value for name, value in message.attributes.items() if name not in carried
+            })
+        return self._inner.measure(message) > threshold
 
     def measure(self, message: Message) -> int:
-        size = self._inner.measure(message)
-        if not self._offloads(size):
-            return size
+        if not self._offloads(message):
+            return self._inner.measure(message)
         sample = f"{self._store.location}/{_SAMPLE_KEY}"
         return self._inner.measure(self._pointer_message(message, sample, _SAMPLE_DIGEST))
 
@@ -82,14 +96,22 @@ class OffloadingTopic(TopicDriver):
             body, markers = aws_pointer(uri, size)
         else:
             body, markers = our_pointer(uri, size, digest)
-        pointer = Message(
-            body,
+        return self._with_attributes(message, {**message.attributes, **markers}, body)
+
+    @staticmethod
+    def _with_attributes(
+        message: Message, attributes: dict[str, str], body: bytes | None = None
+    ) -> Message:
+        """A copy of ``message`` with these attributes (already checked: set, not
+        validated again) and, if given, another body."""
+        copy = Message(
+            message.body if body is None else body,
             ordering_key=message.ordering_key,
             deduplication_id=message.deduplication_id,
             delay=message.delay,
         )
-        pointer.attributes = {**message.attributes, **markers}
-        return pointer
+        copy.attributes = attributes
+        return copy
 
     # -- sending -----------------------------------------------------------------
 
@@ -100,7 +122,7 @@ class OffloadingTopic(TopicDriver):
 
     def _prepare(self, messages: Sequence[Message]) -> _Prepared:
         """Upload what is too large; the messages to send and the per-message outcome so far."""
-        chosen = [i for i, m in enumerate(messages) if self._offloads(self._inner.measure(m))]
+        chosen = [i for i, m in enumerate(messages) if self._offloads(m)]
         prepared = _Prepared(list(messages))
         if not chosen:
             return prepared
@@ -137,7 +159,7 @@ class OffloadingTopic(TopicDriver):
         return merged
 
     async def asend_batch(self, messages: Sequence[Message]) -> list[str | QueueError]:
-        if not any(self._offloads(self._inner.measure(m)) for m in messages):
+        if not any(self._offloads(m) for m in messages):
             return await self._inner.asend_batch(messages)
         prepared = await asyncio.to_thread(self._prepare, messages)
         try:

@@ -13,7 +13,7 @@ from .._settlement import Settlement
 from .._telemetry._carrier import extract
 from ..driver import Delivery
 from ..errors import InvalidArgument
-from ..offload import PAYLOAD_ATTRIBUTE, Offload, open_store
+from ..offload import Offload, open_store
 from ..offload._consuming import PayloadResolver
 from ..wire import (
     MESSAGE_ID_ATTRIBUTE,
@@ -93,8 +93,6 @@ def _delivery(travelled: Travelled, native: dict[str, Any], *, token: object = N
     """Raises WireDecodeError for a body its marker does not describe."""
     payload = decode_sqs_body(travelled.text, travelled.attributes)
     own, trace_context = extract(SQS_CARRIER, user_attributes(travelled.attributes))
-    if PAYLOAD_ATTRIBUTE in travelled.attributes:  # a claim check: the resolver reads and drops it
-        own[PAYLOAD_ATTRIBUTE] = travelled.attributes[PAYLOAD_ATTRIBUTE]
     return Delivery(
         token=token,
         id=travelled.reported_id,
