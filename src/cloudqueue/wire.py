@@ -171,6 +171,15 @@ def is_sqs_text(text: str) -> bool:
     return bool(text) and _NOT_SQS_TEXT.search(text) is None
 
 
+def _sqs_body_text(body: bytes) -> str | None:
+    """``body`` as text SQS accepts verbatim, or None when it must be encoded."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    return text if is_sqs_text(text) else None
+
+
 def encode_sqs_body(body: bytes) -> tuple[str, dict[str, str]]:
     """The SQS body text for ``body`` and the marker attributes to send with it.
 
@@ -179,24 +188,25 @@ def encode_sqs_body(body: bytes) -> tuple[str, dict[str, str]]:
     """
     if not body:
         return EMPTY_PLACEHOLDER, {ENCODING_ATTRIBUTE: EMPTY}
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError:
-        pass
-    else:
-        if is_sqs_text(text):
-            return text, {}
+    text = _sqs_body_text(body)
+    if text is not None:
+        return text, {}
     return base64.b64encode(body).decode("ascii"), {ENCODING_ATTRIBUTE: BASE64}
 
 
+def _marker_size(value: str) -> int:
+    # SQS counts name, data type ("String") and value of each attribute.
+    return len(ENCODING_ATTRIBUTE) + len("String") + len(value)
+
+
 def encoded_sqs_size(body: bytes) -> int:
-    """Bytes ``body`` occupies on the SQS wire, marker attribute included."""
-    text, markers = encode_sqs_body(body)
-    size = len(text.encode("utf-8"))
-    for name, value in markers.items():
-        # SQS counts name, data type ("String") and value of each attribute.
-        size += len(name.encode()) + len("String") + len(value.encode())
-    return size
+    """Bytes ``body`` occupies on the SQS wire, marker attribute included (computed, not
+    encoded: measuring a large binary body must not cost its base64)."""
+    if not body:
+        return len(EMPTY_PLACEHOLDER) + _marker_size(EMPTY)
+    if _sqs_body_text(body) is not None:
+        return len(body)  # sent as the same UTF-8 bytes
+    return 4 * ((len(body) + 2) // 3) + _marker_size(BASE64)
 
 
 def decode_sqs_body(text: str, attributes: Mapping[str, str]) -> bytes:
