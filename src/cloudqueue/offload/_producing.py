@@ -12,6 +12,7 @@ import asyncio
 import dataclasses
 import hashlib
 import logging
+import threading
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -45,6 +46,8 @@ class OffloadingTopic(TopicDriver):
         self._aws_format = aws_format
         self._reserved = marker_names(aws_format)
         self._capabilities: tuple[Capabilities, Capabilities] | None = None
+        self._lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
 
     @property
     def capabilities(self) -> Capabilities:
@@ -115,9 +118,18 @@ class OffloadingTopic(TopicDriver):
 
     # -- sending -----------------------------------------------------------------
 
+    def _uploaders(self) -> ThreadPoolExecutor:
+        """The producer's upload threads, made on first use and shared by its concurrent
+        batches: started once (not per batch), and at most this many bodies in flight."""
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(_UPLOADS_AT_ONCE, "cloudqueue-offload")
+            return self._pool
+
     def _upload(self, message: Message) -> tuple[Message, str]:
         uri = self._store.put(uuid.uuid4().hex, message.body)
-        digest = hashlib.sha256(message.body).hexdigest()
+        # The AWS format has no digest: hashing a large body for it would be wasted.
+        digest = "" if self._aws_format else hashlib.sha256(message.body).hexdigest()
         return self._pointer_message(message, uri, digest), uri
 
     def _prepare(self, messages: Sequence[Message]) -> _Prepared:
@@ -138,8 +150,7 @@ class OffloadingTopic(TopicDriver):
                 upload(chosen[0])
             ]
         else:
-            with ThreadPoolExecutor(min(_UPLOADS_AT_ONCE, len(chosen))) as pool:
-                outcomes = list(pool.map(upload, chosen))
+            outcomes = list(self._uploaders().map(upload, chosen))
         for index, outcome in outcomes:
             if isinstance(outcome, QueueError):
                 prepared.failed[index] = outcome
@@ -190,16 +201,24 @@ class OffloadingTopic(TopicDriver):
     def telemetry_attributes(self) -> Mapping[str, str | int]:
         return self._inner.telemetry_attributes()
 
+    def _stop_uploaders(self) -> None:
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True)
+
     def close(self) -> None:
         try:
             self._inner.close()
         finally:
+            self._stop_uploaders()
             self._store.close()
 
     async def aclose(self) -> None:
         try:
             await self._inner.aclose()
         finally:
+            await asyncio.to_thread(self._stop_uploaders)
             await asyncio.to_thread(self._store.close)
 
 

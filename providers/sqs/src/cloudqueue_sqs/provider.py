@@ -42,6 +42,9 @@ class SqsProvider(Provider):
     schemes = ("sqs",)
     distribution = "cloudqueue-sqs"
     parameters = frozenset({"region", "endpoint_url", "profile"})
+    # Claim checks in S3 travel as the AWS extended client's pointers, so that its
+    # Java and Python consumers read ours and we read theirs (cloudqueue.offload).
+    aws_extended_payloads = True
 
     def __init__(self) -> None:
         self._queues = QueueRegistry()

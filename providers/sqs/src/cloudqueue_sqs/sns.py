@@ -42,6 +42,9 @@ class SnsProvider(Provider):
     distribution = "cloudqueue-sqs"
     parameters = frozenset({"subscription", "region", "endpoint_url", "profile", "account"})
     supports_filters = True
+    # Claim checks in S3 travel as the AWS extended clients' pointers (SNS's client
+    # writes the same format as SQS's), so their consumers read ours and we read theirs.
+    aws_extended_payloads = True
 
     def __init__(self, sqs: SqsProvider) -> None:
         # The queues behind subscriptions are the SQS provider's: one client cache, and
