@@ -9,7 +9,9 @@ from typing import Any
 from .._settlement import Settlement
 from .._telemetry._carrier import extract
 from ..driver import Delivery
+from ..offload import Offload
 from ..wire import SERVICEBUS_DEDUPLICATION_PROPERTY, own_key, user_attributes
+from ._offload import payload_resolver
 from ._tracing import SERVICEBUS_CARRIER, TraceSource
 from ._trigger import HandlerFailed, MalformedEvent, Result, TriggerRunner
 
@@ -86,6 +88,7 @@ def azure_functions(
     concurrency: int = 1,
     destination: str | None = None,
     subscription: str | None = None,
+    offload: Offload | None = None,
 ) -> Callable[..., Any]:
     """A function for ``@app.service_bus_queue_trigger(arg_name="msg", ...)`` (or a topic
     trigger) that runs ``handler`` on the ``ServiceBusMessage``, or on each of a list of
@@ -99,9 +102,23 @@ def azure_functions(
 
     ``destination`` (and ``subscription``) name the queue or topic on the process
     spans when OpenTelemetry is on: the trigger's message does not say where it came from.
+
+    ``offload``: a message carrying a claim check (``cloudqueue.payload``) gets its
+    payload from this location before the handler runs; only pointers inside it are
+    fetched. A payload that cannot be read (or any pointer, without ``offload``) makes
+    ``body`` raise ``PayloadUnavailable``: the handler fails and the message is
+    abandoned (with ``cardinality="many"``, the batch). Payloads are kept
+    (``delete_after_ack`` is refused: the host completes the message after the function
+    returns, and the function never learns whether it did; expire them with a
+    lifecycle rule, see docs/large-messages.md).
     """
+    payloads = payload_resolver(
+        offload, "azure_functions", aws_format=False,
+        settled_by="the Functions host completes the message",
+    )
     runner = TriggerRunner(
-        handler, TRIGGER, REFUSALS, NACK_DELAY, _trace_source(destination, subscription), concurrency
+        handler, TRIGGER, REFUSALS, NACK_DELAY, _trace_source(destination, subscription),
+        concurrency, payloads=payloads,
     )
 
     def deliveries(msg: Any) -> tuple[list[Delivery], bool]:

@@ -10,6 +10,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
 
+from ..offload import Offload
 from ._pubsub import (
     MAX_BODY,
     HttpAnswer,
@@ -35,7 +36,7 @@ def _refused(error: PushRequestError) -> HttpAnswer:
     return error.status, str(error)
 
 
-def pubsub_push(handler: Callable[..., Any]) -> AsgiApp:
+def pubsub_push(handler: Callable[..., Any], *, offload: Offload | None = None) -> AsgiApp:
     """An ASGI app answering Pub/Sub push requests and Eventarc
     ``google.cloud.pubsub.topic.v1.messagePublished`` CloudEvents (binary and
     structured) by running ``handler`` on the message: 204 when it succeeded, 500 when
@@ -44,8 +45,16 @@ def pubsub_push(handler: Callable[..., Any]) -> AsgiApp:
     16 MiB. Serve it with any ASGI server, e.g. ``uvicorn push:app --host 0.0.0.0
     --port $PORT`` for ``app = pubsub_push(handler)`` in ``push.py`` (as in
     ``examples/orders/cloudrun/``); for WSGI servers use :func:`pubsub_push_wsgi`.
+
+    ``offload``: a message carrying a claim check (``cloudqueue.payload``) gets its
+    payload from this location before the handler runs; only pointers inside it are
+    fetched. A payload that cannot be read (or any pointer, without ``offload``) makes
+    ``body`` raise ``PayloadUnavailable``: the handler fails and the answer is 500.
+    Payloads are kept (``delete_after_ack`` is refused: Pub/Sub records the 2xx answer
+    as the ack after the app returns, and the app never learns whether it did; expire
+    them with a lifecycle rule, see docs/large-messages.md).
     """
-    runner = runner_for(handler)
+    runner = runner_for(handler, offload, "pubsub_push")
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -110,11 +119,13 @@ _REASONS = {204: "No Content", 400: "Bad Request", 405: "Method Not Allowed", 41
             500: "Internal Server Error"}
 
 
-def pubsub_push_wsgi(handler: Callable[..., Any]) -> Callable[..., Iterable[bytes]]:
+def pubsub_push_wsgi(
+    handler: Callable[..., Any], *, offload: Offload | None = None
+) -> Callable[..., Iterable[bytes]]:
     """The WSGI twin of :func:`pubsub_push` (gunicorn, mod_wsgi, Functions Framework's
-    Flask): same requests, same answers. A coroutine handler runs in a fresh event loop
-    per request."""
-    runner = runner_for(handler)
+    Flask): same requests, same answers, same ``offload``. A coroutine handler runs in a
+    fresh event loop per request."""
+    runner = runner_for(handler, offload, "pubsub_push_wsgi")
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         headers = {

@@ -12,9 +12,7 @@ from typing import Any
 from .._settlement import Settlement
 from .._telemetry._carrier import extract
 from ..driver import Delivery
-from ..errors import InvalidArgument
-from ..offload import Offload, open_store
-from ..offload._consuming import PayloadResolver
+from ..offload import Offload
 from ..wire import (
     MESSAGE_ID_ATTRIBUTE,
     SnsNotification,
@@ -27,6 +25,7 @@ from ..wire import (
 )
 from . import _sns as sns
 from ._azure import HandlerFailed
+from ._offload import payload_resolver
 from ._tracing import SQS_CARRIER, Headers, TraceSource, traceparent_from_xray
 from ._trigger import MalformedEvent, TriggerRunner, log
 
@@ -251,32 +250,28 @@ def aws_lambda(
     inside it are fetched. A payload that cannot be read (or any pointer, without
     ``offload``) makes the record's ``body`` raise ``PayloadUnavailable``: the handler
     fails and the record is reported failed. Payloads are kept (``delete_after_ack`` is
-    refused: expire them with a lifecycle rule, see docs/large-messages.md).
+    refused: Lambda deletes the records after the function returns, and the function
+    never learns whether it did; expire them with a lifecycle rule, see
+    docs/large-messages.md).
     """
-    if offload is not None and not isinstance(offload, Offload):
-        raise InvalidArgument(
-            f"offload= must be a cloudqueue.Offload (or None), not {type(offload).__name__}"
-        )
-    if offload is not None and offload.delete_after_ack:
-        raise InvalidArgument(
-            "aws_lambda(offload=...) keeps payloads: delete_after_ack is not supported in the "
-            "Lambda adapter; expire them with a lifecycle rule instead"
-        )
-    # Opened once per cold start, like an SDK client; SNS and SQS carry the AWS format.
-    payloads = PayloadResolver(
-        open_store(offload.location) if offload is not None else None, aws_format=True
+    # SNS and SQS carry the AWS extended clients' pointer too.
+    payloads = payload_resolver(
+        offload, "aws_lambda", aws_format=True, settled_by="Lambda settles the records"
     )
-    sqs_runner = TriggerRunner(handler, TRIGGER, REFUSALS, NACK_DELAY, TRACE, concurrency)
-    sns_runner = TriggerRunner(handler, sns.TRIGGER, sns.REFUSALS, sns.NACK_DELAY, sns.TRACE, concurrency)
+    sqs_runner = TriggerRunner(
+        handler, TRIGGER, REFUSALS, NACK_DELAY, TRACE, concurrency, payloads=payloads
+    )
+    sns_runner = TriggerRunner(
+        handler, sns.TRIGGER, sns.REFUSALS, sns.NACK_DELAY, sns.TRACE, concurrency,
+        payloads=payloads,
+    )
 
     def lambda_handler(event: Any, context: Any) -> dict[str, Any] | None:
         if _kind_of(event) == sns.SOURCE:
             sns_items = [_sns_item(r, i) for i, r in enumerate(event["Records"])]
-            payloads.resolve(_readable(sns_items))
             _run_sns(sns_runner, sns_items)
             return None
         items = [_sqs_item(record, index) for index, record in enumerate(event["Records"])]
-        payloads.resolve(_readable(items))
         return {"batchItemFailures": [
             {"itemIdentifier": record_id} for record_id in _run_sqs(sqs_runner, items)
         ]}

@@ -18,6 +18,8 @@ from typing import Any
 from .._settlement import Settlement
 from .._telemetry._carrier import extract
 from ..driver import Delivery
+from ..offload import Offload
+from ._offload import payload_resolver
 from ._tracing import PUBSUB_CARRIER, TraceSource
 from ._trigger import Result, TriggerRunner
 
@@ -57,8 +59,17 @@ def _describe(delivery: Delivery) -> dict[str, str]:
     return {}
 
 
-def runner_for(handler: Callable[..., Any]) -> TriggerRunner:
-    return TriggerRunner(handler, TRIGGER, REFUSALS, NACK_DELAY, TraceSource("gcp_pubsub", _describe))
+def runner_for(handler: Callable[..., Any], offload: Offload | None, adapter: str) -> TriggerRunner:
+    """The runner of ``adapter`` (``pubsub_push`` or its WSGI twin): our pointer format,
+    as the Pub/Sub provider sends it."""
+    payloads = payload_resolver(
+        offload, adapter, aws_format=False,
+        settled_by="Pub/Sub records the 2xx answer as the ack",
+    )
+    return TriggerRunner(
+        handler, TRIGGER, REFUSALS, NACK_DELAY, TraceSource("gcp_pubsub", _describe),
+        payloads=payloads,
+    )
 
 
 _FRACTION = re.compile(r"(\.\d{6})\d+")

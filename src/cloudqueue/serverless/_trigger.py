@@ -5,6 +5,11 @@ A trigger settles by its own rules (a Lambda partial-failure list, an exception 
 Functions host, an HTTP status for Pub/Sub push), so an adapter message settles into a
 :class:`~cloudqueue.worker._handler.SettlementRecord` that records the outcome and refuses,
 with :class:`~cloudqueue.Unsupported`, what the trigger cannot express.
+
+Claim checks are resolved here too, by every public entry point before any handler runs
+and before any process span starts: as the consumer resolves at hand-out, before the
+worker's span, so a span measures the handler, and a payload that cannot be read shows
+on it as the handler's ``PayloadUnavailable``.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from .._settlement import Settlement
 from .._telemetry import active
 from ..driver import Delivery
 from ..errors import InvalidArgument, Unsupported, scrub
+from ..offload._consuming import PayloadResolver
 from ..worker._handler import SettlementRecord, is_async_handler, message_for
 from ..worker._policy import failure_summary
 from ._tracing import Headers, TraceSource
@@ -72,6 +78,9 @@ class TriggerRunner:
     trigger cannot carry out to the explanation raised as Unsupported; ``nack`` with a
     delay is always refused (``nack_delay_refusal``), ``nack()`` means "report failed".
     ``trace`` says what the process spans carry (when OpenTelemetry is on).
+    ``payloads`` resolves the claim checks among the deliveries before the handler
+    runs (see :mod:`._offload`); every public ``run*``, ``ordered`` and ``gather``
+    applies it, so no adapter can hand a pointer over as a body.
     """
 
     def __init__(
@@ -82,6 +91,8 @@ class TriggerRunner:
         nack_delay_refusal: str,
         trace: TraceSource,
         concurrency: int = 1,
+        *,
+        payloads: PayloadResolver,
     ) -> None:
         if not callable(handler):
             raise InvalidArgument(f"handler must be callable, not {handler!r}")
@@ -94,6 +105,7 @@ class TriggerRunner:
         self.nack_delay_refusal = nack_delay_refusal
         self.concurrency = concurrency
         self.trace = trace
+        self.payloads = payloads
         #: When on, process tracers per destination.
         self._telemetry = active()
         self._tracers: dict[tuple[tuple[str, str], ...], ProcessTracer] = {}
@@ -153,12 +165,20 @@ class TriggerRunner:
     def run_sync(self, delivery: Delivery, parent: Headers | None = None) -> Result:
         """Run the handler on one delivery; ``parent``: W3C headers of the request
         that brought it (see :meth:`ProcessTracer.begin`)."""
+        self.payloads.resolve((delivery,))
+        return self._run_sync(delivery, parent)
+
+    async def run_async(self, delivery: Delivery, parent: Headers | None = None) -> Result:
+        await self.payloads.aresolve((delivery,))
+        return await self._run_async(delivery, parent)
+
+    def _run_sync(self, delivery: Delivery, parent: Headers | None = None) -> Result:
         with self._attempt(delivery, parent, asynchronous=False) as attempt:
             self.handler(attempt.message)
         assert attempt.result is not None  # set whenever the block ends without raising
         return attempt.result
 
-    async def run_async(self, delivery: Delivery, parent: Headers | None = None) -> Result:
+    async def _run_async(self, delivery: Delivery, parent: Headers | None = None) -> Result:
         with self._attempt(delivery, parent, asynchronous=True) as attempt:
             await self.handler(attempt.message)
         assert attempt.result is not None
@@ -189,42 +209,56 @@ class TriggerRunner:
 
     async def run_one_async(self, delivery: Delivery, parent: Headers | None = None) -> Result:
         """One message from async code (a coroutine handler awaited, a plain one in a thread)."""
+        await self.payloads.aresolve((delivery,))
+        return await self._run_one_async(delivery, parent)
+
+    async def _run_one_async(self, delivery: Delivery, parent: Headers | None = None) -> Result:
         if self.is_async:
-            return await self.run_async(delivery, parent)
-        return await asyncio.to_thread(self.run_sync, delivery, parent)
+            return await self._run_async(delivery, parent)
+        return await asyncio.to_thread(self._run_sync, delivery, parent)
 
     # -- batches ---------------------------------------------------------------------
+    # A batch's payloads are fetched together first (a few at a time), so they are all
+    # in memory while its handlers run: the trigger's batch size bounds that memory.
 
     def run_batch(self, deliveries: Sequence[Delivery], *, in_order: bool) -> list[Result]:
         """Results in order. ``in_order`` (FIFO): one at a time, and after the first
         failure the rest are not run and reported failed (their order must hold)."""
+        self.payloads.resolve(deliveries)
         if in_order:
-            return self._run_in_order(deliveries)
+            return asyncio.run(self._ordered(deliveries))
         if self.is_async:
-            return asyncio.run(self.gather(deliveries))
+            return asyncio.run(self._gather(deliveries))
         if self.concurrency == 1 or len(deliveries) < 2:
-            return [self.run_sync(delivery) for delivery in deliveries]
+            return [self._run_sync(delivery) for delivery in deliveries]
         with ThreadPoolExecutor(max_workers=min(self.concurrency, len(deliveries))) as pool:
-            return list(pool.map(self.run_sync, deliveries))
-
-    def _run_in_order(self, deliveries: Sequence[Delivery]) -> list[Result]:
-        return asyncio.run(self.ordered(deliveries))
+            return list(pool.map(self._run_sync, deliveries))
 
     async def ordered(self, deliveries: Sequence[Delivery]) -> list[Result]:
+        """:meth:`run_batch` ``in_order`` for async code."""
+        await self.payloads.aresolve(deliveries)
+        return await self._ordered(deliveries)
+
+    async def gather(self, deliveries: Sequence[Delivery]) -> list[Result]:
+        """:meth:`run_batch` for async code, the handler being a coroutine function."""
+        await self.payloads.aresolve(deliveries)
+        return await self._gather(deliveries)
+
+    async def _ordered(self, deliveries: Sequence[Delivery]) -> list[Result]:
         results: list[Result] = []
         for index, delivery in enumerate(deliveries):
-            result = await self.run_one_async(delivery)
+            result = await self._run_one_async(delivery)
             results.append(result)
             if not result.ok:
                 results.extend(Result(later, False) for later in deliveries[index + 1 :])
                 break
         return results
 
-    async def gather(self, deliveries: Sequence[Delivery]) -> list[Result]:
+    async def _gather(self, deliveries: Sequence[Delivery]) -> list[Result]:
         limit = asyncio.Semaphore(self.concurrency if self.concurrency > 1 else len(deliveries) or 1)
 
         async def bounded(delivery: Delivery) -> Result:
             async with limit:
-                return await self.run_async(delivery)
+                return await self._run_async(delivery)
 
         return list(await asyncio.gather(*(bounded(delivery) for delivery in deliveries)))
