@@ -25,8 +25,11 @@ import pytest
 import uvicorn
 from azure.functions import meta
 from azure.functions.servicebus import ServiceBusMessageInConverter
+from opentelemetry.trace import StatusCode
 from test_serverless import free_port, push_body, sb_metadata, sqs_record
 from test_serverless_sns import notification, sns_event
+from test_telemetry_runtime import finished
+from test_telemetry_runtime_serverless import SENDER_SPAN, SENDER_TRACE, TRACEPARENT, span_ids
 
 import cloudqueue
 from cloudqueue import Offload, PayloadUnavailable
@@ -40,6 +43,7 @@ from cloudqueue.serverless import (
     pubsub_push,
     pubsub_push_wsgi,
 )
+from cloudqueue.testing.telemetry import Captured
 
 #: (message id, body as sent, attributes as sent)
 Sent = tuple[str, bytes, dict[str, str]]
@@ -284,3 +288,43 @@ def test_a_bad_offload_argument_is_refused_naming_the_adapter(name: str, tmp_pat
         build(print, offload=Offload(f"file://{tmp_path}", delete_after_ack=True))
     assert name in str(refused.value) and "lifecycle rule" in str(refused.value)
 
+
+
+@pytest.fixture
+def otel(otel_capture: Captured) -> Captured:
+    """The in-memory exporter, with telemetry's liveness looked at again now: it caches a
+    "no SDK" answer for a second, which an adapter run by an earlier test may have given."""
+    from cloudqueue._telemetry._otel import LIVE
+
+    LIVE.look(time.monotonic())
+    return otel_capture
+
+
+def test_a_payload_that_cannot_be_read_fails_its_span_in_the_senders_trace(
+    otel: Captured, tmp_path: Path
+) -> None:
+    """Each message keeps its own process span, continuing the sender's trace; the one
+    whose payload is missing ends in error with the reason, the resolved one does not."""
+    gone = pointer(tmp_path, "gone", b"deleted")
+    (tmp_path / "payload-gone").unlink()
+    kept = pointer(tmp_path, "kept", b"here")
+    batch = [servicebus_message(i, body, {**attributes, "traceparent": TRACEPARENT})
+             for i, body, attributes in (gone, kept)]
+    seen, handler = recording_handler()
+    function = azure_functions(handler, destination="orders", offload=Offload(f"file://{tmp_path}"))
+    with pytest.raises(HandlerFailed) as failure:
+        function(batch)
+    assert failure.value.message_ids == ["gone"]
+    assert seen.attributes == {"gone": {"kind": "large"}, "kept": {"kind": "large"}}
+
+    spans = {
+        (span.attributes or {})["messaging.message.id"]: span for span in finished(otel, "process orders")
+    }
+    assert set(spans) == {"gone", "kept"}
+    assert all(span_ids(span.parent) == (SENDER_TRACE, SENDER_SPAN) for span in spans.values())
+    assert spans["kept"].status.status_code is not StatusCode.ERROR
+    failed = spans["gone"]
+    assert failed.status.status_code is StatusCode.ERROR
+    assert (failed.attributes or {})["error.type"] == "cloudqueue.errors.PayloadUnavailable"
+    retry = next(event for event in failed.events if event.name == "cloudqueue.retry")
+    assert "payload-gone" in str((retry.attributes or {})["cloudqueue.retry.reason"])
