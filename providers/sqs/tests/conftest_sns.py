@@ -20,6 +20,10 @@ class SnsHarness(SqsHarness):
     # leases the engine renews) lost a lease now and then under the whole suite's load,
     # and a message dead-lettered twice came back twice from the redrive.
     short_lease = 2.0
+    # What cloudqueue_sqs._filter_policy refuses (its docstring says why): the empty value
+    # (sent as the placeholder '-', so '-' too), and double quotes and backslashes, whose
+    # escaping in attribute filter policies LocalStack does not do as AWS documents.
+    filter_unexpressible_values = frozenset({"", "-", 'say "hi"', "back\\slash", 'say "', "back\\"})
     # A subscription's dead letters are an SQS queue whose redrive goes back to that
     # subscription's queue only.
     redrive_subscription = True
