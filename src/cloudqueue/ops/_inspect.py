@@ -50,10 +50,12 @@ async def dead_letters(url: str, max_messages: int = 10) -> list[PeekedMessage]:
     in key order, so holding them for the length of the peek holds nobody up."""
     max_messages = check_max_messages(max_messages)
     provider, parsed = resolve(url)
-    dead_url = await asyncio.to_thread(provider.dead_letter_url, parsed)
-    deliveries = await peek_deliveries(provider, dead_url, max_messages, dead_letters=True)
+    # The dead letters may live with another provider (an SNS subscription's are an
+    # sqs:// queue): read them through the one their URL names.
+    dead_provider, dead_url = resolve(await asyncio.to_thread(provider.dead_letter_url, parsed))
+    deliveries = await peek_deliveries(dead_provider, dead_url, max_messages, dead_letters=True)
     return [
-        PeekedMessage.of(delivery, provider.dead_letter_facts(dead_url, delivery))
+        PeekedMessage.of(delivery, dead_provider.dead_letter_facts(dead_url, delivery))
         for delivery in deliveries
     ]
 

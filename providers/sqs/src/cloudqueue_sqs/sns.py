@@ -73,32 +73,22 @@ class SnsProvider(Provider):
     def _queue(self, url: Url) -> Queue:
         return self._queues.queue(self.queue_url(url))
 
-    # The methods cloudqueue.ops may call with a subscription's dead-letter URL also take
-    # sqs:// URLs (that URL is one) and hand them to the SQS provider: ops reads dead
-    # letters through the provider of the subscription it was asked about.
-
     # -- drivers -----------------------------------------------------------------------
 
     def open_topic(self, url: Url) -> TopicDriver:
         from ._sns_driver import SnsTopic
 
-        if url.scheme == "sqs":
-            return self._sqs.open_topic(url)
         return SnsTopic(self._topic(url))
 
     def open_subscription(self, url: Url) -> SubscriptionDriver:
         from ._sns_driver import SnsSubscription
 
-        if url.scheme == "sqs":
-            return self._sqs.open_subscription(url)
         topic = self._topic(url)
         return SnsSubscription(self._queue(url), topic.name)
 
     def capabilities(self, url: Url) -> Capabilities:
         from ._sns_driver import topic_capabilities
 
-        if url.scheme == "sqs":
-            return self._sqs.capabilities(url)
         return topic_capabilities(self._topic(url).fifo)
 
     # -- provisioning -------------------------------------------------------------------
@@ -132,28 +122,20 @@ class SnsProvider(Provider):
     # -- operations (cloudqueue.ops): the subscription's queue, as SQS reads it ----------
 
     def stats(self, url: Url) -> QueueStats:
-        if url.scheme == "sqs":
-            return self._sqs.stats(url)
         return self._sqs.stats(self.queue_url(url))
 
     def dead_letter_facts(self, url: Url, delivery: Delivery) -> DeadLetterFacts:
-        if url.scheme == "sqs":
-            return self._sqs.dead_letter_facts(url, delivery)
         return self._sqs.dead_letter_facts(self.queue_url(url), delivery)
 
     def redrive_source(self, url: Url) -> Url:
-        if url.scheme == "sqs":
-            return self._sqs.redrive_source(url)
         # A subscription's dead letters are the sqs:// twin (see dead_letter_url), so a
-        # redrive starts there; an sns:// URL is never a dead-letter destination.
+        # redrive starts there (with the SQS provider); an sns:// URL is never one.
         raise InvalidArgument(
             f"{str(url)!r:.300} is not a dead-letter destination: the dead letters of an SNS "
             "subscription are an SQS queue, cloudqueue.dead_letter_url(<subscription URL>)"
         )
 
     def open_redrive_target(self, url: Url) -> TopicDriver:
-        if url.scheme == "sqs":
-            return self._sqs.open_redrive_target(url)
         if url.subscription is None:
             return self.open_topic(url)
         # Sending to the subscription's queue reaches that subscription only.
