@@ -13,13 +13,11 @@ from __future__ import annotations
 
 import os
 import re
-import threading
-from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl, urlsplit
 
-from ..errors import ErrorCode, InvalidArgument, NotFound, Unsupported, register_secret, translate
-from ._store import PayloadStore
+from ..errors import ErrorCode, InvalidArgument, NotFound, Unsupported, register_secret
+from ._object_store import ErrorTable, ObjectStore
 
 __all__ = ["ACCOUNT_URL_ENV", "CONNECTION_STRING_ENV", "AzureBlobStore"]
 
@@ -29,10 +27,6 @@ ACCOUNT_URL_ENV = "AZURE_STORAGE_ACCOUNT_URL"
 # Container names: 3-63 lowercase letters, digits and single hyphens, starting and ending
 # with a letter or digit.
 _CONTAINER = re.compile(r"[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62}")
-# One segment of a blob name: no empty, "." or ".." segments, which the service would
-# normalize into another blob's name.
-_SEGMENT = re.compile(r"(?!\.{1,2}$)[A-Za-z0-9!_.*'()-]+")
-_MAX_BLOB_NAME = 1024  # characters, Azure's limit
 _CONCURRENCY = 4  # parallel block transfers for one large blob
 
 _E = ErrorCode
@@ -55,7 +49,7 @@ def _by_status(exc: BaseException) -> ErrorCode:
     return _E.UNKNOWN
 
 
-def _errors() -> Mapping[type[BaseException], ErrorCode | Callable[[BaseException], ErrorCode]]:
+def _errors() -> ErrorTable:
     from azure.core import exceptions as core
 
     return {
@@ -73,8 +67,10 @@ def _errors() -> Mapping[type[BaseException], ErrorCode | Callable[[BaseExceptio
     }
 
 
-class AzureBlobStore(PayloadStore):
+class AzureBlobStore(ObjectStore):
     scheme: ClassVar[str] = "az"
+    object_kind: ClassVar[str] = "blob"
+    name_length_in_bytes: ClassVar[bool] = False  # Azure's limit counts characters
 
     def __init__(
         self, container: str, prefix: str, *, connection_string: str | None, account_url: str | None
@@ -89,18 +85,13 @@ class AzureBlobStore(PayloadStore):
             register_secret(connection_string)
         if account_url is not None and urlsplit(account_url).query:
             _register_sas(urlsplit(account_url).query)
-        self._container_name = container
-        self._prefix = prefix
-        self._location = f"az://{container}/{prefix}" if prefix else f"az://{container}"
+        super().__init__(container, prefix)
         self._connection_string = connection_string
         self._account_url = account_url
-        self._lock = threading.Lock()
-        self._container: Any = None
-        self._table = _errors()
 
     @classmethod
     def open(cls, location: str) -> AzureBlobStore:
-        container, prefix = _parse(location)
+        container, prefix = cls._parse(location, query_hint=f" (put a SAS in {ACCOUNT_URL_ENV})")
         try:
             import azure.storage.blob  # here, so that a missing SDK fails at open
         except ImportError as error:
@@ -119,52 +110,20 @@ class AzureBlobStore(PayloadStore):
                 ) from error
         return cls(container, prefix, connection_string=connection_string, account_url=account_url)
 
-    @property
-    def location(self) -> str:
-        return self._location
+    @classmethod
+    def _error_table(cls) -> ErrorTable:
+        return _errors()
 
-    def put(self, key: str, data: bytes) -> str:
-        name = self._blob_name(key)
-        uri = f"az://{self._container_name}/{name}"
-        with translate(self._table, f"writing payload {uri}"):
-            self._client().upload_blob(name, data, overwrite=True, max_concurrency=_CONCURRENCY)
-        return uri
+    @classmethod
+    def _bucket_problem(cls, bucket: str) -> str | None:
+        if _CONTAINER.fullmatch(bucket):
+            return None
+        return (
+            "an Azure container name (3-63 lowercase letters, digits and single hyphens, "
+            "starting and ending with a letter or digit)"
+        )
 
-    def get(self, uri: str) -> bytes:
-        name = self._name_of(uri)
-        with translate(self._table, f"reading payload {uri}"):
-            data: bytes = self._client().download_blob(name, max_concurrency=_CONCURRENCY).readall()
-            return data
-
-    def delete(self, uri: str) -> None:
-        from azure.storage.blob import StorageErrorCode
-
-        name = self._name_of(uri)
-        try:
-            with translate(self._table, f"deleting payload {uri}"):
-                self._client().delete_blob(name)
-        except NotFound as error:
-            # Only the blob may be missing: a missing container is a misconfiguration to report.
-            native = error.__cause__
-            if getattr(native, "error_code", None) != StorageErrorCode.BLOB_NOT_FOUND:
-                raise
-
-    def contains(self, uri: str) -> bool:
-        return super().contains(uri) and _valid_name(uri[len(f"az://{self._container_name}/") :])
-
-    def close(self) -> None:
-        with self._lock:
-            container, self._container = self._container, None
-        if container is not None:
-            container.close()
-
-    def _client(self) -> Any:
-        with self._lock:
-            if self._container is None:
-                self._container = self._new_container_client()
-            return self._container
-
-    def _new_container_client(self) -> Any:
+    def _new_client(self) -> Any:
         from azure.storage.blob import BlobServiceClient, LinearRetry
 
         options: dict[str, Any] = {
@@ -182,21 +141,26 @@ class AzureBlobStore(PayloadStore):
 
                 credential = DefaultAzureCredential()
             service = BlobServiceClient(self._account_url, credential=credential, **options)
-        return service.get_container_client(self._container_name)
+        return service.get_container_client(self._bucket_name)
 
-    def _blob_name(self, key: str) -> str:
-        name = f"{self._prefix}/{key}" if self._prefix else key
-        if not isinstance(key, str) or not _valid_name(key) or not _valid_name(name):
-            raise InvalidArgument(
-                f"payload key {str(key)[:60]!r} is not a valid blob name: '/'-separated segments of "
-                f"letters, digits and !_.*'()-, none empty, '.' or '..', {_MAX_BLOB_NAME} characters in all"
-            )
-        return name
+    def _close_client(self, client: Any) -> None:
+        client.close()
 
-    def _name_of(self, uri: str) -> str:
-        if not self.contains(uri):
-            raise InvalidArgument(f"payload {uri!r:.200} is not a blob under {self._location}")
-        return uri[len(f"az://{self._container_name}/") :]
+    def _upload(self, client: Any, name: str, data: bytes) -> None:
+        client.upload_blob(name, data, overwrite=True, max_concurrency=_CONCURRENCY)
+
+    def _download(self, client: Any, name: str) -> bytes:
+        data: bytes = client.download_blob(name, max_concurrency=_CONCURRENCY).readall()
+        return data
+
+    def _remove(self, client: Any, name: str) -> None:
+        client.delete_blob(name)
+
+    def _already_gone(self, error: NotFound) -> bool:
+        from azure.storage.blob import StorageErrorCode
+
+        # Only the blob may be missing: a missing container is a misconfiguration to report.
+        return getattr(error.__cause__, "error_code", None) == StorageErrorCode.BLOB_NOT_FOUND
 
 
 def _register_sas(query: str) -> None:
@@ -205,31 +169,3 @@ def _register_sas(query: str) -> None:
     for name, value in parse_qsl(query, keep_blank_values=True):
         if name.lower() == "sig":
             register_secret(value)
-
-
-def _valid_name(name: str) -> bool:
-    return 0 < len(name) <= _MAX_BLOB_NAME and all(_SEGMENT.fullmatch(part) for part in name.split("/"))
-
-
-def _parse(location: str) -> tuple[str, str]:
-    """``az://container[/prefix]`` -> (container, prefix without slashes at the ends)."""
-    if not isinstance(location, str) or not location.startswith("az://"):
-        raise InvalidArgument(f"offload location {location!r:.80} is not an az:// location")
-    rest = location[len("az://") :]
-    if "?" in rest or "#" in rest:
-        raise InvalidArgument(
-            f"offload location {location!r:.80} takes no query or fragment (put a SAS in {ACCOUNT_URL_ENV})"
-        )
-    container, _, prefix = rest.partition("/")
-    if not _CONTAINER.fullmatch(container):
-        raise InvalidArgument(
-            f"offload location {location!r:.80}: {container!r:.70} is not an Azure container name "
-            "(3-63 lowercase letters, digits and single hyphens, starting and ending with a letter or digit)"
-        )
-    prefix = prefix.strip("/")
-    if prefix and not _valid_name(prefix):
-        raise InvalidArgument(
-            f"offload location {location!r:.80}: prefix {prefix!r:.70} is not a valid blob name prefix "
-            "('/'-separated segments of letters, digits and !_.*'()-, none empty, '.' or '..')"
-        )
-    return container, prefix

@@ -12,21 +12,16 @@ the SDK.
 from __future__ import annotations
 
 import re
-import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any, ClassVar
 
-from ..errors import ErrorCode, InvalidArgument, NotFound, Unsupported, translate
-from ._store import PayloadStore
+from ..errors import ErrorCode, NotFound, Unsupported
+from ._object_store import ErrorTable, ObjectStore
 
 __all__ = ["GcsStore"]
 
 # Bucket names without dots are 3-63 characters; with dots up to 222.
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]")
-# One segment of an object name: no empty, "." or ".." segments (GCS forbids "." and ".."
-# as whole names, and empty segments would make two URIs name one object only by accident).
-_SEGMENT = re.compile(r"(?!\.{1,2}$)[A-Za-z0-9!_.*'()-]+")
-_MAX_OBJECT_NAME = 1024  # bytes, GCS's limit on an object name
 _TIMEOUT = (3.0, 60.0)  # seconds to connect, seconds between bytes read
 
 _E = ErrorCode
@@ -60,7 +55,7 @@ def _by_response_status(exc: BaseException) -> ErrorCode:
 _TABLE: dict[type[BaseException], ErrorCode | Callable[[BaseException], ErrorCode]] = {}
 
 
-def _table() -> Mapping[type[BaseException], ErrorCode | Callable[[BaseException], ErrorCode]]:
+def _table() -> ErrorTable:
     if not _TABLE:
         import google.api_core.exceptions as gex
         import google.auth.exceptions as aex
@@ -95,20 +90,16 @@ def _table() -> Mapping[type[BaseException], ErrorCode | Callable[[BaseException
     return _TABLE
 
 
-class GcsStore(PayloadStore):
+class GcsStore(ObjectStore):
     scheme: ClassVar[str] = "gs"
 
     def __init__(self, bucket: str, prefix: str) -> None:
-        self._bucket_name = bucket
-        self._prefix = prefix
-        self._location = f"gs://{bucket}/{prefix}" if prefix else f"gs://{bucket}"
-        self._lock = threading.Lock()
-        self._bucket: Any = None
+        super().__init__(bucket, prefix)
         self._retry: Any = None
 
     @classmethod
     def open(cls, location: str) -> GcsStore:
-        bucket, prefix = _parse(location)
+        bucket, prefix = cls._parse(location)
         try:
             import google.cloud.storage  # noqa: F401 - a missing SDK fails here
         except ImportError as error:
@@ -117,94 +108,39 @@ class GcsStore(PayloadStore):
             ) from error
         return cls(bucket, prefix)
 
-    @property
-    def location(self) -> str:
-        return self._location
+    @classmethod
+    def _error_table(cls) -> ErrorTable:
+        return _table()
 
-    def put(self, key: str, data: bytes) -> str:
-        name = self._object_name(key)
-        uri = f"gs://{self._bucket_name}/{name}"
-        with translate(_table(), f"writing payload {uri}"):
-            bucket = self._handle()
-            # An explicit retry: uploads of one key's same bytes are safe to repeat.
-            bucket.blob(name).upload_from_string(data, retry=self._retry, timeout=_TIMEOUT)
-        return uri
-
-    def get(self, uri: str) -> bytes:
-        name = self._name_of(uri)
-        with translate(_table(), f"reading payload {uri}"):
-            bucket = self._handle()
-            data: bytes = bucket.blob(name).download_as_bytes(retry=self._retry, timeout=_TIMEOUT)
-            return data
-
-    def delete(self, uri: str) -> None:
-        name = self._name_of(uri)
-        try:
-            with translate(_table(), f"deleting payload {uri}"):
-                bucket = self._handle()
-                bucket.blob(name).delete(retry=self._retry, timeout=_TIMEOUT)
-        except NotFound:
-            pass  # already gone (or never written): what delete promises either way
-
-    def contains(self, uri: str) -> bool:
-        return super().contains(uri) and _valid_name(uri[len(f"gs://{self._bucket_name}/") :])
-
-    def close(self) -> None:
-        with self._lock:
-            bucket, self._bucket = self._bucket, None
-        if bucket is not None:
-            bucket.client.close()
-
-    def _handle(self) -> Any:
-        with self._lock:
-            if self._bucket is None:
-                from google.cloud import storage
-                from google.cloud.storage.retry import DEFAULT_RETRY  # type: ignore[import-untyped]
-
-                self._retry = DEFAULT_RETRY.with_delay(initial=0.2, maximum=1.0).with_timeout(5.0)
-                self._bucket = storage.Client().bucket(self._bucket_name)
-            return self._bucket
-
-    def _object_name(self, key: str) -> str:
-        name = f"{self._prefix}/{key}" if self._prefix else key
-        if not isinstance(key, str) or not _valid_name(key) or not _valid_name(name):
-            raise InvalidArgument(
-                f"payload key {str(key)[:60]!r} is not a valid object name: '/'-separated segments of "
-                f"letters, digits and !_.*'()-, none empty, '.' or '..', {_MAX_OBJECT_NAME} bytes in all"
-            )
-        return name
-
-    def _name_of(self, uri: str) -> str:
-        if not self.contains(uri):
-            raise InvalidArgument(f"payload {uri!r:.200} is not an object under {self._location}")
-        return uri[len(f"gs://{self._bucket_name}/") :]
-
-
-def _valid_name(name: str) -> bool:
-    return (
-        0 < len(name.encode("utf-8")) <= _MAX_OBJECT_NAME
-        and all(_SEGMENT.fullmatch(segment) for segment in name.split("/"))
-    )
-
-
-def _parse(location: str) -> tuple[str, str]:
-    """``gs://bucket[/prefix]`` -> (bucket, prefix without slashes at the ends)."""
-    if not isinstance(location, str) or not location.startswith("gs://"):
-        raise InvalidArgument(f"offload location {location!r:.80} is not a gs:// location")
-    rest = location[len("gs://") :]
-    if "?" in rest or "#" in rest:
-        raise InvalidArgument(f"offload location {location!r:.80} takes no query or fragment")
-    bucket, _, prefix = rest.partition("/")
-    if not _BUCKET.fullmatch(bucket) or ".." in bucket or ("." not in bucket and len(bucket) > 63):
-        raise InvalidArgument(
-            f"offload location {location!r:.80}: {bucket!r:.70} is not a Cloud Storage bucket name "
-            "(3-63 lowercase letters, digits, _ and -, or up to 222 with dots; starting and ending "
-            "with a letter or digit)"
+    @classmethod
+    def _bucket_problem(cls, bucket: str) -> str | None:
+        if _BUCKET.fullmatch(bucket) and ".." not in bucket and ("." in bucket or len(bucket) <= 63):
+            return None
+        return (
+            "a Cloud Storage bucket name (3-63 lowercase letters, digits, _ and -, or up to 222 "
+            "with dots; starting and ending with a letter or digit)"
         )
-    prefix = prefix.strip("/")
-    if prefix and not _valid_name(prefix):
-        raise InvalidArgument(
-            f"offload location {location!r:.80}: prefix {prefix!r:.70} is not a valid object name prefix "
-            "('/'-separated segments of letters, digits and !_.*'()-, none empty, '.' or '..')"
-        )
-    return bucket, prefix
+
+    def _new_client(self) -> Any:
+        from google.cloud import storage
+        from google.cloud.storage.retry import DEFAULT_RETRY  # type: ignore[import-untyped]
+
+        self._retry = DEFAULT_RETRY.with_delay(initial=0.2, maximum=1.0).with_timeout(5.0)
+        return storage.Client().bucket(self._bucket_name)
+
+    def _close_client(self, client: Any) -> None:
+        client.client.close()
+
+    def _upload(self, client: Any, name: str, data: bytes) -> None:
+        # An explicit retry: uploads of one key's same bytes are safe to repeat.
+        client.blob(name).upload_from_string(data, retry=self._retry, timeout=_TIMEOUT)
+
+    def _download(self, client: Any, name: str) -> bytes:
+        data: bytes = client.blob(name).download_as_bytes(retry=self._retry, timeout=_TIMEOUT)
+        return data
+
+    def _remove(self, client: Any, name: str) -> None:
+        client.blob(name).delete(retry=self._retry, timeout=_TIMEOUT)
+
+    def _already_gone(self, error: NotFound) -> bool:
+        return True  # already gone (or never written): what delete promises either way

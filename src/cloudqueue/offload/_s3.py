@@ -11,21 +11,16 @@ the engine can retry, rather than inside the SDK for minutes.
 from __future__ import annotations
 
 import re
-import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from ..errors import ErrorCode, InvalidArgument, Unsupported, register_secret, translate
-from ._store import PayloadStore
+from ..errors import ErrorCode, Unsupported, register_secret
+from ._object_store import ErrorTable, ObjectStore
 
 __all__ = ["S3Store"]
 
 # Bucket names as S3 creates them today (3-63 characters; no uppercase or underscores).
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
-# One segment of an object name: no empty, "." or ".." segments, which a path-style URL
-# (LocalStack, proxies) could normalize into another object.
-_SEGMENT = re.compile(r"(?!\.{1,2}$)[A-Za-z0-9!_.*'()-]+")
-_MAX_OBJECT_NAME = 1024  # bytes, S3's limit on a key
 
 _E = ErrorCode
 
@@ -69,7 +64,7 @@ def _client_error_code(exc: BaseException) -> ErrorCode:
     return _E.UNAVAILABLE if status >= 500 else _E.UNKNOWN
 
 
-def _errors() -> Mapping[type[BaseException], ErrorCode | Callable[[BaseException], ErrorCode]]:
+def _errors() -> ErrorTable:
     import botocore.exceptions as bex  # type: ignore[import-untyped]
 
     return {
@@ -91,20 +86,12 @@ def _errors() -> Mapping[type[BaseException], ErrorCode | Callable[[BaseExceptio
     }
 
 
-class S3Store(PayloadStore):
+class S3Store(ObjectStore):
     scheme: ClassVar[str] = "s3"
-
-    def __init__(self, bucket: str, prefix: str) -> None:
-        self._bucket = bucket
-        self._prefix = prefix
-        self._location = f"s3://{bucket}/{prefix}" if prefix else f"s3://{bucket}"
-        self._lock = threading.Lock()
-        self._s3: Any = None
-        self._table = _errors()
 
     @classmethod
     def open(cls, location: str) -> S3Store:
-        bucket, prefix = _parse(location)
+        bucket, prefix = cls._parse(location)
         try:
             import boto3  # type: ignore[import-untyped]  # noqa: F401 - here, so a missing SDK fails at open
         except ImportError as error:
@@ -114,46 +101,21 @@ class S3Store(PayloadStore):
         return cls(bucket, prefix)
 
     @property
-    def location(self) -> str:
-        return self._location
-
-    @property
     def bucket(self) -> str:
-        return self._bucket
+        return self._bucket_name
 
-    def put(self, key: str, data: bytes) -> str:
-        name = self._object_name(key)
-        uri = f"s3://{self._bucket}/{name}"
-        with translate(self._table, f"writing payload {uri}"):
-            self._client().put_object(Bucket=self._bucket, Key=name, Body=data)
-        return uri
+    @classmethod
+    def _error_table(cls) -> ErrorTable:
+        return _errors()
 
-    def get(self, uri: str) -> bytes:
-        name = self._name_of(uri)
-        with translate(self._table, f"reading payload {uri}"):
-            body: bytes = self._client().get_object(Bucket=self._bucket, Key=name)["Body"].read()
-            return body
-
-    def delete(self, uri: str) -> None:
-        name = self._name_of(uri)
-        # S3 answers 204 for a key that is not there: a missing object is not an error.
-        with translate(self._table, f"deleting payload {uri}"):
-            self._client().delete_object(Bucket=self._bucket, Key=name)
-
-    def contains(self, uri: str) -> bool:
-        return super().contains(uri) and _valid_name(uri[len(f"s3://{self._bucket}/") :])
-
-    def close(self) -> None:
-        with self._lock:
-            client, self._s3 = self._s3, None
-        if client is not None:
-            client.close()
-
-    def _client(self) -> Any:
-        with self._lock:
-            if self._s3 is None:
-                self._s3 = self._new_client()
-            return self._s3
+    @classmethod
+    def _bucket_problem(cls, bucket: str) -> str | None:
+        if _BUCKET.fullmatch(bucket) and ".." not in bucket:
+            return None
+        return (
+            "an S3 bucket name (3-63 lowercase letters, digits, dots and hyphens, "
+            "starting and ending with a letter or digit)"
+        )
 
     def _new_client(self) -> Any:
         import boto3
@@ -175,45 +137,17 @@ class S3Store(PayloadStore):
         )
         return session.client("s3", config=config)
 
-    def _object_name(self, key: str) -> str:
-        name = f"{self._prefix}/{key}" if self._prefix else key
-        if not isinstance(key, str) or not _valid_name(key) or not _valid_name(name):
-            raise InvalidArgument(
-                f"payload key {str(key)[:60]!r} is not a valid object name: '/'-separated segments of "
-                f"letters, digits and !_.*'()-, none empty, '.' or '..', {_MAX_OBJECT_NAME} bytes in all"
-            )
-        return name
+    def _close_client(self, client: Any) -> None:
+        client.close()
 
-    def _name_of(self, uri: str) -> str:
-        if not self.contains(uri):
-            raise InvalidArgument(f"payload {uri!r:.200} is not an object under {self._location}")
-        return uri[len(f"s3://{self._bucket}/") :]
+    def _upload(self, client: Any, name: str, data: bytes) -> None:
+        client.put_object(Bucket=self._bucket_name, Key=name, Body=data)
 
+    def _download(self, client: Any, name: str) -> bytes:
+        body: bytes = client.get_object(Bucket=self._bucket_name, Key=name)["Body"].read()
+        return body
 
-def _valid_name(name: str) -> bool:
-    return (
-        0 < len(name.encode("utf-8")) <= _MAX_OBJECT_NAME
-        and all(_SEGMENT.fullmatch(segment) for segment in name.split("/"))
-    )
-
-
-def _parse(location: str) -> tuple[str, str]:
-    """``s3://bucket[/prefix]`` -> (bucket, prefix without slashes at the ends)."""
-    if not isinstance(location, str) or not location.startswith("s3://"):
-        raise InvalidArgument(f"offload location {location!r:.80} is not an s3:// location")
-    rest = location[len("s3://") :]
-    if "?" in rest or "#" in rest:
-        raise InvalidArgument(f"offload location {location!r:.80} takes no query or fragment")
-    bucket, _, prefix = rest.partition("/")
-    if not _BUCKET.fullmatch(bucket) or ".." in bucket:
-        raise InvalidArgument(
-            f"offload location {location!r:.80}: {bucket!r:.70} is not an S3 bucket name "
-            "(3-63 lowercase letters, digits, dots and hyphens, starting and ending with a letter or digit)"
-        )
-    prefix = prefix.strip("/")
-    if prefix and not _valid_name(prefix):
-        raise InvalidArgument(
-            f"offload location {location!r:.80}: prefix {prefix!r:.70} is not a valid object name prefix "
-            "('/'-separated segments of letters, digits and !_.*'()-, none empty, '.' or '..')"
-        )
-    return bucket, prefix
+    def _remove(self, client: Any, name: str) -> None:
+        # S3 answers 204 for a key that is not there: a missing object is not an error (a
+        # NotFound here means the bucket is missing, a misconfiguration to report).
+        client.delete_object(Bucket=self._bucket_name, Key=name)
