@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
 
 from ._config import Offload
 from ._consuming import OffloadingSubscription, PayloadResolver
 from ._producing import OffloadingTopic
-from ._store import open_store
+from ._store import PayloadStore, open_store
 
 if TYPE_CHECKING:
     from .._url import Url
@@ -15,17 +16,14 @@ if TYPE_CHECKING:
 
 __all__ = ["open_subscription", "open_topic"]
 
+_Driver = TypeVar("_Driver")
+
 
 def open_topic(provider: Provider, url: Url, offload: Offload | None) -> TopicDriver:
     """The provider's topic driver, offloading large bodies when ``offload`` is set."""
     if offload is None:
         return provider.open_topic(url)
-    store = open_store(offload.location)
-    try:
-        driver = provider.open_topic(url)
-    except BaseException:
-        store.close()
-        raise
+    store, driver = _with_store(offload, lambda: provider.open_topic(url))
     aws = provider.aws_extended_payloads and store.scheme == "s3"
     return OffloadingTopic(driver, store, offload, aws_format=aws)
 
@@ -37,11 +35,17 @@ def open_subscription(
     aws = provider.aws_extended_payloads
     if offload is None:
         return provider.open_subscription(url), PayloadResolver(None, aws_format=aws)
+    store, driver = _with_store(offload, lambda: provider.open_subscription(url))
+    resolver = PayloadResolver(store, aws_format=aws, delete_after_ack=offload.delete_after_ack)
+    return OffloadingSubscription(driver, store), resolver
+
+
+def _with_store(offload: Offload, open_driver: Callable[[], _Driver]) -> tuple[PayloadStore, _Driver]:
+    """The store first (a bad location fails before any connection), then the driver;
+    the store is closed again when the driver cannot be opened."""
     store = open_store(offload.location)
     try:
-        driver = provider.open_subscription(url)
+        return store, open_driver()
     except BaseException:
         store.close()
         raise
-    resolver = PayloadResolver(store, aws_format=aws, delete_after_ack=offload.delete_after_ack)
-    return OffloadingSubscription(driver, store), resolver
