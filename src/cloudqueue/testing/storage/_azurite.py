@@ -10,14 +10,13 @@ checks skipped, and no service-side limits on throughput.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import shutil
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from ..hostprocess import file_lock
 from ._process import EmulatorError, EmulatorProcess, run_checked
 
 __all__ = [
@@ -79,7 +78,7 @@ def install_azurite(directory: str | os.PathLike[str] | None = None, *, quiet: b
     if npm is None:
         raise EmulatorError("installing Azurite needs npm (Debian: apt-get install nodejs npm)")
     target.mkdir(parents=True, exist_ok=True)
-    with _locked(target / ".lock"):
+    with file_lock(target / ".lock"):
         if is_installed(target):  # another process finished while this one waited
             return target
         (target / _MARKER).unlink(missing_ok=True)
@@ -95,16 +94,6 @@ def install_azurite(directory: str | os.PathLike[str] | None = None, *, quiet: b
     if not is_installed(target):
         raise EmulatorError(f"npm finished but {target} does not hold azurite {AZURITE_VERSION}")
     return target
-
-
-@contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 class Azurite(EmulatorProcess):

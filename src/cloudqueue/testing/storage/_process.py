@@ -9,11 +9,8 @@ could be another program's, which would leave the tests talking to a stranger.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -25,6 +22,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
+from ..hostprocess import free_loopback_port, kill_group, log_tail, port_is_free, terminate_group
+
 __all__ = ["EmulatorError", "EmulatorProcess", "free_loopback_port"]
 
 _LOG_TAIL_LINES = 40
@@ -34,23 +33,6 @@ _ENV_DROP = frozenset({"PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP"})
 
 class EmulatorError(RuntimeError):
     """An emulator could not be installed, started or reached; the message ends with its log."""
-
-
-def free_loopback_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def _is_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
 
 
 # No proxies: an HTTP(S)_PROXY setting must not send loopback requests elsewhere.
@@ -115,13 +97,7 @@ class EmulatorProcess:
 
     def log_tail(self, lines: int = _LOG_TAIL_LINES) -> str:
         """The last ``lines`` lines of the emulator's output ("" when there is none)."""
-        if self._workdir is None:
-            return ""
-        try:
-            text = (self._workdir / "emulator.log").read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            return ""
-        return "\n".join(text.splitlines()[-lines:])
+        return log_tail(self._workdir / "emulator.log" if self._workdir is not None else None, lines)
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -154,7 +130,7 @@ class EmulatorProcess:
         self._process = self._workdir = None
         self._port = None
         if process is not None:
-            _terminate_group(process, self._stop_grace)
+            terminate_group(process, self._stop_grace)
         if workdir is not None:
             shutil.rmtree(workdir, ignore_errors=True)
 
@@ -172,7 +148,7 @@ class EmulatorProcess:
     # -- internals --------------------------------------------------------------------------
 
     def _launch(self) -> None:
-        if self._requested_port is not None and not _is_free(self._requested_port):
+        if self._requested_port is not None and not port_is_free(self._requested_port):
             # Said now: some emulators (gcp-storage-emulator) log a failed bind and keep running.
             raise EmulatorError(f"127.0.0.1:{self._requested_port} is already in use by another program")
         self._port = self._requested_port or free_loopback_port()
@@ -194,7 +170,7 @@ class EmulatorProcess:
             except OSError as error:
                 raise EmulatorError(f"could not run {command[0]}: {error}") from error
         # Last resort if stop() is never called (a crashed session): kill at interpreter exit.
-        self._finalizer = weakref.finalize(self, _kill_group, self._process.pid)
+        self._finalizer = weakref.finalize(self, kill_group, self._process.pid)
 
     def _wait_ready(self, deadline: float) -> None:
         assert self._process is not None and self._port is not None
@@ -216,22 +192,6 @@ class EmulatorProcess:
     def _describe_log(self) -> str:
         tail = self.log_tail()
         return f"\n--- {self.name} log (last {_LOG_TAIL_LINES} lines) ---\n{tail}" if tail else ""
-
-
-def _terminate_group(process: subprocess.Popen[bytes], grace: float) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
-        _kill_group(process.pid)
-        process.wait()
-    _kill_group(process.pid)  # the leader is gone; its children may not be
-
-
-def _kill_group(pgid: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, signal.SIGKILL)
 
 
 def run_checked(command: Sequence[str], *, what: str, on_error: Callable[[str], Exception]) -> None:

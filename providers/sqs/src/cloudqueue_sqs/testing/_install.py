@@ -7,14 +7,14 @@ interpreter as a child process.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
+
+from cloudqueue.testing.hostprocess import file_lock
 
 from ._errors import LocalStackInstallError
 
@@ -110,7 +110,7 @@ def install_localstack(
     if is_installed(venv):
         return venv_python(venv)
     venv.mkdir(parents=True, exist_ok=True)
-    with _locked(venv / _LOCK):
+    with file_lock(venv / _LOCK):
         # Another process may have finished the install while this one waited for the lock.
         if is_installed(venv):
             return venv_python(venv)
@@ -135,16 +135,6 @@ def install_localstack(
             f"pip finished but {venv} does not hold localstack-core {LOCALSTACK_VERSION}"
         )
     return venv_python(venv)
-
-
-@contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _run(command: list[str], *, quiet: bool, what: str) -> None:

@@ -6,12 +6,9 @@ process group so that teardown can kill it and anything it spawned.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -23,9 +20,13 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
+from cloudqueue.testing.hostprocess import free_loopback_port, kill_group, log_tail, terminate_group
+
 from ._cert import write_self_signed_pem
 from ._errors import LocalStackError, LocalStackStartError
 from ._install import venv_python
+
+__all__ = ["ENDPOINT_ENV", "SERVICES", "LocalStack", "free_loopback_port", "localstack_environment"]
 
 ENDPOINT_ENV = "CLOUDQUEUE_SQS_ENDPOINT"
 """Environment variable naming an already-running LocalStack to reuse, e.g.
@@ -67,14 +68,6 @@ def localstack_environment(port: int, root: Path, cert: Path) -> dict[str, str]:
         "SQS_DISABLE_CLOUDWATCH_METRICS": "1",  # CloudWatch is not running
         "FILESYSTEM_ROOT": str(root),  # state, cache and logs in our temporary folder
     }
-
-
-def free_loopback_port() -> int:
-    """Return a TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 class LocalStack:
@@ -227,7 +220,7 @@ class LocalStack:
         self._process = self._workdir = None
         self._port = None
         if process is not None:
-            _terminate_group(process, self._stop_grace)
+            terminate_group(process, self._stop_grace)
         if workdir is not None:
             shutil.rmtree(workdir, ignore_errors=True)
 
@@ -264,14 +257,7 @@ class LocalStack:
 
     def log_tail(self, lines: int = _LOG_TAIL_LINES) -> str:
         """The last ``lines`` lines of LocalStack's log ("" when there is none)."""
-        path = self.log_path
-        if path is None:
-            return ""
-        try:
-            text = path.read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            return ""
-        return "\n".join(text.splitlines()[-lines:])
+        return log_tail(self.log_path, lines)
 
     # -- internals ---------------------------------------------------------------------------
 
@@ -301,7 +287,7 @@ class LocalStack:
             )
         # Last resort if stop() is never called (a crashed test session): kill at interpreter
         # exit, without the grace period.
-        self._finalizer = weakref.finalize(self, _kill_group, self._process.pid)
+        self._finalizer = weakref.finalize(self, kill_group, self._process.pid)
 
     def _wait_ready(self, deadline: float) -> None:
         while True:
@@ -324,20 +310,3 @@ class LocalStack:
         if not tail:
             return ""
         return f"\n--- LocalStack log (last {_LOG_TAIL_LINES} lines) ---\n{tail}"
-
-
-def _terminate_group(process: subprocess.Popen[bytes], grace: float) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
-        _kill_group(process.pid)
-        process.wait()
-    # The leader is gone; anything it spawned may still be in its group.
-    _kill_group(process.pid)
-
-
-def _kill_group(pgid: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, signal.SIGKILL)
