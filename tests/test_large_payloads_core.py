@@ -4,27 +4,14 @@ tested on the provider plugins, beside LocalStack."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from test_contract_memory import MemoryHarness
 from test_contract_sqlite import SqliteHarness
 
 from cloudqueue.testing.contract import Harness
-from cloudqueue.testing.contract.large_payloads import (
-    LargePayloads,
-    PayloadLocation,
-    PayloadStorage,
-    payload_storage_for,
-)
+from cloudqueue.testing.contract.large_payloads import LargePayloads
 
-
-@pytest.fixture(scope="module", params=["file", "gs", "az"])
-def payload_storage(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[PayloadStorage]:
-    with payload_storage_for(request.param, tmp_path_factory.mktemp("payloads")) as storage:
-        yield storage
+CORE_STORES = ("file", "gs", "az")
 
 
 @pytest.fixture(scope="module")
@@ -33,20 +20,18 @@ def database_path(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 class TestMemoryLargePayloads(LargePayloads):
+    payload_stores = CORE_STORES
+    fifty_mb_stores = ("gs",)  # resumable uploads to the emulator
+
     @pytest.fixture
     def harness(self) -> Harness:
         return MemoryHarness()
 
-    @pytest.fixture
-    def payload_location(self, payload_storage: PayloadStorage) -> PayloadLocation:
-        return payload_storage.new_location()
-
 
 class TestSqliteLargePayloads(LargePayloads):
+    payload_stores = CORE_STORES
+    fifty_mb_stores = ("az",)  # block uploads to Azurite
+
     @pytest.fixture
     def harness(self, database_path: str) -> Harness:
         return SqliteHarness(database_path)
-
-    @pytest.fixture
-    def payload_location(self, payload_storage: PayloadStorage) -> PayloadLocation:
-        return payload_storage.new_location()

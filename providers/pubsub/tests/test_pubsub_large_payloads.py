@@ -4,67 +4,20 @@ az:// (Azurite)."""
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from cloudqueue.testing.contract import Harness
-from cloudqueue.testing.contract.large_payloads import (
-    STORE_SCHEMES,
-    LargePayloads,
-    PayloadLocation,
-    PayloadStorage,
-    payload_storage_for,
-)
-from cloudqueue_sqs.testing import LocalStack, install_localstack
-from test_contract_pubsub import PubSubHarness
+from cloudqueue.testing.contract.large_payloads import LargePayloads
+from test_contract_pubsub import PubSubHarness, emulator, server
 
-from cloudqueue_pubsub.testing import PubSubServer
-
-REPO_ROOT = Path(__file__).resolve().parents[3]
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[PubSubServer]:
-    with PubSubServer(pull_wait_seconds=0.5) as running:
-        yield running
-
-
-@pytest.fixture(autouse=True)
-def emulator(server: PubSubServer, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PUBSUB_EMULATOR_HOST", server.address)
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    """LocalStack for s3:// (reused when ``CLOUDQUEUE_SQS_ENDPOINT`` names a running one)."""
-    if os.environ.get("CLOUDQUEUE_SQS_ENDPOINT"):
-        server = LocalStack()
-    else:
-        venv = Path(os.environ.get("CLOUDQUEUE_LOCALSTACK_VENV") or REPO_ROOT / ".venv-localstack")
-        install_localstack(venv)
-        server = LocalStack(venv)
-    with server:
-        yield server.endpoint_url
-
-
-@pytest.fixture(scope="module", params=STORE_SCHEMES)
-def payload_storage(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[PayloadStorage]:
-    endpoint = request.getfixturevalue("s3_endpoint") if request.param == "s3" else None
-    with payload_storage_for(
-        request.param, tmp_path_factory.mktemp("payloads"), s3_endpoint=endpoint
-    ) as storage:
-        yield storage
+__all__ = ["emulator", "server"]  # the suite's Pub/Sub server, reached through the environment
 
 
 class TestPubSubLargePayloads(LargePayloads):
+    fifty_mb_stores = ("gs",)  # Pub/Sub's own cloud's store
+    localstack_venv = Path(__file__).resolve().parents[3] / ".venv-localstack"
+
     @pytest.fixture
     def harness(self) -> Harness:
         return PubSubHarness()
-
-    @pytest.fixture
-    def payload_location(self, payload_storage: PayloadStorage) -> PayloadLocation:
-        return payload_storage.new_location()

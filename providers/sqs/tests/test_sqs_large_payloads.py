@@ -3,37 +3,22 @@ file://, s3:// (the same LocalStack), gs:// (GCS emulator) and az:// (Azurite)."
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from cloudqueue.testing.contract import Harness
-from cloudqueue.testing.contract.large_payloads import (
-    STORE_SCHEMES,
-    LargePayloads,
-    PayloadLocation,
-    PayloadStorage,
-    payload_storage_for,
-)
+from cloudqueue.testing.contract.large_payloads import LargePayloads
 from conftest_driver import SqsHarness, aws_environment, endpoint_url
 
 __all__ = ["aws_environment", "endpoint_url"]
 
 
-@pytest.fixture(scope="module", params=STORE_SCHEMES)
-def payload_storage(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, endpoint_url: str
-) -> Iterator[PayloadStorage]:
-    with payload_storage_for(
-        request.param, tmp_path_factory.mktemp("payloads"), s3_endpoint=endpoint_url
-    ) as storage:
-        yield storage
-
-
 class TestSqsLargePayloads(LargePayloads):
+    fifty_mb_stores = ("s3",)  # the AWS extended clients' format, multipart upload
+
     @pytest.fixture
     def harness(self, endpoint_url: str) -> Harness:
         return SqsHarness(endpoint_url)
 
-    @pytest.fixture
-    def payload_location(self, payload_storage: PayloadStorage) -> PayloadLocation:
-        return payload_storage.new_location()
+    @pytest.fixture(scope="module")
+    @classmethod
+    def s3_endpoint(cls, endpoint_url: str) -> str:
+        return endpoint_url  # the session's LocalStack serves S3 too

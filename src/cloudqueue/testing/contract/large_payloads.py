@@ -1,30 +1,28 @@
 """Large payloads by claim check (``offload=``): what every provider must do with each store.
 
 Not part of :class:`ContractSuite`: these cases need an object store beside the provider.
-A provider opts in with a test module that supplies the ``harness`` fixture, as for the
-suite, and a ``payload_location`` fixture: a fresh :class:`PayloadLocation` per test,
-parametrized over the stores the plugin wants to be tested with. :class:`PayloadStorage`
-starts (or reaches) one store's server behind a
-:class:`~cloudqueue.testing.faultproxy.FaultProxy`, so that a case can take the store
-down, and hands out those locations::
+A provider opts in with a subclass that supplies the ``harness`` fixture, as for the suite,
+and names the stores it wants; the class starts each store once per module, behind a
+:class:`~cloudqueue.testing.faultproxy.FaultProxy` so that a case can take it down, and
+gives each test a fresh location under it::
 
-    @pytest.fixture(scope="module", params=STORE_SCHEMES)
-    def payload_storage(request, tmp_path_factory):
-        with payload_storage_for(request.param, tmp_path_factory.mktemp("payloads"),
-                                 s3_endpoint=...) as storage:
-            yield storage
+    class TestMyLargePayloads(LargePayloads):
+        payload_stores = ("file", "s3", "gs", "az")   # the default: STORE_SCHEMES
+        fifty_mb_stores = ("s3",)                     # the default: ("file",)
 
-    class TestLargePayloads(LargePayloads):
         @pytest.fixture
         def harness(self): ...
-        @pytest.fixture
-        def payload_location(self, payload_storage):
-            return payload_storage.new_location()
 
 Stores are reached as the library reaches them, through each SDK's own configuration
 (``AWS_ENDPOINT_URL_S3``, ``STORAGE_EMULATOR_HOST``, ``AZURE_STORAGE_CONNECTION_STRING``),
-which :func:`payload_storage_for` sets for as long as it is open. The 50 MB round trip
-costs a few seconds per store: it runs once per store and provider, the rest use 5 MB or less.
+which :func:`payload_storage_for` sets for as long as a store is open. ``s3`` is served by
+LocalStack from the SQS plugin's test tools (:func:`localstack_s3_endpoint`); a provider
+that already runs one overrides the ``s3_endpoint`` fixture (module or session scope).
+
+The 50 MB round trip costs seconds per store on two cores and proves nothing a 5 MB one
+does not, beyond the store's SDK moving a large object (multipart and resumable uploads)
+and the default threshold: it runs on :attr:`LargePayloads.fifty_mb_stores` only, the
+other cases on every store of :attr:`LargePayloads.payload_stores`.
 """
 
 from __future__ import annotations
@@ -34,9 +32,9 @@ import asyncio
 import contextlib
 import os
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import quote, urlsplit
 
 import pytest
@@ -53,6 +51,7 @@ __all__ = [
     "LargePayloads",
     "PayloadLocation",
     "PayloadStorage",
+    "localstack_s3_endpoint",
     "payload_storage_for",
 ]
 
@@ -174,10 +173,46 @@ class _FileLocation(PayloadLocation):
                 moved.rename(self.directory)
 
 
-# -- s3:// (LocalStack) -------------------------------------------------------------------
+# -- buckets: s3:// (LocalStack), gs:// (GCS emulator), az:// (Azurite) ------------------
 
 
-class _S3Storage(PayloadStorage):
+class _BucketStorage(PayloadStorage):
+    """A bucket (an Azure container) of its own in an object store; subclasses only list
+    and delete keys through their SDK."""
+
+    bucket: str
+
+    def new_location(self) -> PayloadLocation:
+        return _BucketLocation(f"{self.scheme}://{self.bucket}/{_prefix()}", self)
+
+    @abc.abstractmethod
+    def keys(self, prefix: str) -> list[str]:
+        """The keys of the bucket's objects that start with ``prefix``."""
+
+    @abc.abstractmethod
+    def delete_key(self, key: str) -> None:
+        """Delete one object of the bucket."""
+
+
+class _BucketLocation(PayloadLocation):
+    _storage: _BucketStorage
+
+    def _root(self) -> str:
+        return f"{self._storage.scheme}://{self._storage.bucket}/"
+
+    def stored(self) -> set[str]:
+        root = self._root()
+        return {root + key for key in self._storage.keys(self.location.removeprefix(root) + "/")}
+
+    def remove(self, uri: str) -> None:
+        self._storage.delete_key(uri.removeprefix(self._root()))
+
+
+def _bucket_name() -> str:
+    return f"cq-payloads-{uuid.uuid4().hex[:8]}"
+
+
+class _S3Storage(_BucketStorage):
     scheme = "s3"
 
     def __init__(self, endpoint_url: str) -> None:
@@ -188,31 +223,18 @@ class _S3Storage(PayloadStorage):
             "s3", endpoint_url=endpoint_url, region_name="us-east-1",
             aws_access_key_id="test", aws_secret_access_key="test",
         )
-        self.bucket = f"cq-payloads-{uuid.uuid4().hex[:8]}"
+        self.bucket = _bucket_name()
         self.client.create_bucket(Bucket=self.bucket)
 
-    def new_location(self) -> PayloadLocation:
-        return _S3Location(f"s3://{self.bucket}/{_prefix()}", self)
+    def keys(self, prefix: str) -> list[str]:
+        listed = self.client.list_objects_v2(Bucket=self.bucket, Prefix=prefix)
+        return [item["Key"] for item in listed.get("Contents", [])]
+
+    def delete_key(self, key: str) -> None:
+        self.client.delete_object(Bucket=self.bucket, Key=key)
 
 
-class _S3Location(PayloadLocation):
-    _storage: _S3Storage
-
-    def stored(self) -> set[str]:
-        bucket = self._storage.bucket
-        prefix = self.location.removeprefix(f"s3://{bucket}/") + "/"
-        listed = self._storage.client.list_objects_v2(Bucket=bucket, Prefix=prefix)
-        return {f"s3://{bucket}/{item['Key']}" for item in listed.get("Contents", [])}
-
-    def remove(self, uri: str) -> None:
-        bucket, key = uri.removeprefix("s3://").split("/", 1)
-        self._storage.client.delete_object(Bucket=bucket, Key=key)
-
-
-# -- gs:// (GCS emulator) -----------------------------------------------------------------
-
-
-class _GcsStorage(PayloadStorage):
+class _GcsStorage(_BucketStorage):
     scheme = "gs"
 
     def __init__(self, endpoint: str) -> None:
@@ -224,33 +246,17 @@ class _GcsStorage(PayloadStorage):
             project="cloudqueue-test", credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
             client_options={"api_endpoint": endpoint},
         )
-        self.bucket = f"cq-payloads-{uuid.uuid4().hex[:8]}"
+        self.bucket = _bucket_name()
         self.client.create_bucket(self.bucket)
 
-    def new_location(self) -> PayloadLocation:
-        return _GcsLocation(f"gs://{self.bucket}/{_prefix()}", self)
+    def keys(self, prefix: str) -> list[str]:
+        return [blob.name for blob in self.client.list_blobs(self.bucket, prefix=prefix)]
+
+    def delete_key(self, key: str) -> None:
+        self.client.bucket(self.bucket).blob(key).delete()
 
 
-class _GcsLocation(PayloadLocation):
-    _storage: _GcsStorage
-
-    def stored(self) -> set[str]:
-        bucket = self._storage.bucket
-        prefix = self.location.removeprefix(f"gs://{bucket}/") + "/"
-        return {
-            f"gs://{bucket}/{blob.name}"
-            for blob in self._storage.client.list_blobs(bucket, prefix=prefix)
-        }
-
-    def remove(self, uri: str) -> None:
-        bucket, key = uri.removeprefix("gs://").split("/", 1)
-        self._storage.client.bucket(bucket).blob(key).delete()
-
-
-# -- az:// (Azurite) ----------------------------------------------------------------------
-
-
-class _AzureStorage(PayloadStorage):
+class _AzureStorage(_BucketStorage):
     scheme = "az"
 
     def __init__(self, connection_string: str) -> None:
@@ -258,27 +264,14 @@ class _AzureStorage(PayloadStorage):
         from azure.storage.blob import BlobServiceClient
 
         self.service = BlobServiceClient.from_connection_string(connection_string)
-        self.container = f"cq-payloads-{uuid.uuid4().hex[:8]}"
-        self.service.create_container(self.container)
+        self.bucket = _bucket_name()
+        self.container = self.service.create_container(self.bucket)
 
-    def new_location(self) -> PayloadLocation:
-        return _AzureLocation(f"az://{self.container}/{_prefix()}", self)
+    def keys(self, prefix: str) -> list[str]:
+        return [blob.name for blob in self.container.list_blobs(name_starts_with=prefix)]
 
-
-class _AzureLocation(PayloadLocation):
-    _storage: _AzureStorage
-
-    def stored(self) -> set[str]:
-        container = self._storage.container
-        prefix = self.location.removeprefix(f"az://{container}/") + "/"
-        client = self._storage.service.get_container_client(container)
-        return {
-            f"az://{container}/{blob.name}" for blob in client.list_blobs(name_starts_with=prefix)
-        }
-
-    def remove(self, uri: str) -> None:
-        container, key = uri.removeprefix("az://").split("/", 1)
-        self._storage.service.get_blob_client(container, key).delete_blob()
+    def delete_key(self, key: str) -> None:
+        self.container.delete_blob(key)
 
 
 # -- starting them -----------------------------------------------------------------------
@@ -359,6 +352,31 @@ def payload_storage_for(
         yield storage
 
 
+@contextlib.contextmanager
+def localstack_s3_endpoint(venv: str | os.PathLike[str]) -> Iterator[str]:
+    """The URL of a LocalStack serving S3, for ``s3`` storage: the one
+    ``CLOUDQUEUE_SQS_ENDPOINT`` names when set, else one started from the virtual
+    environment ``CLOUDQUEUE_LOCALSTACK_VENV`` or ``venv`` (installed there on first use).
+
+    LocalStack's runner ships with the SQS plugin (``cloudqueue_sqs.testing``).
+    """
+    try:
+        from cloudqueue_sqs.testing import LocalStack, install_localstack
+    except ImportError as error:
+        raise RuntimeError(
+            "s3 payload storage runs on LocalStack from the SQS plugin's test tools: "
+            "install cloudqueue-sqs, or leave s3 out of payload_stores"
+        ) from error
+    if os.environ.get("CLOUDQUEUE_SQS_ENDPOINT"):
+        server = LocalStack()  # reuses the running one; needs no venv
+    else:
+        chosen = Path(os.environ.get("CLOUDQUEUE_LOCALSTACK_VENV") or venv)
+        install_localstack(chosen)
+        server = LocalStack(chosen)
+    with server:
+        yield server.endpoint_url
+
+
 # -- the cases ---------------------------------------------------------------------------
 
 
@@ -397,12 +415,48 @@ def _body_measuring(measure: Callable[[cloudqueue.Message], int], size: int) -> 
 class LargePayloads(SuiteBase):
     """Claim-check offloading through one provider's destination and one store."""
 
+    #: The stores every case runs with (schemes of :data:`STORE_SCHEMES`).
+    payload_stores: ClassVar[Sequence[str]] = STORE_SCHEMES
+    #: The stores the 50 MB round trip runs with (see the module's docstring).
+    fifty_mb_stores: ClassVar[Sequence[str]] = ("file",)
+    #: Where :func:`localstack_s3_endpoint` installs LocalStack for ``s3``.
+    localstack_venv: ClassVar[str | os.PathLike[str]] = ".venv-localstack"
+
+    @classmethod
+    def pytest_generate_tests(cls, metafunc: pytest.Metafunc) -> None:
+        # Parametrized here, not on the fixture, so that one case can run on fewer stores.
+        if "payload_storage" not in metafunc.fixturenames:
+            return
+        big = metafunc.definition.originalname == "test_round_trip_of_50_mb"
+        stores = cls.fifty_mb_stores if big else cls.payload_stores
+        unknown = sorted(set(stores) - set(STORE_SCHEMES))
+        if unknown:
+            raise ValueError(f"{cls.__name__}: unknown stores {unknown}; known: {STORE_SCHEMES}")
+        metafunc.parametrize("payload_storage", stores, indirect=True, scope="module")
+
+    @pytest.fixture(scope="module")
+    @classmethod
+    def payload_storage(
+        cls, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+    ) -> Iterator[PayloadStorage]:
+        """One store's server for the module (``request.param`` is its scheme)."""
+        scheme: str = request.param
+        endpoint = request.getfixturevalue("s3_endpoint") if scheme == "s3" else None
+        directory = tmp_path_factory.mktemp("payloads")
+        with payload_storage_for(scheme, directory, s3_endpoint=endpoint) as storage:
+            yield storage
+
+    @pytest.fixture(scope="module")
+    @classmethod
+    def s3_endpoint(cls) -> Iterator[str]:
+        """A LocalStack serving S3; override to hand over one the provider already runs."""
+        with localstack_s3_endpoint(cls.localstack_venv) as endpoint:
+            yield endpoint
+
     @pytest.fixture
-    def payload_location(self) -> PayloadLocation:
-        raise NotImplementedError(
-            "a LargePayloads subclass must supply a `payload_location` fixture "
-            "(PayloadStorage.new_location() of a payload_storage_for(...) storage)"
-        )
+    def payload_location(self, payload_storage: PayloadStorage) -> PayloadLocation:
+        """A fresh location under its own prefix in the test's store."""
+        return payload_storage.new_location()
 
     # -- round trips ---------------------------------------------------------------------
 
