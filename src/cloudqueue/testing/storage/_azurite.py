@@ -132,10 +132,6 @@ class Azurite(EmulatorProcess):
             f"AccountKey={AZURITE_KEY};BlobEndpoint={self.blob_endpoint};"
         )
 
-    def __repr__(self) -> str:
-        where = f"127.0.0.1:{self._port}" if self._port is not None else "not started"
-        return f"Azurite({where})"  # never the connection string: it holds the key
-
     _probe_path = f"/{AZURITE_ACCOUNT}?restype=service&comp=properties"
 
     def _is_ours(self, status: int, headers: Mapping[str, str], body: bytes) -> bool:

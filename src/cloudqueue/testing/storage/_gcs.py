@@ -54,10 +54,6 @@ class GcsEmulator(EmulatorProcess):
         """The value for ``STORAGE_EMULATOR_HOST``: ``http://127.0.0.1:PORT``."""
         return f"http://127.0.0.1:{self.port}"
 
-    def __repr__(self) -> str:
-        where = f"127.0.0.1:{self._port}" if self._port is not None else "not started"
-        return f"GcsEmulator({where})"
-
     _probe_path = "/storage/v1/b"
 
     def _is_ours(self, status: int, headers: Mapping[str, str], body: bytes) -> bool:

@@ -99,6 +99,11 @@ class EmulatorProcess:
         """The last ``lines`` lines of the emulator's output ("" when there is none)."""
         return log_tail(self._workdir / "emulator.log" if self._workdir is not None else None, lines)
 
+    def __repr__(self) -> str:
+        # The address only: never a connection string or key a subclass may hold.
+        where = f"127.0.0.1:{self._port}" if self._port is not None else "not started"
+        return f"{type(self).__name__}({where})"
+
     # -- lifecycle --------------------------------------------------------------------------
 
     def start(self) -> Self:
