@@ -6,22 +6,17 @@ from __future__ import annotations
 
 import pytest
 from cloudqueue.testing.contract import Harness
-from cloudqueue.testing.contract.large_payloads import LargePayloads
 from conftest_driver import aws_environment, endpoint_url
 from conftest_sns import SnsHarness
+from test_sqs_large_payloads import LargePayloadsOnLocalStack
 
 __all__ = ["aws_environment", "endpoint_url"]
 
 
-class TestSnsLargePayloads(LargePayloads):
+class TestSnsLargePayloads(LargePayloadsOnLocalStack):
     # SQS runs the 50 MB case on s3, the same pointer format: here the file store's.
     fifty_mb_stores = ("file",)
 
     @pytest.fixture
     def harness(self, endpoint_url: str) -> Harness:
         return SnsHarness(endpoint_url)
-
-    @pytest.fixture(scope="module")
-    @classmethod
-    def s3_endpoint(cls, endpoint_url: str) -> str:
-        return endpoint_url  # the session's LocalStack serves S3 too

@@ -8,17 +8,22 @@ from cloudqueue.testing.contract import Harness
 from cloudqueue.testing.contract.large_payloads import LargePayloads
 from conftest_driver import SqsHarness, aws_environment, endpoint_url
 
-__all__ = ["aws_environment", "endpoint_url"]
+__all__ = ["LargePayloadsOnLocalStack", "aws_environment", "endpoint_url"]
 
 
-class TestSqsLargePayloads(LargePayloads):
+class LargePayloadsOnLocalStack(LargePayloads):
+    """The cases beside the session's LocalStack, whose S3 holds the s3:// locations
+    (the SNS module runs them too)."""
+
+    @pytest.fixture(scope="module")
+    @classmethod
+    def s3_endpoint(cls, endpoint_url: str) -> str:
+        return endpoint_url
+
+
+class TestSqsLargePayloads(LargePayloadsOnLocalStack):
     fifty_mb_stores = ("s3",)  # the AWS extended clients' format, multipart upload
 
     @pytest.fixture
     def harness(self, endpoint_url: str) -> Harness:
         return SqsHarness(endpoint_url)
-
-    @pytest.fixture(scope="module")
-    @classmethod
-    def s3_endpoint(cls, endpoint_url: str) -> str:
-        return endpoint_url  # the session's LocalStack serves S3 too
