@@ -214,7 +214,7 @@ def test_failed_start_kills_the_process(
     monkeypatch.setattr(subprocess, "Popen", RecordingPopen)
     # Far too short to get ready: the start must fail, and clean up after itself.
     server = LocalStack(localstack_venv, use_env=False, start_timeout=0.2)
-    with pytest.raises(LocalStackStartError, match="did not report SQS running"):
+    with pytest.raises(LocalStackStartError, match="did not report sqs, sns, sts, s3 running"):
         server.start()
     assert started
     assert all(process_gone(pid) for pid in started)
@@ -281,7 +281,7 @@ def test_reusing_an_unreachable_server_fails_clearly() -> None:
         holder.bind(("127.0.0.1", 0))
         port = holder.getsockname()[1]  # bound, not listening: connections are refused
         server = LocalStack(endpoint_url=f"http://127.0.0.1:{port}", start_timeout=0.5)
-        with pytest.raises(LocalStackStartError, match="did not report SQS running"):
+        with pytest.raises(LocalStackStartError, match="did not report sqs, sns, sts, s3 running"):
             server.start()
 
 
