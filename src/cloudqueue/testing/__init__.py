@@ -11,4 +11,6 @@
   loopback port, stopping a process group, an install lock, a log tail).
 - :mod:`cloudqueue.testing.telemetry`: capturing cloudqueue's spans and metrics in tests.
 - :mod:`cloudqueue.testing.worker`: serving a worker app until a condition holds.
+- :mod:`cloudqueue.testing.certs`: a throw-away self-signed certificate for loopback servers.
+- :mod:`cloudqueue.testing.pytest_plugin`: the ``contract`` marker and a ``memory_url`` fixture.
 """
