@@ -1,8 +1,10 @@
-"""Large payloads (claim check) on the in-memory and SQLite providers, with the stores the
-core can run without a plugin: file://, gs:// (GCS emulator) and az:// (Azurite). S3 is
-tested on the provider plugins, beside LocalStack."""
+"""Large payloads (claim check) on the in-memory and SQLite providers, with every store:
+file://, s3:// (LocalStack, from the SQS plugin's test tools, which the README's test
+command installs), gs:// (GCS emulator) and az:// (Azurite)."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 from test_contract_memory import MemoryHarness
@@ -11,7 +13,8 @@ from test_contract_sqlite import SqliteHarness
 from cloudqueue.testing.contract import Harness
 from cloudqueue.testing.contract.large_payloads import LargePayloads
 
-CORE_STORES = ("file", "gs", "az")
+#: Where scripts/test installs LocalStack (for s3://).
+LOCALSTACK_VENV = Path(__file__).resolve().parents[1] / ".venv-localstack"
 
 
 @pytest.fixture(scope="module")
@@ -20,8 +23,7 @@ def database_path(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 class TestMemoryLargePayloads(LargePayloads):
-    payload_stores = CORE_STORES
-    fifty_mb_stores = ("gs",)  # resumable uploads to the emulator
+    localstack_venv = LOCALSTACK_VENV
 
     @pytest.fixture
     def harness(self) -> Harness:
@@ -29,8 +31,7 @@ class TestMemoryLargePayloads(LargePayloads):
 
 
 class TestSqliteLargePayloads(LargePayloads):
-    payload_stores = CORE_STORES
-    fifty_mb_stores = ("az",)  # block uploads to Azurite
+    localstack_venv = LOCALSTACK_VENV
 
     @pytest.fixture
     def harness(self, database_path: str) -> Harness:

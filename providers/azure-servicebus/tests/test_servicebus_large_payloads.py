@@ -17,7 +17,6 @@ __all__ = ["sb_broker"]
 
 
 class TestServiceBusLargePayloads(LargePayloads):
-    fifty_mb_stores = ("az",)  # Service Bus's own cloud's store
     localstack_venv = Path(__file__).resolve().parents[3] / ".venv-localstack"
 
     @pytest.fixture

@@ -15,7 +15,6 @@ __all__ = ["emulator", "server"]  # the suite's Pub/Sub server, reached through 
 
 
 class TestPubSubLargePayloads(LargePayloads):
-    fifty_mb_stores = ("gs",)  # Pub/Sub's own cloud's store
     localstack_venv = Path(__file__).resolve().parents[3] / ".venv-localstack"
 
     @pytest.fixture

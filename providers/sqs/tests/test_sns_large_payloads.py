@@ -15,7 +15,6 @@ __all__ = ["aws_environment", "endpoint_url"]
 
 class TestSnsLargePayloads(LargePayloadsOnLocalStack):
     # SQS runs the 50 MB case on s3, the same pointer format: here the file store's.
-    fifty_mb_stores = ("file",)
 
     @pytest.fixture
     def harness(self, endpoint_url: str) -> Harness:

@@ -22,7 +22,6 @@ class LargePayloadsOnLocalStack(LargePayloads):
 
 
 class TestSqsLargePayloads(LargePayloadsOnLocalStack):
-    fifty_mb_stores = ("s3",)  # the AWS extended clients' format, multipart upload
 
     @pytest.fixture
     def harness(self, endpoint_url: str) -> Harness:

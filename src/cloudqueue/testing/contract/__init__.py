@@ -22,8 +22,9 @@ Providers that talk to a server also opt into :class:`ConnectionFaults` (every
 connection cut mid-send, mid-receive and with acks pending), with a harness whose
 ``fault_proxy`` stands between the SDK and the server (see :mod:`.faults`).
 
-:class:`LargePayloads` (claim-check offloading) needs an object store beside the
-provider: see :mod:`.large_payloads` for the ``payload_location`` fixture it asks for.
+:class:`LargePayloads` (claim-check offloading) is opted into apart: it starts the object
+stores it names in ``payload_stores`` itself (file, S3 on LocalStack, the GCS emulator,
+Azurite); see :mod:`.large_payloads`.
 """
 
 from __future__ import annotations
