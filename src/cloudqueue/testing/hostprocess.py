@@ -2,21 +2,81 @@
 
 Used by the storage emulators (:mod:`cloudqueue.testing.storage`) and by plugins' runners
 (the SQS plugin's LocalStack): a free loopback port, stopping a server's whole process
-group, a file lock around a one-time install, and the tail of a server's log for errors.
+group, a file lock around a one-time install, the tail of a server's log for errors, and
+:class:`OwnedServer`, the stopping and context-manager half every runner shares.
 """
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import fcntl
 import os
+import shutil
 import signal
 import socket
 import subprocess
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
 
-__all__ = ["file_lock", "free_loopback_port", "kill_group", "log_tail", "port_is_free", "terminate_group"]
+__all__ = [
+    "OwnedServer",
+    "file_lock",
+    "free_loopback_port",
+    "kill_group",
+    "log_tail",
+    "port_is_free",
+    "terminate_group",
+]
+
+
+class OwnedServer(abc.ABC):
+    """A server process this runner started in its own process group, with a temporary
+    folder: :meth:`stop` and the context manager. Subclasses start it, setting the four
+    attributes below (a runner reusing someone else's server leaves ``_process`` None, and
+    :meth:`stop` then leaves that server alone)."""
+
+    _process: subprocess.Popen[bytes] | None
+    _workdir: Path | None
+    _port: int | None
+    #: Kills the group if the runner is garbage-collected without being stopped.
+    _finalizer: weakref.finalize[Any, Any] | None
+    _stop_grace: float
+
+    @abc.abstractmethod
+    def start(self) -> Self:
+        """Start the server (or check the one reused) and wait until it is ready."""
+
+    def stop(self) -> None:
+        """Stop the server and remove its temporary folder; idempotent.
+
+        Sends SIGTERM to the server's process group, SIGKILL after ``stop_grace`` seconds, and
+        SIGKILL once more to the group so that no child outlives the server.
+        """
+        if self._finalizer is not None:
+            self._finalizer.detach()
+            self._finalizer = None
+        process, workdir = self._process, self._workdir
+        self._process = self._workdir = None
+        self._port = None
+        if process is not None:
+            terminate_group(process, self._stop_grace)
+        if workdir is not None:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
 
 
 def free_loopback_port() -> int:

@@ -10,7 +10,6 @@ could be another program's, which would leave the tests talking to a stranger.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import tempfile
 import time
@@ -19,10 +18,9 @@ import urllib.request
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Self
 
-from ..hostprocess import free_loopback_port, kill_group, log_tail, port_is_free, terminate_group
+from ..hostprocess import OwnedServer, free_loopback_port, kill_group, log_tail, port_is_free
 
 __all__ = ["EmulatorError", "EmulatorProcess", "free_loopback_port"]
 
@@ -39,7 +37,7 @@ class EmulatorError(RuntimeError):
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
-class EmulatorProcess:
+class EmulatorProcess(OwnedServer):
     """Base of the runners: subclasses say what to run (:meth:`_command`) and what it is called."""
 
     name = "emulator"
@@ -126,29 +124,6 @@ class EmulatorProcess:
                     raise
         raise AssertionError("unreachable")
 
-    def stop(self) -> None:
-        """SIGTERM to the process group, SIGKILL after the grace period; removes its folder. Idempotent."""
-        if self._finalizer is not None:
-            self._finalizer.detach()
-            self._finalizer = None
-        process, workdir = self._process, self._workdir
-        self._process = self._workdir = None
-        self._port = None
-        if process is not None:
-            terminate_group(process, self._stop_grace)
-        if workdir is not None:
-            shutil.rmtree(workdir, ignore_errors=True)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # -- internals --------------------------------------------------------------------------
 

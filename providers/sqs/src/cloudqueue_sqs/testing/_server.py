@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import tempfile
 import time
@@ -17,10 +16,9 @@ import urllib.request
 import weakref
 from collections.abc import Mapping
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Self
 
-from cloudqueue.testing.hostprocess import free_loopback_port, kill_group, log_tail, terminate_group
+from cloudqueue.testing.hostprocess import OwnedServer, free_loopback_port, kill_group, log_tail
 
 from ._cert import write_self_signed_pem
 from ._errors import LocalStackError, LocalStackStartError
@@ -70,7 +68,7 @@ def localstack_environment(port: int, root: Path, cert: Path) -> dict[str, str]:
     }
 
 
-class LocalStack:
+class LocalStack(OwnedServer):
     """A LocalStack server with SQS, SNS, STS and S3 (see :data:`SERVICES`), on ``127.0.0.1``, for tests.
 
     Use it as a context manager::
@@ -207,33 +205,6 @@ class LocalStack:
                     raise
         raise AssertionError("unreachable")
 
-    def stop(self) -> None:
-        """Stop the server and remove its temporary folder; idempotent.
-
-        Sends SIGTERM to the server's process group, SIGKILL after ``stop_grace`` seconds, and
-        SIGKILL once more to the group so that no child outlives the server.
-        """
-        if self._finalizer is not None:
-            self._finalizer.detach()
-            self._finalizer = None
-        process, workdir = self._process, self._workdir
-        self._process = self._workdir = None
-        self._port = None
-        if process is not None:
-            terminate_group(process, self._stop_grace)
-        if workdir is not None:
-            shutil.rmtree(workdir, ignore_errors=True)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # -- health ------------------------------------------------------------------------------
 
