@@ -33,7 +33,12 @@ not-found from opening a receiver or sender.
 
 What it approximates or leaves out:
 
-* No TLS on AMQP and no real authentication: SAS tokens are accepted unchecked.
+* No TLS on AMQP. Tokens are accepted unchecked unless the broker is started with
+  ``require_valid_tokens=True``: then ``$cbs`` put-token and the administration surface
+  check shared access signatures against the namespace's one key and bearer tokens against
+  the broker's own issuer (``token_credential()``, compact HS256 JWTs, not Entra ID).
+  Even then a token's resource is not compared with the entity a link names, and no token
+  carries rights: a valid token may send, listen and manage everything.
 * The administration API is also served over TLS (self-signed certificate, see
   ``certificate_path``) because SDK 7.15's administration client always uses https;
   pass ``connection_verify=broker.certificate_path`` or use ``broker.administration_client()``.

@@ -21,7 +21,7 @@ from ._rules import MAX_RULES_PER_SUBSCRIPTION, Rule, RuleError
 from ._state import BrokerState
 from ._timers import now_ms
 
-_REASONS = {200: "OK", 201: "Created", 400: "Bad Request", 404: "Not Found",
+_REASONS = {200: "OK", 201: "Created", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found",
             405: "Method Not Allowed", 409: "Conflict", 500: "Internal Server Error"}
 _MAX_HEADER = 64 * 1024
 
@@ -94,6 +94,7 @@ class HttpConnection:
         host = headers.get("host", "localhost")
         base = f"http://{host}"
         try:
+            self._authorize(headers)
             with self.state.lock:
                 status, payload = _Router(self.state.namespace, base).route(method, target, headers, body)
         except HttpError as err:
@@ -110,6 +111,14 @@ class HttpConnection:
             + "\r\n"
         ).encode("latin-1")
         self.outbuf += response + data
+
+
+    def _authorize(self, headers: dict[str, str]) -> None:
+        if self.state.tokens is None:
+            return
+        problem = self.state.tokens.authorization_problem(headers.get("authorization"))
+        if problem is not None:
+            raise HttpError(401, f"Unauthorized: {problem}.")
 
 
 class _Router:

@@ -159,7 +159,7 @@ class RequestLink:
         request = Message()
         request.decode(raw)
         if self.address == CBS_NODE:
-            reply = handle_cbs(request)
+            reply = handle_cbs(request, self.state.tokens)
         else:
             reply = self.state.management.handle(self.address, request)
         delivery.update(Delivery.ACCEPTED)

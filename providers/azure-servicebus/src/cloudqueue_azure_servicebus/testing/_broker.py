@@ -7,13 +7,16 @@ import threading
 from types import TracebackType
 from typing import Any
 
+from ._auth import BrokerTokenCredential, TokenCheck
 from ._entities import EntityProperties
 from ._namespace import EntityExists, EntityMissing, Namespace
 from ._server import SocketServer
 from ._state import BrokerState
 
-# Any value works: the broker does not verify SAS signatures. The SDK needs one to build tokens.
+# The namespace's one shared access key. Unless the broker checks tokens any value works,
+# but the SDK needs one to build tokens.
 DEV_KEY = "SAS_KEY_VALUE"
+DEV_KEY_NAME = "RootManageSharedAccessKey"
 _LOCAL_NAMES = {"localhost"}
 
 __all__ = ["EntityExists", "EntityMissing", "ServiceBusBroker"]
@@ -60,10 +63,16 @@ class ServiceBusBroker:
         *,
         idle_time_scale: float = 1.0,
         sku: str = "Standard",
+        require_valid_tokens: bool = False,
     ) -> None:
         """``idle_time_scale`` multiplies every ``auto_delete_on_idle`` window, so a test can
         see the service's 5-minute minimum pass in seconds (0.01: 3 s). ``sku`` ("Standard"
-        or "Premium") is what ``get_namespace_properties`` reports."""
+        or "Premium") is what ``get_namespace_properties`` reports.
+
+        ``require_valid_tokens`` makes the broker check every ``$cbs`` token and every
+        administration request's ``Authorization`` header: shared access signatures must be
+        signed with :attr:`shared_access_key` (key name :attr:`shared_access_key_name`),
+        bearer tokens must come from :meth:`token_credential`. Off, anything is accepted."""
         _check_loopback(host)
         if not 0 < idle_time_scale <= 1:
             raise ValueError(f"idle_time_scale must be above 0 and at most 1, not {idle_time_scale!r}")
@@ -71,7 +80,10 @@ class ServiceBusBroker:
             raise ValueError(f"sku must be 'Standard' or 'Premium', not {sku!r}")
         self.host = host
         self._requested_port = port
-        self._state = BrokerState(idle_time_scale=idle_time_scale, sku=sku)
+        self._tokens = TokenCheck({DEV_KEY_NAME: DEV_KEY})
+        self._state = BrokerState(
+            idle_time_scale=idle_time_scale, sku=sku, tokens=self._tokens if require_valid_tokens else None
+        )
         self._server: SocketServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -114,9 +126,29 @@ class ServiceBusBroker:
     def connection_string(self) -> str:
         # The SDK accepts emulator strings only for local hosts; it keeps the port and drops TLS.
         return (
-            f"Endpoint=sb://{self.host}:{self.port};SharedAccessKeyName=RootManageSharedAccessKey;"
+            f"Endpoint=sb://{self.host}:{self.port};SharedAccessKeyName={DEV_KEY_NAME};"
             f"SharedAccessKey={DEV_KEY};UseDevelopmentEmulator=true"
         )
+
+    @property
+    def fully_qualified_namespace(self) -> str:
+        """``host:port``, for ``ServiceBusClient(fully_qualified_namespace, credential, use_tls=False)``
+        and (with ``connection_verify=certificate_path``) ``ServiceBusAdministrationClient``."""
+        return f"{self.host}:{self.port}"
+
+    @property
+    def shared_access_key_name(self) -> str:
+        return DEV_KEY_NAME
+
+    @property
+    def shared_access_key(self) -> str:
+        """The key that signs valid shared access signatures (for ``AzureNamedKeyCredential``)."""
+        return DEV_KEY
+
+    def token_credential(self) -> BrokerTokenCredential:
+        """A ``TokenCredential`` issuing bearer tokens this broker accepts, in place of an
+        azure-identity credential; it counts its ``get_token`` and ``close`` calls."""
+        return BrokerTokenCredential(self._tokens)
 
     @property
     def custom_endpoint_address(self) -> str:
