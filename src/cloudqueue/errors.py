@@ -20,6 +20,7 @@ __all__ = [
     "AlreadyExists",
     "Closed",
     "DeadlineExceeded",
+    "DecodeError",
     "ErrorCode",
     "FailedPrecondition",
     "Internal",
@@ -193,6 +194,22 @@ class PayloadUnavailable(QueueError):
         if cause is not None:
             self.code = cause.code
             self.__cause__ = cause
+
+
+class DecodeError(QueueError):
+    """A message's payload does not decode into the type asked for (malformed JSON,
+    a failed validation, a content type the codec cannot read).
+
+    Never retryable: the same bytes fail the same way every time, so the worker
+    dead-letters such a message at its first attempt. ``kind`` is the type asked
+    for; the message names what failed, never the payload itself.
+    """
+
+    code = ErrorCode.INVALID_ARGUMENT
+
+    def __init__(self, message: str, *, kind: object = None) -> None:
+        super().__init__(message, retryable=False)
+        self.kind = kind
 
 
 class SendBatchError(QueueError):
