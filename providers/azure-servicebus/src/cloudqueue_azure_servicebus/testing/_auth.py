@@ -62,8 +62,9 @@ class TokenCheck:
         audience = scope.removesuffix(".default").rstrip("/")
         expires_on = int(time.time()) + lifetime
         header = _b64url(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
-        claims = _b64url(json.dumps({"aud": audience, "exp": expires_on, "iss": "cloudqueue-test-broker"}).encode())
-        signed = f"{header}.{claims}"
+        claims = {"aud": audience, "exp": expires_on, "iss": "cloudqueue-test-broker"}
+        body = _b64url(json.dumps(claims).encode())
+        signed = f"{header}.{body}"
         signature = _b64url(hmac.new(self._issuer_secret, signed.encode(), hashlib.sha256).digest())
         return AccessToken(f"{signed}.{signature}", expires_on)
 
