@@ -6,8 +6,11 @@ import datetime
 from typing import TYPE_CHECKING, TypeVar
 
 from ._settlement import Settlement, Settler
+from .codecs._choose import codec_for_type
+from .wire import CONTENT_TYPE_ATTRIBUTE
 
 if TYPE_CHECKING:
+    from .codecs import Codec
     from .driver import Delivery
 
 __all__ = ["AsyncReceivedMessage", "ReceivedMessage"]
@@ -21,11 +24,13 @@ T = TypeVar("T")
 
 
 class _ReceivedBase:
-    __slots__ = ("_delivery", "_settler")
+    __slots__ = ("_codec", "_delivery", "_settler")
 
-    def __init__(self, delivery: Delivery, settler: Settler) -> None:
+    def __init__(self, delivery: Delivery, settler: Settler, codec: Codec | None = None) -> None:
         self._delivery = delivery
         self._settler = settler
+        #: The consumer's ``codec=``; None: :meth:`decode` chooses by the type asked for.
+        self._codec = codec
 
     @property
     def delivery(self) -> Delivery:
@@ -46,6 +51,27 @@ class _ReceivedBase:
     def text(self, encoding: str = "utf-8") -> str:
         """The body decoded as text."""
         return self.body.decode(encoding)
+
+    @property
+    def content_type(self) -> str | None:
+        """The ``content-type`` the sender gave (the codecs always do), or None."""
+        return self._delivery.attributes.get(CONTENT_TYPE_ATTRIBUTE)
+
+    def decode(self, kind: type[T]) -> T:
+        """The payload as a ``kind``: a pydantic model, msgspec Struct, dataclass, JSON type
+        (``dict[str, int]``...), CloudEvent, or ``bytes``/``str`` for the body as it is.
+        Uses the consumer's ``codec=`` if it was opened with one, else the codec for
+        ``kind`` (see :mod:`cloudqueue.codecs`). Raises
+        :class:`~cloudqueue.errors.DecodeError` when the payload is not a valid ``kind``
+        (never retryable: dead-letter it), and InvalidArgument when no codec reads ``kind``."""
+        if kind is bytes:
+            return self.body  # type: ignore[return-value]
+        if kind is str:
+            return self.text()  # type: ignore[return-value]
+        codec = self._codec or codec_for_type(kind)
+        if codec is None:  # a message class: the message itself is the payload
+            return self  # type: ignore[return-value]
+        return codec.decode(self.body, self._delivery.attributes, kind)
 
     @property
     def id(self) -> str:
