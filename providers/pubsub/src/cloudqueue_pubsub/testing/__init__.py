@@ -68,8 +68,12 @@ What it approximates or leaves out, compared with the real service:
 - Not supported, refused with UNIMPLEMENTED naming the field on every RPC that sets it:
   BigQuery/Cloud Storage/Bigtable subscriptions, message transforms
   (topic and subscription), schemas, KMS keys, ingestion sources. Methods it does not have
-  (DetachSubscription, the SchemaService, IAM) answer UNIMPLEMENTED naming the method. No
-  authentication; the server refuses to listen on non-loopback addresses.
+  (DetachSubscription, the SchemaService, IAM) answer UNIMPLEMENTED naming the method.
+- Authentication: none by default. ``PubSubServer(bearer_token=...)`` accepts only calls
+  carrying ``authorization: Bearer <that token>`` (UNAUTHENTICATED otherwise) and then listens
+  with gRPC local credentials (plain TCP on loopback) instead of Google's TLS; the token is
+  compared as an opaque string (no OAuth validation, expiry, scopes or IAM roles). The server
+  refuses to listen on non-loopback addresses.
 """
 
 from .server import PubSubServer

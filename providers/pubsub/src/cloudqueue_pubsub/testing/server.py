@@ -8,6 +8,7 @@ from types import TracebackType
 
 import grpc
 
+from ._auth import BearerTokenCheck
 from ._service import PubSubService, RequestCounter
 from ._state import DEFAULT_PUSH_BACKOFF, Broker
 
@@ -27,7 +28,7 @@ def _check_loopback(host: str) -> None:
         ) from None
     if not address.is_loopback:
         raise ValueError(
-            f"PubSubServer only listens on loopback addresses (it has no authentication); "
+            f"PubSubServer only listens on loopback addresses (it has no real authentication); "
             f"{host!r} is not one. Use 127.0.0.1 or ::1."
         )
 
@@ -46,6 +47,13 @@ class PubSubServer:
     ``push_backoff`` is the (minimum, maximum) delay in seconds before a message whose push
     failed is pushed again, doubling per failed attempt, when the subscription has no retry
     policy; Google documents 100 ms to 60 s, and tests may shorten it.
+
+    ``bearer_token`` makes every call require ``authorization: Bearer <bearer_token>``
+    metadata (UNAUTHENTICATED otherwise), as Google's endpoint requires an OAuth token: a test
+    can then prove that a credential object it passed is the one used. The server then listens
+    with gRPC local credentials (loopback only, no TLS), which is what lets a client send call
+    credentials to it: ``grpc.local_channel_credentials()`` on the client side. Clients without
+    credentials (``PUBSUB_EMULATOR_HOST``) still connect, and are refused for want of a token.
     """
 
     def __init__(
@@ -56,6 +64,7 @@ class PubSubServer:
         pull_wait_seconds: float = DEFAULT_PULL_WAIT_SECONDS,
         max_workers: int = 64,
         push_backoff: tuple[float, float] = DEFAULT_PUSH_BACKOFF,
+        bearer_token: str | None = None,
     ) -> None:
         _check_loopback(host)
         if not 0 <= port <= 65535:
@@ -72,6 +81,7 @@ class PubSubServer:
                 f"got {push_backoff!r}"
             )
         self._push_backoff = push_backoff
+        self._token_check = None if bearer_token is None else BearerTokenCheck(bearer_token)
         self._counter = RequestCounter()
         self._broker: Broker | None = None
         self._server: grpc.Server | None = None
@@ -117,6 +127,7 @@ class PubSubServer:
                 max_workers=self._max_workers, thread_name_prefix="pubsub-local"
             ),
             handlers=service.handlers(),
+            interceptors=[] if self._token_check is None else [self._token_check],
             options=[
                 ("grpc.max_receive_message_length", _MAX_MESSAGE_BYTES),
                 ("grpc.max_send_message_length", _MAX_MESSAGE_BYTES),
@@ -126,7 +137,7 @@ class PubSubServer:
         )
         host = f"[{self._host}]" if ":" in self._host else self._host
         try:
-            port = server.add_insecure_port(f"{host}:{self._requested_port}")
+            port = self._listen(server, f"{host}:{self._requested_port}")
         except RuntimeError as error:
             broker.close()
             raise OSError(f"Cannot listen on {host}:{self._requested_port}: {error}") from error
@@ -136,6 +147,14 @@ class PubSubServer:
         server.start()
         self._broker, self._server, self._port = broker, server, port
         return self
+
+    def _listen(self, server: grpc.Server, address: str) -> int:
+        if self._token_check is None:
+            return int(server.add_insecure_port(address))
+        # Local credentials: plain TCP on loopback, but a security level at which clients
+        # agree to send their call credentials (the bearer token).
+        local = grpc.local_server_credentials(grpc.LocalConnectionType.LOCAL_TCP)
+        return int(server.add_secure_port(address, local))
 
     def stop(self, grace: float | None = 0.5) -> None:
         """Stop serving; open streams and waiting pulls end. Safe to call twice."""
