@@ -31,7 +31,7 @@ from cloudqueue.wire import DEAD_LETTER_REASON, MESSAGE_ID_ATTRIBUTE, RESERVED_P
 
 from . import _codec
 from ._errors import entry_error
-from ._queues import Queue, dead_letter_twin, sqs_call, visibility_seconds
+from ._queues import Queue, QueueRegistry, dead_letter_twin, sqs_call, visibility_seconds
 from ._tracing import telemetry_attributes
 
 __all__ = [
@@ -123,8 +123,11 @@ def failures(what: str, answer: dict[str, Any], count: int) -> list[QueueError |
 
 
 class SqsTopic(TopicDriver):
-    def __init__(self, queue: Queue) -> None:
+    def __init__(self, queue: Queue, *, owned: QueueRegistry | None = None) -> None:
         self._queue = queue
+        # The registry made for the user's SqsSdk: closing it closes the clients built
+        # for this driver (never the user's own). None: the provider's shared one.
+        self._owned = owned
         self.capabilities_ = capabilities_for(queue.fifo)
 
     @property
@@ -163,13 +166,18 @@ class SqsTopic(TopicDriver):
     def native_objects(self) -> Iterable[object]:
         return (self._queue.client,)
 
+    def close(self) -> None:
+        if self._owned is not None:
+            self._owned.close()
+
     def __repr__(self) -> str:
         return f"<SqsTopic {self._queue.name}>"
 
 
 class SqsSubscription(SubscriptionDriver):
-    def __init__(self, queue: Queue) -> None:
+    def __init__(self, queue: Queue, *, owned: QueueRegistry | None = None) -> None:
         self._queue = queue
+        self._owned = owned  # as SqsTopic's
         self.capabilities_ = capabilities_for(queue.fifo)
         self._dead_letters: Queue | None = None
 
@@ -311,6 +319,10 @@ class SqsSubscription(SubscriptionDriver):
 
     def native_objects(self) -> Iterable[object]:
         return (self._queue.client,)
+
+    def close(self) -> None:
+        if self._owned is not None:
+            self._owned.close()
 
     def __repr__(self) -> str:
         return f"<SqsSubscription {self._queue.name}>"

@@ -15,13 +15,16 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 from cloudqueue.driver import Url
 from cloudqueue.errors import InvalidArgument, register_secret, register_url_secrets, translate
 
 from ._errors import CALL_ERRORS
+
+if TYPE_CHECKING:
+    from ._sdk import SqsSdk
 
 __all__ = [
     "FIFO_SUFFIX", "Endpoint", "Queue", "QueueRegistry", "dead_letter_twin", "make_client",
@@ -74,7 +77,13 @@ class Endpoint:
                 f"URL parameter region={region!r:.80} is not an AWS region name "
                 "(letters, digits and hyphens, at most 63, e.g. us-east-1)"
             )
-        return cls(region, endpoint, url.param("profile"))
+        profile = url.param("profile")
+        if profile is not None and getattr(url.sdk, "session", None) is not None:
+            raise InvalidArgument(
+                "the URL's profile parameter and SqsSdk(session=...) both choose the "
+                "credentials: leave profile out (make the session with that profile)"
+            )
+        return cls(region, endpoint, profile)
 
 
 def _valid_endpoint(endpoint: str) -> bool:
@@ -170,16 +179,24 @@ class Queue:
 
 
 class QueueRegistry:
-    """The provider's shared state: one boto3 client per endpoint and service, one Queue
-    per name."""
+    """One boto3 client per endpoint and service, one Queue per name: the provider's
+    shared state for plain URLs, or a short-lived one per use of the user's
+    :class:`~cloudqueue_sqs.SqsSdk` (closed by whoever made it).
 
-    def __init__(self) -> None:
+    Clients it builds it closes; the user's ready clients it hands out and never closes.
+    """
+
+    def __init__(self, sdk: SqsSdk | None = None) -> None:
+        self.sdk = sdk
         self._lock = threading.Lock()
         self._clients: dict[tuple[Endpoint, str], Any] = {}
         self._queues: dict[tuple[Endpoint, str], Queue] = {}
 
     def client(self, endpoint: Endpoint, service: str = "sqs") -> Any:
         """The boto3 client of ``service`` (``sqs``, ``sns``, ``sts``) for ``endpoint``."""
+        ready = self.sdk.ready_client(service) if self.sdk is not None else None
+        if ready is not None:
+            return ready
         key = (endpoint, service)
         client = self._clients.get(key)
         if client is None:
@@ -187,10 +204,14 @@ class QueueRegistry:
                 client = self._clients.get(key)
                 if client is None:
                     with sqs_call(f"creating the {service.upper()} client"):
-                        client = self._clients[key] = make_client(endpoint, service)
+                        client = self._clients[key] = make_client(endpoint, service, self.sdk)
         return client
 
     def queue(self, url: Url, name: str | None = None) -> Queue:
+        if url.sdk is not self.sdk:
+            # A Queue's client comes from this registry: another bundle's would be used
+            # with the wrong credentials. The providers keep the two apart.
+            raise AssertionError("a URL reached the registry of other SDK objects")
         endpoint = Endpoint.from_url(url)
         name = name or queue_name(url)
         key = (endpoint, name)
@@ -208,13 +229,16 @@ class QueueRegistry:
             client.close()
 
 
-def make_client(endpoint: Endpoint, service: str) -> Any:
-    """A boto3 client of ``service`` with cloudqueue's retry and pool settings, its
-    credentials and endpoint passwords registered as secrets."""
+def make_client(endpoint: Endpoint, service: str, sdk: SqsSdk | None = None) -> Any:
+    """A boto3 client of ``service`` with cloudqueue's retry and pool settings (the
+    user's ``config`` merged over them), made from the user's session or boto3's
+    default one, its credentials and endpoint passwords registered as secrets."""
     import boto3
     from botocore.config import Config
 
-    session = boto3.Session(profile_name=endpoint.profile)
+    session = sdk.session if sdk is not None else None
+    if session is None:
+        session = boto3.Session(profile_name=endpoint.profile)
     credentials = session.get_credentials()
     if credentials is not None:
         # Keep the secret parts out of every error message we raise.
@@ -228,6 +252,8 @@ def make_client(endpoint: Endpoint, service: str) -> Any:
     for name in (f"AWS_ENDPOINT_URL_{service.upper()}", "AWS_ENDPOINT_URL"):
         register_url_secrets(os.environ.get(name) or "")
     config = Config(retries=_BOTOCORE_RETRIES, max_pool_connections=_POOL_CONNECTIONS)
+    if sdk is not None and sdk.config is not None:
+        config = config.merge(sdk.config)
     client = session.client(
         service, region_name=endpoint.region, endpoint_url=endpoint.endpoint_url, config=config
     )

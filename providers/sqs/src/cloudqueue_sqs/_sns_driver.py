@@ -29,8 +29,8 @@ from cloudqueue.errors import FailedPrecondition, QueueError
 from . import _codec
 from ._driver import LIMITS, Content, SqsSubscription, capabilities_for
 from ._errors import entry_error
-from ._queues import Queue, sqs_call
-from ._topics import Topic
+from ._queues import Queue, QueueRegistry, sqs_call
+from ._topics import Topic, TopicRegistry
 
 __all__ = [
     "SNS_LIMITS", "SnsSubscription", "SnsTopic", "subscription_capabilities",
@@ -76,8 +76,11 @@ def subscription_capabilities(fifo: bool) -> Capabilities:
 
 
 class SnsTopic(TopicDriver):
-    def __init__(self, topic: Topic) -> None:
+    def __init__(self, topic: Topic, *, owned: TopicRegistry | None = None) -> None:
         self._topic = topic
+        # The registry made for the user's SqsSdk: closing it closes the clients built
+        # for this driver (never the user's own). None: the provider's shared one.
+        self._owned = owned
         self.capabilities_ = topic_capabilities(topic.fifo)
 
     @property
@@ -121,6 +124,10 @@ class SnsTopic(TopicDriver):
     def native_objects(self) -> Iterable[object]:
         return (self._topic.client,)
 
+    def close(self) -> None:
+        if self._owned is not None:
+            self._owned.close_all()
+
     def __repr__(self) -> str:
         return f"<SnsTopic {self._topic.name}>"
 
@@ -145,8 +152,10 @@ def topic_telemetry(topic: Topic) -> dict[str, str | int]:
 class SnsSubscription(SqsSubscription):
     """The SQS driver on a subscription's queue, unwrapping SNS envelopes."""
 
-    def __init__(self, queue: Queue, topic_name: str) -> None:
-        super().__init__(queue)
+    def __init__(
+        self, queue: Queue, topic_name: str, *, owned: QueueRegistry | None = None
+    ) -> None:
+        super().__init__(queue, owned=owned)
         self.capabilities_ = subscription_capabilities(queue.fifo)
         self._topic_suffix = ":" + topic_name
 

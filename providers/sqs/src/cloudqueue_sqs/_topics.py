@@ -110,6 +110,16 @@ class TopicRegistry:
         endpoint = Endpoint.from_url(url)
         name = topic_name(url)
         account = _account(url)
+        sdk = self.queues.sdk
+        needs_account = sdk is not None and sdk.sns_client is not None and sdk.session is None
+        if account is None and needs_account:
+            # The ARN needs the client's account, and a ready client does not say whose
+            # credentials it holds: STS through boto3's default chain could name another.
+            raise InvalidArgument(
+                "with SqsSdk(sns_client=...) and no session, the topic's AWS account is "
+                "unknown: add account=<12 digits> to the sns:// URL, or pass the session "
+                "the client was made from as SqsSdk(session=...) too"
+            )
         key = (endpoint, account, name)
         topic = self._topics.get(key)
         if topic is None:
@@ -130,3 +140,9 @@ class TopicRegistry:
         with self._lock:
             self._topics.clear()
             self._accounts.clear()
+
+    def close_all(self) -> None:
+        """Close this registry and its queues' (a registry made for one use of the
+        user's SqsSdk; the shared one's queues belong to the SQS provider)."""
+        self.close()
+        self.queues.close()

@@ -13,6 +13,8 @@ queue is used.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from cloudqueue.driver import (
     Capabilities,
@@ -29,6 +31,7 @@ from cloudqueue.errors import InvalidArgument, NotFound, Unsupported
 from cloudqueue.hookspecs import hookimpl
 
 from ._queues import Queue, QueueRegistry, dead_letter_twin, sqs_call, visibility_seconds
+from ._sdk import SqsSdk
 
 __all__ = ["PROVIDER", "SqsProvider", "cloudqueue_providers"]
 
@@ -45,6 +48,7 @@ class SqsProvider(Provider):
     # Claim checks in S3 travel as the AWS extended client's pointers, so that its
     # Java and Python consumers read ours and we read theirs (cloudqueue.offload).
     aws_extended_payloads = True
+    sdk_type = SqsSdk
 
     def __init__(self) -> None:
         self._queues = QueueRegistry()
@@ -55,23 +59,51 @@ class SqsProvider(Provider):
         queues of this one)."""
         return self._queues
 
+    @contextmanager
+    def registry(self, url: Url) -> Iterator[QueueRegistry]:
+        """The clients and queues for one call on ``url``: the shared registry, or for
+        the user's :class:`SqsSdk` a fresh one, closed on exit with the clients it built."""
+        if url.sdk is None:
+            yield self._queues
+            return
+        registry = self.driver_registry(url)
+        try:
+            yield registry
+        finally:
+            registry.close()
+
+    def driver_registry(self, url: Url) -> QueueRegistry:
+        """The registry a driver on ``url`` uses: for the user's :class:`SqsSdk` one of
+        its own, which the driver closes (and with it the clients built for it)."""
+        if url.sdk is None:
+            return self._queues
+        assert isinstance(url.sdk, SqsSdk)  # the core checked it against sdk_type
+        return QueueRegistry(url.sdk)
+
     def open_topic(self, url: Url) -> TopicDriver:
         from ._driver import SqsTopic
 
-        return SqsTopic(self._queues.queue(url))
+        registry = self.driver_registry(url)
+        return SqsTopic(registry.queue(url), owned=registry if url.sdk else None)
 
     def open_subscription(self, url: Url) -> SubscriptionDriver:
         from ._driver import SqsSubscription
 
-        return SqsSubscription(self._queues.queue(url))
+        registry = self.driver_registry(url)
+        return SqsSubscription(registry.queue(url), owned=registry if url.sdk else None)
 
     def capabilities(self, url: Url) -> Capabilities:
         from ._driver import capabilities_for
 
-        return capabilities_for(self._queues.queue(url).fifo)
+        with self.registry(url) as registry:
+            return capabilities_for(registry.queue(url).fifo)
 
     def declare(self, url: Url, declaration: Declaration) -> None:
-        queue = self._queues.queue(url)
+        with self.registry(url) as registry:
+            self._declare(registry, url, declaration)
+
+    def _declare(self, registry: QueueRegistry, url: Url, declaration: Declaration) -> None:
+        queue = registry.queue(url)
         if not queue.fifo and (declaration.ordered or declaration.deduplicated):
             feature = "ordered delivery" if declaration.ordered else "deduplication"
             raise Unsupported(
@@ -94,7 +126,7 @@ class SqsProvider(Provider):
         if queue.fifo:
             settings["ContentBasedDeduplication"] = "true" if declaration.deduplicated else "false"
         if declaration.dead_letter_after is not None:
-            twin = self._queues.queue(url, dead_letter_twin(queue.name))
+            twin = registry.queue(url, dead_letter_twin(queue.name))
             self._create(twin, {"MessageRetentionPeriod": _DEAD_LETTER_RETENTION})
             arn = twin.attributes()["QueueArn"]
             settings["RedrivePolicy"] = json.dumps(
@@ -116,25 +148,28 @@ class SqsProvider(Provider):
         queue.forget()
 
     def dead_letter_url(self, url: Url) -> Url:
-        queue = self._queues.queue(url)
-        try:
-            target = queue.redrive_target()
-        except NotFound:
-            target = None
+        with self.registry(url) as registry:
+            queue = registry.queue(url)
+            try:
+                target = queue.redrive_target()
+            except NotFound:
+                target = None
         return url.replace(host=target or dead_letter_twin(queue.name), path="")
 
     def purge(self, url: Url) -> None:
-        queue = self._queues.queue(url)
-        with sqs_call(f"purging SQS queue {queue.name!r}"):
-            queue.client.purge_queue(QueueUrl=queue.url())
+        with self.registry(url) as registry:
+            queue = registry.queue(url)
+            with sqs_call(f"purging SQS queue {queue.name!r}"):
+                queue.client.purge_queue(QueueUrl=queue.url())
 
     def delete(self, url: Url) -> None:
-        queue = self._queues.queue(url)
-        try:
-            with sqs_call(f"deleting SQS queue {queue.name!r}"):
-                queue.client.delete_queue(QueueUrl=queue.url())
-        finally:
-            queue.forget()
+        with self.registry(url) as registry:
+            queue = registry.queue(url)
+            try:
+                with sqs_call(f"deleting SQS queue {queue.name!r}"):
+                    queue.client.delete_queue(QueueUrl=queue.url())
+            finally:
+                queue.forget()
 
     # -- operations (cloudqueue.ops) -------------------------------------------------
     # No native peek (SQS has none): cloudqueue.ops receives and releases. The default
@@ -143,17 +178,20 @@ class SqsProvider(Provider):
     def stats(self, url: Url) -> QueueStats:
         from . import _ops
 
-        return _ops.stats(self._queues, url)
+        with self.registry(url) as registry:
+            return _ops.stats(registry, url)
 
     def dead_letter_facts(self, url: Url, delivery: Delivery) -> DeadLetterFacts:
         from . import _ops
 
-        return _ops.dead_letter_facts(self._queues, url, delivery)
+        with self.registry(url) as registry:
+            return _ops.dead_letter_facts(registry, url, delivery)
 
     def redrive_source(self, url: Url) -> Url:
         from . import _ops
 
-        return _ops.redrive_source(self._queues, url)
+        with self.registry(url) as registry:
+            return _ops.redrive_source(registry, url)
 
     def close(self) -> None:
         self._queues.close()

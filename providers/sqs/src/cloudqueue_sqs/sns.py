@@ -12,6 +12,9 @@ is used.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from cloudqueue.driver import (
     Capabilities,
     DeadLetterFacts,
@@ -27,8 +30,9 @@ from cloudqueue.errors import InvalidArgument
 from cloudqueue.hookspecs import hookimpl
 
 from ._queues import Queue, QueueRegistry
+from ._sdk import SqsSdk
 from ._subscriptions import subscription_queue_name
-from ._topics import Topic, TopicRegistry
+from ._topics import TopicRegistry
 from .provider import PROVIDER, SqsProvider
 
 __all__ = ["SnsProvider", "cloudqueue_providers"]
@@ -45,6 +49,8 @@ class SnsProvider(Provider):
     # Claim checks in S3 travel as the AWS extended clients' pointers (SNS's client
     # writes the same format as SQS's), so their consumers read ours and we read theirs.
     aws_extended_payloads = True
+    # One bundle for both schemes: a subscription's consumer reads an SQS queue.
+    sdk_type = SqsSdk
 
     def __init__(self, sqs: SqsProvider) -> None:
         # The queues behind subscriptions are the SQS provider's: one client cache, and
@@ -53,10 +59,28 @@ class SnsProvider(Provider):
         self._queues: QueueRegistry = sqs.queues
         self._topics = TopicRegistry(self._queues)
 
-    # -- URLs ------------------------------------------------------------------------
+    # -- registries ------------------------------------------------------------------
 
-    def _topic(self, url: Url) -> Topic:
-        return self._topics.topic(url)
+    def driver_registry(self, url: Url) -> TopicRegistry:
+        """The topics (and, through them, queues) a driver on ``url`` uses: for the
+        user's :class:`SqsSdk` registries of its own, closed with the driver."""
+        if url.sdk is None:
+            return self._topics
+        return TopicRegistry(self._sqs.driver_registry(url))
+
+    @contextmanager
+    def registry(self, url: Url) -> Iterator[TopicRegistry]:
+        """The registry for one call on ``url`` (see :meth:`SqsProvider.registry`)."""
+        if url.sdk is None:
+            yield self._topics
+            return
+        topics = self.driver_registry(url)
+        try:
+            yield topics
+        finally:
+            topics.close_all()
+
+    # -- URLs ------------------------------------------------------------------------
 
     def queue_url(self, url: Url) -> Url:
         """The ``sqs://`` URL of the queue behind the subscription ``url`` names."""
@@ -66,43 +90,50 @@ class SnsProvider(Provider):
                 f"{str(url)!r:.300} names an SNS topic; consumers, purge and dead letters "
                 "need one of its subscriptions: sns://<topic>?subscription=<name>"
             )
-        name = subscription_queue_name(self._topic(url).name, subscription)
+        # The shared registry only checks the URL here (the name, endpoint and account
+        # parameters): nothing it caches holds a client.
+        name = subscription_queue_name(self._topics.topic(url).name, subscription)
         params = {key: url.params[key] for key in _ENDPOINT_PARAMETERS if key in url.params}
-        return Url(scheme="sqs", host=name, path="", params=params)
+        return Url(scheme="sqs", host=name, path="", params=params, sdk=url.sdk)
 
-    def _queue(self, url: Url) -> Queue:
-        return self._queues.queue(self.queue_url(url))
+    def _queue(self, topics: TopicRegistry, url: Url) -> Queue:
+        return topics.queues.queue(self.queue_url(url))
 
     # -- drivers -----------------------------------------------------------------------
 
     def open_topic(self, url: Url) -> TopicDriver:
         from ._sns_driver import SnsTopic
 
-        return SnsTopic(self._topic(url))
+        topics = self.driver_registry(url)
+        return SnsTopic(topics.topic(url), owned=topics if url.sdk else None)
 
     def open_subscription(self, url: Url) -> SubscriptionDriver:
         from ._sns_driver import SnsSubscription
 
-        topic = self._topic(url)
-        return SnsSubscription(self._queue(url), topic.name)
+        topics = self.driver_registry(url)
+        topic = topics.topic(url)
+        owned = topics.queues if url.sdk else None
+        return SnsSubscription(self._queue(topics, url), topic.name, owned=owned)
 
     def capabilities(self, url: Url) -> Capabilities:
         from ._sns_driver import topic_capabilities
 
-        return topic_capabilities(self._topic(url).fifo)
+        with self.registry(url) as topics:
+            return topic_capabilities(topics.topic(url).fifo)
 
     # -- provisioning -------------------------------------------------------------------
 
     def declare(self, url: Url, declaration: Declaration) -> None:
         from . import _provisioning
 
-        topic = self._topic(url)
-        if url.subscription is None:
-            _provisioning.declare_topic(topic, declaration)
-            return
-        _provisioning.declare_subscription(
-            self._sqs, topic, self.queue_url(url), self._queue(url), declaration
-        )
+        with self.registry(url) as topics:
+            topic = topics.topic(url)
+            if url.subscription is None:
+                _provisioning.declare_topic(topic, declaration)
+                return
+            _provisioning.declare_subscription(
+                self._sqs, topic, self.queue_url(url), self._queue(topics, url), declaration
+            )
 
     def dead_letter_url(self, url: Url) -> Url:
         return self._sqs.dead_letter_url(self.queue_url(url))
@@ -113,11 +144,12 @@ class SnsProvider(Provider):
     def delete(self, url: Url) -> None:
         from . import _provisioning
 
-        topic = self._topic(url)
-        if url.subscription is None:
-            _provisioning.delete_topic(topic, self._queues, url)
-        else:
-            _provisioning.delete_subscription(topic, self._queue(url))
+        with self.registry(url) as topics:
+            topic = topics.topic(url)
+            if url.subscription is None:
+                _provisioning.delete_topic(topic, topics.queues, url)
+            else:
+                _provisioning.delete_subscription(topic, self._queue(topics, url))
 
     # -- operations (cloudqueue.ops): the subscription's queue, as SQS reads it ----------
 
