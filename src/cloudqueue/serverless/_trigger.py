@@ -25,10 +25,11 @@ from typing import TYPE_CHECKING, Any
 from .._settlement import Settlement
 from .._telemetry import active
 from ..driver import Delivery
-from ..errors import InvalidArgument, Unsupported, scrub
+from ..errors import DecodeError, InvalidArgument, Unsupported, scrub
 from ..offload._consuming import PayloadResolver
 from ..worker._handler import SettlementRecord, is_async_handler, message_for
 from ..worker._policy import failure_summary
+from ..worker._typed import bind, undecodable_reason
 from ._tracing import Headers, TraceSource
 
 if TYPE_CHECKING:
@@ -98,8 +99,9 @@ class TriggerRunner:
             raise InvalidArgument(f"handler must be callable, not {handler!r}")
         if type(concurrency) is not int or concurrency < 1:
             raise InvalidArgument(f"concurrency must be a positive int, not {concurrency!r}")
-        self.handler = handler
         self.is_async = is_async_handler(handler)
+        #: The handler as a function of the message (decoding first for a typed handler).
+        self.handler = bind(handler, self.is_async)
         self.trigger = trigger
         self.refusals = dict(refusals)
         self.nack_delay_refusal = nack_delay_refusal
@@ -124,7 +126,14 @@ class TriggerRunner:
             ok = False
         else:
             ok = error is None
-        if error is not None:
+        if isinstance(error, DecodeError):
+            # No trigger can dead-letter (see each adapter's refusals): it fails, and the
+            # queue's or subscription's own redrive policy takes it out of circulation.
+            log.error(
+                "%s: message %s cannot be processed (%s); reported failed for the platform's "
+                "redrive policy to dead-letter", self.trigger, delivery.id, undecodable_reason(error),
+            )
+        elif error is not None:
             log.warning(
                 "%s: message %s failed (attempt %s): %s", self.trigger, delivery.id,
                 delivery.delivery_attempt, failure_summary(error), exc_info=error,

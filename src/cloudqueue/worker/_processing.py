@@ -14,12 +14,13 @@ from typing import TYPE_CHECKING, Any
 
 from .._settlement import Settlement
 from ..driver import Capabilities, Delivery
-from ..errors import QueueError, scrub
+from ..errors import DecodeError, QueueError, scrub
 from ._breaker import Breaker
 from ._counters import Counters, Tally
 from ._handler import Forward, SettlementRecord, message_type
 from ._middleware import AnyMessage, Defer, Duplicate, Middleware, Outcome, Skip
-from ._policy import DoNotRetry, FailurePolicy, failure_summary
+from ._policy import Decision, DoNotRetry, FailurePolicy, failure_summary
+from ._typed import bind, undecodable_reason
 
 if TYPE_CHECKING:
     from .._telemetry._process import ProcessScope, ProcessTracer
@@ -49,7 +50,8 @@ class Processor:
         breaker: Breaker | None = None,
         counters: Counters | None = None,
     ) -> None:
-        self.handler = handler
+        #: The handler as a function of the message (decoding first for a typed handler).
+        self.handler = bind(handler, is_async)
         self.is_async = is_async
         self.settle = settle
         self.capabilities = capabilities
@@ -63,7 +65,9 @@ class Processor:
         self.breaker = breaker
         #: Handler exceptions that condemn one message rather than the downstream system:
         #: they do not count against the breaker.
-        self.condemning: tuple[type[BaseException], ...] = (DoNotRetry, *policy.dead_letter_on)
+        self.condemning: tuple[type[BaseException], ...] = (
+            DoNotRetry, DecodeError, *policy.dead_letter_on,
+        )
         self.counters = counters if counters is not None else Counters()
 
     # -- the two ways of calling a handler ------------------------------------------
@@ -219,7 +223,11 @@ class Processor:
 
     def _settle_for(self, delivery: Delivery, settlement: SettlementRecord, error: BaseException) -> None:
         attempt = delivery.delivery_attempt
-        decision = self.policy.decide(error, attempt, self.capabilities)
+        if isinstance(error, DecodeError):
+            # The same bytes fail the same way on every attempt: no retries burned.
+            decision = Decision("dead_letter", reason=undecodable_reason(error))
+        else:
+            decision = self.policy.decide(error, attempt, self.capabilities)
         summary = scrub(failure_summary(error))
         breaker = self.breaker
         if (decision.action == "dead_letter" and breaker is not None and breaker.is_open
