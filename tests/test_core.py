@@ -30,7 +30,7 @@ EXPECTED_EXPORTS = {
     "AlreadyExists", "AsyncConsumer", "AsyncProducer", "AsyncReceivedMessage", "Capabilities",
     "Closed", "Consumer", "DeadlineExceeded", "ErrorCode", "FailedPrecondition", "Internal",
     "InvalidArgument", "LeaseLost", "Limits", "Message", "MessageTooLarge", "NotFound", "PermissionDenied",
-    "Producer", "QueueError", "ReceivedMessage", "ResourceExhausted", "RetryPolicy",
+    "Producer", "QueueError", "ReceivedMessage", "ResourceExhausted", "RetryPolicy", "SdkObjects",
     "SendBatchError", "Settlement", "Unavailable", "Unknown", "Unsupported", "aio", "capabilities",
     "dead_letter_url", "declare", "delete", "hookimpl", "open_consumer", "open_producer",
     "filters", "offload", "Offload", "PayloadUnavailable", "ops", "plugin_manager", "purge", "where",

@@ -26,6 +26,7 @@ from ._engine.retry import RetryPolicy
 from ._message import Message
 from ._received import AsyncReceivedMessage, ReceivedMessage
 from ._registry import plugin_manager
+from ._sdk import SdkObjects
 from ._settlement import Settlement
 from ._sync import Consumer, Producer
 from .aio import AsyncConsumer, AsyncProducer
@@ -82,6 +83,7 @@ __all__ = [
     "ReceivedMessage",
     "ResourceExhausted",
     "RetryPolicy",
+    "SdkObjects",
     "SendBatchError",
     "Settlement",
     "Unavailable",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ._engine.retry import RetryPolicy
 from ._registry import resolve
+from ._sdk import SdkObjects
 from ._sync import Consumer, Producer
 from .driver import Capabilities, Declaration
 from .errors import InvalidArgument, Unsupported
@@ -33,15 +34,18 @@ def open_producer(
     retry: RetryPolicy | None = None,
     max_concurrent_batches: int = 8,
     offload: Offload | None = None,
+    sdk: SdkObjects | None = None,
 ) -> Producer:
     """A :class:`Producer` sending to the queue or topic named by ``url``.
 
     ``retry`` governs retries of transient errors; ``max_concurrent_batches``
     bounds the send requests under way at once. ``offload``: send bodies above
     a threshold through a payload store (see :class:`cloudqueue.Offload`; the
-    ``offload=`` URL parameters do the same, not both).
+    ``offload=`` URL parameters do the same, not both). ``sdk``: the provider's bundle
+    of your own SDK objects (session, credential, client; e.g. ``cloudqueue_sqs.SqsSdk``),
+    used instead of the ones cloudqueue would make, and never closed by it.
     """
-    return Producer.open(url, retry, max_concurrent_batches, offload)
+    return Producer.open(url, retry, max_concurrent_batches, offload, sdk)
 
 
 def open_consumer(
@@ -52,6 +56,7 @@ def open_consumer(
     max_lease_extension: float = 1800.0,
     retry: RetryPolicy | None = None,
     offload: Offload | None = None,
+    sdk: SdkObjects | None = None,
 ) -> Consumer:
     """A :class:`Consumer` of the queue, or topic subscription, named by ``url``.
 
@@ -60,9 +65,12 @@ def open_consumer(
     request. Leases of held messages are extended automatically for up to
     ``max_lease_extension`` seconds after receipt (0 disables it). ``offload``:
     fetch offloaded payloads from this location as messages are handed out (see
-    :class:`cloudqueue.Offload`); only pointers inside it are fetched.
+    :class:`cloudqueue.Offload`); only pointers inside it are fetched. ``sdk``: your own
+    SDK objects, as for :func:`open_producer`.
     """
-    return Consumer.open(url, max_in_flight, settle_delay, max_lease_extension, retry, offload)
+    return Consumer.open(
+        url, max_in_flight, settle_delay, max_lease_extension, retry, offload, sdk
+    )
 
 
 def declare(
@@ -73,6 +81,7 @@ def declare(
     deduplicated: bool = False,
     lease: float = 30.0,
     filter: Filter | None = None,  # the word users look for
+    sdk: SdkObjects | None = None,
 ) -> None:
     """Create the destination named by ``url`` (and its subscription, when the
     URL names one), or bring an existing one to these settings.
@@ -84,7 +93,8 @@ def declare(
     a received message stays invisible to other consumers. ``filter``: deliver to
     the subscription named by ``url`` only the messages it matches (see
     :mod:`cloudqueue.filters`); None delivers every message, and removes the filter
-    an existing subscription has where the provider can change it.
+    an existing subscription has where the provider can change it. ``sdk``: your own
+    SDK objects (see :func:`open_producer`), here and in every function below.
     """
     if dead_letter_after is not None and (
         type(dead_letter_after) is not int or not 1 <= dead_letter_after <= _MAX_DELIVERIES
@@ -105,7 +115,7 @@ def declare(
             f"filter must be None or a cloudqueue.filters.Filter (built with where()), "
             f"not {type(filter).__name__}"
         )
-    provider, parsed = resolve(url)
+    provider, parsed = resolve(url, sdk)
     if filter is not None:
         if parsed.subscription is None:
             raise InvalidArgument(
@@ -129,29 +139,29 @@ def declare(
     )
 
 
-def dead_letter_url(url: str) -> str:
+def dead_letter_url(url: str, *, sdk: SdkObjects | None = None) -> str:
     """The URL to consume the dead letters of ``url`` from.
 
     Secrets in ``url`` are carried over, so the result can be opened directly;
     do not log it.
     """
-    provider, parsed = resolve(url)
+    provider, parsed = resolve(url, sdk)
     return provider.dead_letter_url(parsed).unsafe_str()
 
 
-def purge(url: str) -> None:
+def purge(url: str, *, sdk: SdkObjects | None = None) -> None:
     """Remove every message waiting in the queue or subscription named by ``url``."""
-    provider, parsed = resolve(url)
+    provider, parsed = resolve(url, sdk)
     provider.purge(parsed)
 
 
-def delete(url: str) -> None:
+def delete(url: str, *, sdk: SdkObjects | None = None) -> None:
     """Delete the destination (or only the subscription, when ``url`` names one)."""
-    provider, parsed = resolve(url)
+    provider, parsed = resolve(url, sdk)
     provider.delete(parsed)
 
 
-def capabilities(url: str) -> Capabilities:
+def capabilities(url: str, *, sdk: SdkObjects | None = None) -> Capabilities:
     """What the provider can do for the destination named by ``url``, and its limits."""
-    provider, parsed = resolve(url)
+    provider, parsed = resolve(url, sdk)
     return provider.capabilities(parsed)

@@ -16,6 +16,7 @@ from ._url import Url, parse_url
 from .errors import InvalidArgument, NotFound
 
 if TYPE_CHECKING:
+    from ._sdk import SdkObjects
     from .driver import Provider
 
 __all__ = ["ENTRY_POINT_GROUP", "plugin_manager", "provider_for", "providers", "resolve"]
@@ -132,10 +133,13 @@ def provider_for(scheme: str) -> Provider:
     raise NotFound(f"no provider for URL scheme {scheme!r} (installed: {names}){where}")
 
 
-def resolve(text: str | Url) -> tuple[Provider, Url]:
-    """The provider for a URL, and the URL parsed with the provider's rules."""
+def resolve(text: str | Url, sdk: SdkObjects | None = None) -> tuple[Provider, Url]:
+    """The provider for a URL, and the URL parsed with the provider's rules,
+    carrying ``sdk`` (the user's SDK objects) once checked against the provider's
+    ``sdk_type``."""
     if isinstance(text, Url):
-        return provider_for(text.scheme), text
+        provider = provider_for(text.scheme)
+        return provider, text if sdk is None else _with_sdk(provider, text, sdk)
     scheme = text.split("://", 1)[0].lower() if isinstance(text, str) and "://" in text else ""
     if not scheme.isidentifier():
         parse_url(text)  # raises the malformed-URL error
@@ -147,4 +151,19 @@ def resolve(text: str | Url) -> tuple[Provider, Url]:
         raise InvalidArgument(
             f"unknown URL parameter {unknown[0]!r} for {scheme}:// (accepted: {allowed})"
         )
-    return provider, url
+    return provider, url if sdk is None else _with_sdk(provider, url, sdk)
+
+
+def _with_sdk(provider: Provider, url: Url, sdk: object) -> Url:
+    expected = provider.sdk_type
+    if expected is None:
+        raise InvalidArgument(
+            f"the {url.scheme}:// provider ({provider.distribution}) takes no SDK objects: "
+            "leave sdk= out"
+        )
+    if not isinstance(sdk, expected):
+        raise InvalidArgument(
+            f"sdk= for {url.scheme}:// URLs must be a {expected.__module__.split('.')[0]}."
+            f"{expected.__qualname__}, not {type(sdk).__module__}.{type(sdk).__qualname__}"
+        )
+    return url.replace(sdk=sdk)

@@ -11,6 +11,7 @@ from ._engine.retry import RetryPolicy
 from ._message import Message
 from ._options import ConsumerOptions, ProducerOptions
 from ._registry import resolve
+from ._sdk import SdkObjects
 from ._telemetry._attributes import destination_attributes
 from .errors import InvalidArgument, QueueError, SendBatchError
 from .offload import Offload
@@ -84,11 +85,12 @@ class ProducerShell:
         retry: RetryPolicy | None,
         max_concurrent_batches: int,
         offload: Offload | None = None,
+        sdk: SdkObjects | None = None,
     ) -> Self:
         options = ProducerOptions(RetryPolicy() if retry is None else retry, max_concurrent_batches)
         url, from_url = split_offload(url)
         offload = choose_offload(from_url, offload)
-        provider, parsed = resolve(url)
+        provider, parsed = resolve(url, sdk)
         return cls(parsed, open_topic(provider, parsed, offload), options)
 
     @property
@@ -150,6 +152,7 @@ class ConsumerShell:
         max_lease_extension: float,
         retry: RetryPolicy | None,
         offload: Offload | None = None,
+        sdk: SdkObjects | None = None,
     ) -> Self:
         options = ConsumerOptions(
             RetryPolicy() if retry is None else retry, max_in_flight, settle_delay,
@@ -157,7 +160,7 @@ class ConsumerShell:
         )
         url, from_url = split_offload(url)
         offload = choose_offload(from_url, offload)
-        provider, parsed = resolve(url)
+        provider, parsed = resolve(url, sdk)
         driver, resolver = open_subscription(provider, parsed, offload)
         return cls(parsed, driver, options, resolver)
 

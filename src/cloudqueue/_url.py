@@ -5,10 +5,14 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
 from ._secrets import REDACTED, hide_url_passwords, register_secret, register_url_secrets, scrub
 from .errors import InvalidArgument
+
+if TYPE_CHECKING:
+    from ._sdk import SdkObjects
 
 __all__ = ["Url", "parse_url"]
 
@@ -35,6 +39,9 @@ class Url:
     username: str | None = None
     password: str | None = field(default=None, repr=False)
     secret_params: frozenset[str] = frozenset()
+    #: The user's own SDK objects given as ``sdk=`` next to the URL (checked against
+    #: ``Provider.sdk_type``); not part of the URL's text or equality.
+    sdk: SdkObjects | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if self.password:

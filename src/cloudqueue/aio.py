@@ -23,6 +23,7 @@ from ._engine.retry import RetryPolicy
 from ._message import Message
 from ._options import ConsumerOptions, ProducerOptions
 from ._received import AsyncReceivedMessage
+from ._sdk import SdkObjects
 from ._settlement import Settlement
 from ._shell import ITERATION_WAIT, ConsumerShell, ProducerShell, build_message, raise_failures
 from .errors import Closed, QueueError
@@ -168,11 +169,12 @@ def open_producer(
     retry: RetryPolicy | None = None,
     max_concurrent_batches: int = 8,
     offload: Offload | None = None,
+    sdk: SdkObjects | None = None,
 ) -> AsyncProducer:
     """An :class:`AsyncProducer` for ``url`` (options as :func:`cloudqueue.open_producer`).
 
     Payload stores block: with ``offload``, uploads run in worker threads."""
-    return AsyncProducer.open(url, retry, max_concurrent_batches, offload)
+    return AsyncProducer.open(url, retry, max_concurrent_batches, offload, sdk)
 
 
 def open_consumer(
@@ -183,10 +185,11 @@ def open_consumer(
     max_lease_extension: float = 1800.0,
     retry: RetryPolicy | None = None,
     offload: Offload | None = None,
+    sdk: SdkObjects | None = None,
 ) -> AsyncConsumer:
     """An :class:`AsyncConsumer` for ``url`` (options as :func:`cloudqueue.open_consumer`).
 
     Payload stores block: with ``offload``, downloads and deletes run in worker threads."""
     return AsyncConsumer.open(
-        url, max_in_flight, settle_delay, max_lease_extension, retry, offload
+        url, max_in_flight, settle_delay, max_lease_extension, retry, offload, sdk
     )

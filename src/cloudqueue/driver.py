@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from ._message import Message
+from ._sdk import SdkObjects, expect_type
 from ._url import Url
 from .errors import QueueError, Unsupported
 from .filters import Filter
@@ -60,10 +61,12 @@ __all__ = [
     "Message",
     "Provider",
     "QueueStats",
+    "SdkObjects",
     "SubscriptionDriver",
     "TopicDriver",
     "TraceCarrier",
     "Url",
+    "expect_type",
 ]
 
 T = TypeVar("T")
@@ -507,6 +510,11 @@ class Provider(abc.ABC):
     #: S3 (``ExtendedPayloadSize`` + an S3 pointer body), and consumers read it, so
     #: that Java and Python extended clients interoperate. For SQS and SNS only.
     aws_extended_payloads: bool = False
+    #: The :class:`SdkObjects` subclass this provider accepts as ``sdk=`` (the user's own
+    #: sessions, credentials, clients); None: it takes none. The portable layer checks the
+    #: type, then every method below and the drivers get it as :attr:`Url.sdk`. Objects in
+    #: it are the user's: never close them; close what you build from them.
+    sdk_type: type[SdkObjects] | None = None
 
     @abc.abstractmethod
     def open_topic(self, url: Url) -> TopicDriver:

@@ -80,6 +80,7 @@ from dataclasses import dataclass
 __all__ = [
     "BASE64",
     "BASE64_TYPE",
+    "CONTENT_TYPE_ATTRIBUTE",
     "DEAD_LETTER_REASON",
     "EMPTY",
     "EMPTY_PLACEHOLDER",
@@ -118,6 +119,11 @@ SERVICEBUS_DEFAULT_SESSION = RESERVED_PREFIX + "default"
 #: Attribute a dead letter carries with the reason given to ``dead_letter(reason)``
 #: (Service Bus keeps the reason in its native ``DeadLetterReason``, read back under this name).
 DEAD_LETTER_REASON = "dead_letter_reason"
+#: Attribute naming the body's media type (``application/json``...), set by codecs and
+#: read to choose a decoder. Not a marker: the same name as Google's Pub/Sub CloudEvents
+#: binding uses, visible to consumers. Where the transport has a native content type
+#: (Service Bus, AMQP 0.9.1) the driver carries it there and reads it back under this name.
+CONTENT_TYPE_ATTRIBUTE = "content-type"
 #: Provenance of a redriven message (see the module docstring). Underscored names are
 #: valid attribute names on every provider and in Service Bus SQL filters unbracketed.
 REDRIVE_ORIGINAL_ID = "redrive_original_id"

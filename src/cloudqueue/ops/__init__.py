@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from .._sdk import SdkObjects
 from ..filters import Filter
 from . import _inspect, _redrive
 from ._bridge import run_blocking
@@ -37,26 +38,31 @@ __all__ = [
 ]
 
 
-def stats(url: str) -> QueueStats:
+def stats(url: str, *, sdk: SdkObjects | None = None) -> QueueStats:
     """How many messages the queue or subscription ``url`` holds, as its provider knows
-    (None where it cannot; ``exact`` False for approximations)."""
-    return run_blocking(_inspect.stats(url), "stats")
+    (None where it cannot; ``exact`` False for approximations). ``sdk``, here and below:
+    your own SDK objects, as for :func:`cloudqueue.open_producer`."""
+    return run_blocking(_inspect.stats(url, sdk=sdk), "stats")
 
 
-def peek(url: str, max_messages: int = 10) -> list[PeekedMessage]:
+def peek(
+    url: str, max_messages: int = 10, *, sdk: SdkObjects | None = None
+) -> list[PeekedMessage]:
     """Up to ``max_messages`` (1 to 1000) messages of ``url`` read without settling them.
 
     Native where the provider can peek; elsewhere received, held and given back, which
     raises each one's delivery count by one, and refused with Unsupported on ordered
     destinations (holding a message would block its ordering key).
     """
-    return run_blocking(_inspect.peek(url, max_messages), "peek")
+    return run_blocking(_inspect.peek(url, max_messages, sdk=sdk), "peek")
 
 
-def dead_letters(url: str, max_messages: int = 10) -> list[PeekedMessage]:
+def dead_letters(
+    url: str, max_messages: int = 10, *, sdk: SdkObjects | None = None
+) -> list[PeekedMessage]:
     """Up to ``max_messages`` dead letters of the queue or subscription ``url`` (the source,
     not the dead-letter queue), each with :attr:`PeekedMessage.dead_letter` facts."""
-    return run_blocking(_inspect.dead_letters(url, max_messages), "dead_letters")
+    return run_blocking(_inspect.dead_letters(url, max_messages, sdk=sdk), "dead_letters")
 
 
 def redrive(
@@ -68,6 +74,7 @@ def redrive(
     where: Filter | Callable[[PeekedMessage], bool] | None = None,
     dry_run: bool = False,
     progress: Callable[[RedriveReport], None] | None = None,
+    sdk: SdkObjects | None = None,
 ) -> RedriveReport:
     """Move the dead letters of ``dead_letter_url`` back to their source, or to ``to``.
 
@@ -86,12 +93,13 @@ def redrive(
     nothing. ``progress`` is called with the report so far after each batch (from the
     helper thread). The run ends when the dead-letter queue gives nothing for about 2
     seconds; it holds back at most 10,000 messages it does not move (skipped, refused
-    or beyond the limit), then ends, and a second run reaches the rest.
+    or beyond the limit), then ends, and a second run reaches the rest. ``sdk``: your
+    own SDK objects, used for the dead-letter queue and the target alike.
     """
     return run_blocking(
         _redrive.redrive(
             dead_letter_url, to, limit=limit, rate=rate, where=where, dry_run=dry_run,
-            progress=progress,
+            progress=progress, sdk=sdk,
         ),
         "redrive",
     )

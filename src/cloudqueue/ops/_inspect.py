@@ -8,6 +8,7 @@ from .. import aio
 from .._options import ConsumerOptions
 from .._received import AsyncReceivedMessage
 from .._registry import resolve
+from .._sdk import SdkObjects
 from .._url import Url
 from ..driver import Delivery, Provider
 from ..errors import Unsupported
@@ -21,13 +22,15 @@ __all__ = ["dead_letters", "peek", "peek_deliveries", "stats"]
 _QUIET = 1.0
 
 
-async def stats(url: str) -> QueueStats:
+async def stats(url: str, *, sdk: SdkObjects | None = None) -> QueueStats:
     """The counts of the queue or subscription named by ``url`` (see :class:`QueueStats`)."""
-    provider, parsed = resolve(url)
+    provider, parsed = resolve(url, sdk)
     return await asyncio.to_thread(provider.stats, parsed)
 
 
-async def peek(url: str, max_messages: int = 10) -> list[PeekedMessage]:
+async def peek(
+    url: str, max_messages: int = 10, *, sdk: SdkObjects | None = None
+) -> list[PeekedMessage]:
     """Up to ``max_messages`` (1 to 1000) messages of the queue or subscription named by
     ``url``, oldest first where the provider can tell, without settling them.
 
@@ -37,19 +40,21 @@ async def peek(url: str, max_messages: int = 10) -> list[PeekedMessage]:
     Unsupported, since holding a message would block its ordering key.
     """
     max_messages = check_max_messages(max_messages)
-    provider, parsed = resolve(url)
+    provider, parsed = resolve(url, sdk)
     deliveries = await peek_deliveries(provider, parsed, max_messages)
     return [PeekedMessage.of(delivery) for delivery in deliveries]
 
 
-async def dead_letters(url: str, max_messages: int = 10) -> list[PeekedMessage]:
+async def dead_letters(
+    url: str, max_messages: int = 10, *, sdk: SdkObjects | None = None
+) -> list[PeekedMessage]:
     """Up to ``max_messages`` dead letters of the queue or subscription ``url`` (the
     source, not its dead-letter queue), each with its :attr:`PeekedMessage.dead_letter`
     facts; peeked as :func:`peek` does, except that an ordered dead-letter destination
     (SQS FIFO) is read by receiving and giving back too: nothing processes dead letters
     in key order, so holding them for the length of the peek holds nobody up."""
     max_messages = check_max_messages(max_messages)
-    provider, parsed = resolve(url)
+    provider, parsed = resolve(url, sdk)
     # The dead letters may live with another provider (an SNS subscription's are an
     # sqs:// queue): read them through the one their URL names.
     dead_provider, dead_url = resolve(await asyncio.to_thread(provider.dead_letter_url, parsed))

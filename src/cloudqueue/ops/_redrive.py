@@ -26,6 +26,7 @@ from .._message import Message
 from .._options import ConsumerOptions, ProducerOptions
 from .._received import AsyncReceivedMessage
 from .._registry import resolve
+from .._sdk import SdkObjects
 from .._url import Url
 from ..driver import Capabilities, DeadLetterFacts, Provider, TopicDriver
 from ..errors import InvalidArgument, QueueError, SendBatchError
@@ -66,6 +67,7 @@ async def redrive(
     where: Filter | Callable[[PeekedMessage], bool] | None = None,
     dry_run: bool = False,
     progress: Callable[[RedriveReport], None] | None = None,
+    sdk: SdkObjects | None = None,
 ) -> RedriveReport:
     """Move the dead letters of ``dead_letter_url`` back to where they came from, or to
     ``to``; see :func:`cloudqueue.ops.redrive`."""
@@ -76,7 +78,7 @@ async def redrive(
     check_progress(progress)
     if to is not None and not isinstance(to, str):
         raise InvalidArgument(f"to must be None or a destination URL (str), not {type(to).__name__}")
-    provider, source = resolve(dead_letter_url)
+    provider, source = resolve(dead_letter_url, sdk)
     target_provider, target = await _target(provider, source, to)
     driver = await asyncio.to_thread(target_provider.open_redrive_target, target)
     run = _Run(
@@ -92,7 +94,8 @@ async def _target(provider: Provider, source: Url, to: str | None) -> tuple[Prov
     land among dead letters again)."""
     if to is None:
         return provider, await asyncio.to_thread(provider.redrive_source, source)
-    target_provider, target = resolve(to)
+    # The SDK objects serve the target too: a redrive stays within one cloud's account.
+    target_provider, target = resolve(to, source.sdk)
     if target.unsafe_str() == source.unsafe_str():
         raise InvalidArgument(f"to= names the dead-letter queue being redriven ({source}): "
                               "pass the queue the messages should go back to")

@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
+from .._sdk import SdkObjects
 from ..errors import InvalidArgument
 from ._breaker import CircuitBreaker
 from ._counters import Counters, total
@@ -48,6 +49,8 @@ class Route:
     rate: RateLimit | None = None
     #: When to stop receiving because the handler keeps failing; None: never.
     breaker: CircuitBreaker | None = None
+    #: The user's own SDK objects the source's consumer is opened with (``sdk=``).
+    sdk: SdkObjects | None = None
 
     @property
     def name(self) -> str:
@@ -126,6 +129,7 @@ class App:
         rate: str | RateLimit | None = None,
         burst: int | None = None,
         breaker: CircuitBreaker | None = None,
+        sdk: SdkObjects | None = None,
     ) -> Callable[[H], H]:
         """Decorator: process messages from ``url`` with the decorated function.
 
@@ -134,7 +138,8 @@ class App:
         ``trace_parent`` replaces the app's. ``rate`` (``"200/s"``, ``"90/min"``)
         paces how often this process starts the handler, with up to ``burst`` at once
         (default: a tenth of a second's worth); ``breaker`` stops receiving while the
-        handler keeps failing (see :class:`CircuitBreaker`).
+        handler keeps failing (see :class:`CircuitBreaker`). ``sdk``: your own SDK
+        objects for this source, as for :func:`cloudqueue.open_consumer`.
         """
 
         def register(function: H) -> H:
@@ -142,7 +147,7 @@ class App:
                 url, function, concurrency=concurrency, max_in_flight=max_in_flight, policy=policy,
                 max_attempts=max_attempts, dead_letter_on=dead_letter_on,
                 max_lease_extension=max_lease_extension, trace_parent=trace_parent,
-                rate=rate, burst=burst, breaker=breaker,
+                rate=rate, burst=burst, breaker=breaker, sdk=sdk,
             )
             return function
 
@@ -163,6 +168,7 @@ class App:
         rate: str | RateLimit | None = None,
         burst: int | None = None,
         breaker: CircuitBreaker | None = None,
+        sdk: SdkObjects | None = None,
     ) -> Route:
         """The non-decorator form of :meth:`handler`; returns the new route."""
         if not isinstance(url, str) or "://" not in url:
@@ -177,6 +183,11 @@ class App:
             raise InvalidArgument("burst needs a rate: pass rate='200/s' (for example) too")
         if breaker is not None and not isinstance(breaker, CircuitBreaker):
             raise InvalidArgument(f"breaker must be a cloudqueue.worker.CircuitBreaker, not {breaker!r}")
+        if sdk is not None and not isinstance(sdk, SdkObjects):
+            raise InvalidArgument(
+                f"sdk must be a provider's SdkObjects (e.g. cloudqueue_sqs.SqsSdk), "
+                f"not {type(sdk).__name__}"
+            )
         limit = None if rate is None else rate_limit(rate, burst)
         chosen = policy or self.policy
         overrides: dict[str, Any] = {}
@@ -207,6 +218,7 @@ class App:
             trace_parent=self.trace_parent if trace_parent is None else _trace_parent(trace_parent),
             rate=limit,
             breaker=breaker,
+            sdk=sdk,
         )
         self.routes.append(route)
         return route

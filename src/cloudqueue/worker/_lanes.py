@@ -67,7 +67,8 @@ class Lanes:
     async def open(self) -> None:
         route = self.route
         self.consumer = await self._open_consumer(
-            route.url, max_in_flight=route.max_in_flight, max_lease_extension=route.max_lease_extension
+            route.url, max_in_flight=route.max_in_flight, max_lease_extension=route.max_lease_extension,
+            sdk=route.sdk,
         )
         self.source = str(self.consumer.url)  # secrets redacted
         breaker = None if route.breaker is None else Breaker(route.breaker, self.source, route.counters)
