@@ -19,6 +19,7 @@ from typing import Any
 from azure.servicebus import ServiceBusMessage, ServiceBusReceivedMessage
 from cloudqueue.driver import Delivery, Message
 from cloudqueue.wire import (
+    CONTENT_TYPE_ATTRIBUTE,
     DEAD_LETTER_REASON,
     SERVICEBUS_DEDUPLICATION_PROPERTY,
     SERVICEBUS_DEFAULT_SESSION,
@@ -55,21 +56,24 @@ def outgoing(message: Message, sessions: bool) -> ServiceBusMessage:
     scheduled = None
     if message.delay:
         scheduled = datetime.datetime.now(_UTC) + datetime.timedelta(seconds=message.delay)
-    properties = _properties(message.attributes) if message.attributes else None
+    content_type, properties = _properties(message.attributes)
     if message.deduplication_id is not None:
-        properties = properties or {}
         properties[DEDUPLICATION_ID_PROPERTY] = message.deduplication_id
     return ServiceBusMessage(
         message.body,
-        application_properties=properties,
+        application_properties=properties or None,
+        content_type=content_type,
         message_id=message.deduplication_id or uuid.uuid4().hex,
         session_id=session,
         scheduled_enqueue_time_utc=scheduled,
     )
 
 
-def _properties(attributes: dict[str, str]) -> dict[str | bytes, Any]:
-    return {property_name(name): value for name, value in attributes.items()}
+def _properties(attributes: dict[str, str]) -> tuple[str | None, dict[str | bytes, Any]]:
+    """The native content type and the application properties carrying ``attributes``."""
+    return attributes.get(CONTENT_TYPE_ATTRIBUTE), {
+        property_name(name): value for name, value in attributes.items() if name != CONTENT_TYPE_ATTRIBUTE
+    }
 
 
 def _text(value: Any) -> str:
@@ -92,6 +96,8 @@ def delivery_of(received: ServiceBusReceivedMessage, lease_deadline: float | Non
                 attributes[portable] = value
         else:
             attributes[name] = value
+    if received.content_type is not None:
+        attributes[CONTENT_TYPE_ATTRIBUTE] = received.content_type
     body = received.body
     if not isinstance(body, bytes):
         body = b"".join(body)
@@ -113,7 +119,7 @@ def delivery_of(received: ServiceBusReceivedMessage, lease_deadline: float | Non
 def copy_for_retry(delivery: Delivery, delay: float) -> ServiceBusMessage:
     """A copy of ``delivery`` due in ``delay`` seconds that keeps its id and attempt count."""
     received: ServiceBusReceivedMessage = delivery.native  # type: ignore[assignment]
-    properties = _properties(delivery.attributes)
+    content_type, properties = _properties(delivery.attributes)
     properties.pop(DEAD_LETTER_REASON, None)
     properties[ATTEMPTS_PROPERTY] = str(delivery.delivery_attempt or 1)
     properties[ORIGINAL_ID_PROPERTY] = delivery.id
@@ -122,6 +128,7 @@ def copy_for_retry(delivery: Delivery, delay: float) -> ServiceBusMessage:
     return ServiceBusMessage(
         delivery.body,
         application_properties=properties,
+        content_type=content_type,
         message_id=uuid.uuid4().hex,
         session_id=received.session_id,
         scheduled_enqueue_time_utc=datetime.datetime.now(_UTC) + datetime.timedelta(seconds=delay),

@@ -4,7 +4,9 @@ Credentials: the ``connection_string`` URL parameter (secret: never shown), else
 ``AZURE_SERVICEBUS_CONNECTION_STRING``, else ``DefaultAzureCredential`` for
 ``<namespace>.servicebus.windows.net`` (or the namespace as given when it has a dot).
 Emulator connection strings (``UseDevelopmentEmulator=true``) work, including the
-local broker of :mod:`cloudqueue_azure_servicebus.testing`.
+local broker of :mod:`cloudqueue_azure_servicebus.testing`. ``sdk=ServiceBusSdk(...)``
+brings the user's own credential, ``ServiceBusClient`` and administration client (see
+``_sdk.py``); they outrank the URL's credentials.
 
 Async twins: the driver methods run the synchronous SDK in worker threads (the
 interface's defaults). ``azure.servicebus.aio`` was not adopted: it has not been
@@ -37,6 +39,7 @@ from ._errors import ERRORS
 from ._names import PARAMETERS, SECRET_PARAMETERS, Credentials, Target, credentials_for, target_of
 from ._operations import Peekers, dead_letter_facts, stats
 from ._receiving import ServiceBusSubscription, open_receiver
+from ._sdk import ServiceBusSdk
 from ._sending import ServiceBusTopic
 
 __all__ = ["ServiceBusProvider", "cloudqueue_providers"]
@@ -49,19 +52,26 @@ class ServiceBusProvider(Provider):
     secret_parameters = SECRET_PARAMETERS
     supports_filters = True
     supports_peek = True
+    sdk_type = ServiceBusSdk
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._catalogs: dict[Credentials, EntityCatalog] = {}
+        # Keyed by the sdk object's identity too: two users' clients never share a catalog.
+        # The catalog holds the sdk object, so its id is not reused while the entry lives.
+        self._catalogs: dict[tuple[Credentials, int | None], EntityCatalog] = {}
         self._peekers = Peekers()
 
     def _resolve(self, url: Url) -> tuple[EntityCatalog, Target]:
         target = target_of(url)
         credentials = credentials_for(url)
+        sdk = url.sdk
+        if sdk is not None and not isinstance(sdk, ServiceBusSdk):  # the core checks this first
+            raise InvalidArgument(f"sdk= must be cloudqueue_azure_servicebus.ServiceBusSdk, not {type(sdk)}")
+        key = (credentials, None if sdk is None else id(sdk))
         with self._lock:
-            catalog = self._catalogs.get(credentials)
+            catalog = self._catalogs.get(key)
             if catalog is None:
-                catalog = self._catalogs[credentials] = EntityCatalog(NamespaceClients(credentials))
+                catalog = self._catalogs[key] = EntityCatalog(NamespaceClients(credentials, sdk))
         return catalog, target
 
     def open_topic(self, url: Url) -> TopicDriver:

@@ -70,10 +70,11 @@ class TokenCheck:
 
     def problem(self, token: str) -> str | None:
         """None for a valid token, else why it is refused (never quoting the token)."""
+        # The SDK's administration client sends a connection string's signature as
+        # "Bearer SharedAccessSignature ...": strip the scheme first.
+        token = token.removeprefix(_BEARER_PREFIX)
         if token.startswith(_SAS_PREFIX):
             return self._sas_problem(token[len(_SAS_PREFIX):])
-        if token.startswith(_BEARER_PREFIX):
-            token = token[len(_BEARER_PREFIX):]
         if token.count(".") == 2:
             return self._jwt_problem(token)
         return "the token is neither a shared access signature nor a bearer token"

@@ -162,6 +162,14 @@ class ServiceBusBroker:
             raise RuntimeError("broker is not started")
         return self._server.tls.cert_path
 
+    @property
+    def open_connections(self) -> int:
+        """Client sockets open now (AMQP, WebSocket, HTTP): how a test sees clients close."""
+        if self._server is None:
+            return 0
+        with self._state.lock:
+            return len(self._server.clients)
+
     def administration_client(self, **kwargs: Any) -> Any:
         """A ``ServiceBusAdministrationClient`` for this broker (trusts its certificate)."""
         from azure.servicebus.management import ServiceBusAdministrationClient
