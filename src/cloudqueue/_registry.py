@@ -37,6 +37,8 @@ _KNOWN_DISTRIBUTIONS = {
     "sqs": "cloudqueue-sqs (pip install 'cloudqueue[sqs]')",
     "pubsub": "cloudqueue-pubsub (pip install 'cloudqueue[pubsub]')",
     "azuresb": "cloudqueue-azure-servicebus (pip install 'cloudqueue[azure-servicebus]')",
+    "amqp": "cloudqueue-rabbitmq (pip install 'cloudqueue[rabbitmq]')",
+    "amqps": "cloudqueue-rabbitmq (pip install 'cloudqueue[rabbitmq]')",
 }
 
 log = logging.getLogger("cloudqueue")
