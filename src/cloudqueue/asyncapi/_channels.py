@@ -163,9 +163,9 @@ def _amqp(url: Url) -> Location:
                     protocol_version="0.9.1", pathname=f"/{named_vhost}" if named_vhost else None)
     topic, queue = url.param("topic"), url.param("queue")
     if topic:
+        # The binding allows an exchange or a queue, not both: a subscription's queue
+        # is named in x-cloudqueue.
         binding: dict[str, Any] = {"is": "routingKey", "exchange": {"name": topic, "vhost": vhost}}
-        if url.subscription:
-            binding["queue"] = {"name": url.subscription, "vhost": vhost}
         address = topic
     else:
         address = queue or ""
