@@ -11,7 +11,7 @@ from cloudqueue.errors import QueueError
 from google.pubsub_v1 import PublishRequest
 
 from ._capabilities import TOPIC_CAPABILITIES
-from ._clients import Clients
+from ._clients import Clients, publish
 from ._errors import translate_errors
 from ._names import Names
 from ._tracing import telemetry_attributes
@@ -61,9 +61,7 @@ class PubSubTopic(TopicDriver):
             )
             try:
                 with translate_errors(self._what):
-                    response = publisher.publish(
-                        request=request, retry=None, timeout=PUBLISH_TIMEOUT
-                    )
+                    response = publish(publisher, request, PUBLISH_TIMEOUT)
             except QueueError as error:
                 if not ids:
                     raise  # nothing was sent: the whole call failed
@@ -74,10 +72,13 @@ class PubSubTopic(TopicDriver):
         return ids
 
     def telemetry_attributes(self) -> Mapping[str, str | int]:
-        return telemetry_attributes(self._clients.emulator_host, self._names)
+        return telemetry_attributes(self._clients.endpoint, self._names)
 
     def native_objects(self) -> Iterable[object]:
         return (self._clients.publisher,)
+
+    def close(self) -> None:
+        self._clients.release()  # closes only clients made for this driver alone
 
 
 def _message_ids(response: Any) -> list[str]:

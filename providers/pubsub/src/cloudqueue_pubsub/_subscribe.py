@@ -27,7 +27,7 @@ from google.api_core import exceptions as api
 from google.pubsub_v1 import PublishRequest, PullRequest
 
 from ._capabilities import LIMITS, subscription_capabilities
-from ._clients import Clients
+from ._clients import Clients, publish
 from ._errors import translate_errors
 from ._names import Names
 from ._ops import (
@@ -195,14 +195,17 @@ class PubSubSubscription(SubscriptionDriver):
         copies = [_dead_letter_copy(token, reason, self._subscription) for token, reason in entries]
         request = PublishRequest.wrap(_PB_PUBLISH(topic=dead_letter_topic, messages=copies))
         with translate_errors(f"dead-letter from {self._where} to {dead_letter_topic}"):
-            self._clients.publisher.publish(request=request, retry=None, timeout=_CALL_TIMEOUT)
+            publish(self._clients.publisher, request, _CALL_TIMEOUT)
         return self.ack(tokens)
 
     def telemetry_attributes(self) -> Mapping[str, str | int]:
-        return telemetry_attributes(self._clients.emulator_host, self._names)
+        return telemetry_attributes(self._clients.endpoint, self._names)
 
     def native_objects(self) -> Iterable[object]:
         return (self._clients.subscriber,)
+
+    def close(self) -> None:
+        self._clients.release()  # closes only clients made for this driver alone
 
 
 def _ack_id(token: object) -> str:

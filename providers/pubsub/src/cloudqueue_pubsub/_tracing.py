@@ -24,14 +24,15 @@ CARRIER = PUBSUB_CARRIER
 _GOOGLE_ENDPOINT = ("pubsub.googleapis.com", 443)
 
 
-def telemetry_attributes(emulator_host: str | None, names: Names) -> dict[str, str | int]:
+def telemetry_attributes(endpoint: str | None, names: Names) -> dict[str, str | int]:
     """``messaging.system``, ``server.address``/``server.port`` (Google's endpoint, or
-    the server ``PUBSUB_EMULATOR_HOST`` names) and, for a consumer, the subscription id."""
+    the one ``PUBSUB_EMULATOR_HOST`` or the user's client options name) and, for a consumer,
+    the subscription id."""
     host, port = _GOOGLE_ENDPOINT
-    if emulator_host:
+    if endpoint:
         # hostname and port only: never a user:password@ the variable may hold.
-        parts = urlsplit("//" + emulator_host)
-        host, port = parts.hostname or emulator_host, parts.port or port
+        parts = urlsplit("//" + endpoint)
+        host, port = parts.hostname or endpoint, parts.port or port
     attributes: dict[str, str | int] = {
         "messaging.system": "gcp_pubsub",
         "server.address": host,
