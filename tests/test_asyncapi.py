@@ -244,13 +244,17 @@ def test_bindings_where_asyncapi_has_them_and_the_url_facts_everywhere() -> None
         "name": "events", "ordering": {"type": "standard"}, "bindingVersion": "0.1.0"}
     assert channels["jobs"]["bindings"]["amqp"] == {
         "is": "queue", "queue": {"name": "jobs", "vhost": "shop"}, "bindingVersion": "0.3.0"}
-    assert channels["news.reader"]["bindings"]["amqp"]["exchange"] == {"name": "news", "vhost": "shop"}
+    assert channels["news.reader"]["bindings"]["amqp"]["exchange"] == {
+        "name": "news", "type": "fanout", "vhost": "shop"}
+    assert channels["news.reader"]["x-cloudqueue"]["queue"] == "news.reader"
     assert "bindings" not in channels["kits.worker"]  # Pub/Sub's binding needs a schema resource
     assert channels["kits.worker"]["x-cloudqueue"] == {
         "url": "pubsub://shop-project/kits?subscription=worker", "provider": "pubsub",
         "project": "shop-project", "subscription": "worker"}
     assert channels["parts.audit"]["x-cloudqueue"]["subscription"] == "audit"
     assert channels["returns"]["x-cloudqueue"]["database"] == "shop.db"
+    text = _document(EVERY_PROVIDER[7])["components"]["messages"]["Text"]
+    assert (text["contentType"], text["payload"]) == ("text/plain; charset=utf-8", {"type": "string"})
 
 
 def test_an_sns_subscription_handler_names_its_queue_in_the_operation_bindings() -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import unquote, urlencode, urlsplit
 
 from .._url import Url, parse_url
 
@@ -157,20 +157,25 @@ def _servicebus(url: Url) -> Location:
 
 
 def _amqp(url: Url) -> Location:
-    named_vhost = url.path.strip("/")
+    # As RabbitMQ's URI spec: the path is the vhost, percent-encoded; empty means "/".
+    named_vhost = unquote(url.path.removeprefix("/"))
     vhost = named_vhost or "/"
     server = Server(key=_server_key(url.scheme, url.host), host=url.host, protocol=url.scheme,
-                    protocol_version="0.9.1", pathname=f"/{named_vhost}" if named_vhost else None)
+                    protocol_version="0.9.1", pathname=url.path if named_vhost else None)
     topic, queue = url.param("topic"), url.param("queue")
+    details: dict[str, str] = {}
     if topic:
-        # The binding allows an exchange or a queue, not both: a subscription's queue
-        # is named in x-cloudqueue.
-        binding: dict[str, Any] = {"is": "routingKey", "exchange": {"name": topic, "vhost": vhost}}
+        # A topic is a fanout exchange; a subscription the queue <exchange>.<name> bound to it
+        # (cloudqueue_rabbitmq._names). The binding allows an exchange or a queue, not both.
+        binding: dict[str, Any] = {"is": "routingKey",
+                                   "exchange": {"name": topic, "type": "fanout", "vhost": vhost}}
+        if url.subscription:
+            details["queue"] = f"{topic}.{url.subscription}"
         address = topic
     else:
         address = queue or ""
         binding = {"is": "queue", "queue": {"name": address, "vhost": vhost}}
-    return _location(url, address, server,
+    return _location(url, address, server, details=details,
                      channel_bindings={"amqp": {**binding, "bindingVersion": _AMQP_BINDING}})
 
 

@@ -43,12 +43,15 @@ class Payload:
 
 RAW = Payload(name="Raw", content_type="application/octet-stream", schema=None,
               description="Bytes the handler reads itself (an untyped handler).")
+TEXT = Payload(name="Text", content_type="text/plain; charset=utf-8", schema={"type": "string"})
 
 
 def payload_for(kind: object | None) -> Payload:
     """The payload of messages decoded into ``kind`` (None: a raw handler)."""
     if kind is None or kind is bytes:
         return RAW
+    if kind is str:  # decoded as UTF-8 text, by no codec
+        return TEXT
     if is_cloudevent_type(kind):
         return Payload(name="CloudEvent", content_type=CLOUDEVENT_CONTENT_TYPE,
                        schema=dict(CLOUDEVENT_SCHEMA),
