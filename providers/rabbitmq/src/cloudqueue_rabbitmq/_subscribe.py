@@ -1,0 +1,339 @@
+"""Receiving and settling on one consumer channel (``basic.consume`` with ``basic.qos``).
+
+* Prefetch: ``basic.qos`` is set to the ``max_messages`` the portable layer asks for (it
+  sizes its batches to its throughput), so the broker never pushes more than one batch
+  ahead of what was asked.
+* Leases: see :mod:`._capabilities`. A lease timer on the loop thread gives the delivery
+  back when its lease ends; ``extend`` moves it. A delivery whose channel is gone (the
+  connection was lost) is back in the queue already: settling it reports LeaseLost, and
+  nothing is sent, since its tag would mean another delivery on a new channel.
+* Settlements (``basic.ack``/``basic.nack``) have no reply in AMQP 0.9.1. Each batch is
+  followed by a ``basic.qos`` round trip on the same channel: the broker handles a
+  channel's methods in order, so once the reply is in, the settlements have reached the
+  queue, and an ack reported done is not undone by a connection lost just after.
+* Dead letters: ``dead_letter(reason)`` publishes a copy with the reason to
+  ``<queue>.dead-letter`` (declaring it, confirmed), then acks the original: at least once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import time
+from collections.abc import Awaitable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
+from cloudqueue.driver import BatchErrors, Capabilities, Delivery, SubscriptionDriver
+from cloudqueue.errors import LeaseLost, QueueError, Unsupported
+from cloudqueue.wire import DEAD_LETTER_REASON
+
+from ._admin import queue_arguments
+from ._capabilities import CAPABILITIES
+from ._errors import translate_errors, translated_error
+from ._link import Link
+from ._loop import LoopThread
+from ._names import Names
+from ._wire import attributes_of, copy_of, delivery_attempt_of, message_id_of
+
+__all__ = ["RabbitSubscription"]
+
+
+@dataclass(eq=False)
+class _Lease:
+    """The settlement token of one delivery."""
+
+    message: AbstractIncomingMessage
+    generation: int
+    timer: asyncio.TimerHandle | None = None
+    #: Set once it is settled, expired or its channel is gone: no more calls for it.
+    over: str | None = None
+    attempt: int = field(default=1)
+
+
+class RabbitSubscription(SubscriptionDriver):
+    def __init__(self, loop: LoopThread, names: Names) -> None:
+        self._loop = loop
+        self._names = names
+        self._queue_name = names.required_queue()
+        self._link = Link(names.broker, confirms=True, name=f"cloudqueue consumer {names.where}")
+        self._buffer: collections.deque[AbstractIncomingMessage] = collections.deque()
+        self._arrived: asyncio.Event | None = None
+        self._consuming: tuple[int, AbstractQueue, str] | None = None
+        self._prefetch = 0
+        self._leases: set[_Lease] = set()
+        self._interrupted = 0
+        self._expiring: set[asyncio.Future[None]] = set()
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return CAPABILITIES
+
+    def native_objects(self) -> Iterable[object]:
+        channel = self._link.current()
+        return () if channel is None else (channel,)
+
+    def telemetry_attributes(self) -> Mapping[str, str | int]:
+        broker = self._names.broker
+        return {"messaging.system": "rabbitmq", "server.address": broker.host,
+                "server.port": broker.port}
+
+    # -- receiving -------------------------------------------------------------------
+
+    async def _consume(self, max_messages: int) -> None:
+        channel = await self._link.channel()
+        generation = self._link.generation
+        if self._consuming is not None and self._consuming[0] != generation:
+            self._channel_lost()
+        if max_messages > self._prefetch or self._consuming is None:
+            self._prefetch = max(max_messages, self._prefetch)
+            await channel.set_qos(prefetch_count=self._prefetch)
+        if self._consuming is None:
+            queue = await channel.get_queue(self._queue_name, ensure=True)  # 404 if missing
+            tag = await queue.consume(self._on_message)
+            self._consuming = (generation, queue, tag)
+
+    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        self._buffer.append(message)
+        if self._arrived is not None:
+            self._arrived.set()
+
+    def _channel_lost(self) -> None:
+        """The channel is gone: the broker has requeued what it had handed us."""
+        self._buffer.clear()
+        self._consuming = None
+        self._prefetch = 0
+        for lease in self._leases:
+            self._end(lease, "its channel was closed (connection lost)")
+        self._leases.clear()
+
+    async def _receive(self, max_messages: int, wait: float) -> list[Delivery]:
+        where = self._names.where
+        interrupted = self._interrupted
+        with translate_errors(f"receive from {where}"):
+            await self._consume(max_messages)
+        if self._arrived is None:
+            self._arrived = asyncio.Event()
+        deadline = time.monotonic() + wait
+        while not self._buffer and self._interrupted == interrupted:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            self._arrived.clear()
+            try:
+                await asyncio.wait_for(self._arrived.wait(), remaining)
+            except TimeoutError:
+                break
+            if self._link.current() is None:
+                self._channel_lost()
+                break
+        started = time.monotonic()
+        out: list[Delivery] = []
+        while self._buffer and len(out) < max_messages:
+            out.append(self._delivery(self._buffer.popleft(), started))
+        return out
+
+    def _delivery(self, message: AbstractIncomingMessage, now: float) -> Delivery:
+        lease = _Lease(message, self._link.generation, attempt=delivery_attempt_of(message))
+        self._leases.add(lease)
+        deadline = now + self._names.lease
+        lease.timer = asyncio.get_running_loop().call_at(
+            _loop_time(deadline), self._expire, lease
+        )
+        return Delivery(
+            token=lease,
+            id=message_id_of(message),
+            body=message.body,
+            attributes=attributes_of(message),
+            delivery_attempt=lease.attempt,
+            enqueued_at=message.timestamp,
+            lease_deadline=deadline,
+            native=message,
+        )
+
+    def _expire(self, lease: _Lease) -> None:
+        if lease.over is None:
+            self._end(lease, "its lease ended")
+            if self._link.current() is not None and lease.generation == self._link.generation:
+                task = asyncio.ensure_future(_quietly(lease.message.nack(requeue=True)))
+                # Held until done: the loop keeps only weak references to tasks.
+                self._expiring.add(task)
+                task.add_done_callback(self._expiring.discard)
+
+    def _end(self, lease: _Lease, why: str) -> None:
+        lease.over = why
+        if lease.timer is not None:
+            lease.timer.cancel()
+            lease.timer = None
+        self._leases.discard(lease)
+
+    def _live(self, token: object) -> _Lease | QueueError:
+        assert isinstance(token, _Lease)
+        if lease_gone := token.over:
+            return LeaseLost(f"message of {self._names.where} is no longer leased: {lease_gone}")
+        if token.generation != self._link.generation or self._link.current() is None:
+            self._end(token, "its channel was closed (connection lost)")
+            return LeaseLost(f"message of {self._names.where}: its channel was closed")
+        return token
+
+    # -- settling --------------------------------------------------------------------
+
+    async def _settle(self, tokens: Sequence[object], requeue: bool | None) -> BatchErrors:
+        """ack (requeue None) or nack with requeue, then the qos round trip."""
+        errors: list[QueueError | None] = []
+        what = "ack" if requeue is None else "nack"
+        sent: list[_Lease] = []
+        for token in tokens:
+            lease = self._live(token)
+            if isinstance(lease, QueueError):
+                errors.append(lease)
+                continue
+            try:
+                if requeue is None:
+                    await lease.message.ack()
+                else:
+                    await lease.message.nack(requeue=requeue)
+            except Exception as error:  # reported per entry
+                errors.append(translated_error(error, f"{what} on {self._names.where}"))
+                continue
+            self._end(lease, f"it was {what}ed")
+            sent.append(lease)
+            errors.append(None)
+        if sent:
+            barrier = await self._barrier(what)
+            if barrier is not None:
+                errors = [barrier if e is None else e for e in errors]
+        return None if all(e is None for e in errors) else errors
+
+    async def _barrier(self, what: str) -> QueueError | None:
+        channel = self._link.current()
+        try:
+            if channel is None:
+                raise ConnectionError("channel closed before the broker confirmed")
+            await channel.set_qos(prefetch_count=self._prefetch)
+        except Exception as error:  # the whole batch is in doubt
+            return translated_error(error, f"{what} on {self._names.where}")
+        return None
+
+    async def _extend(self, entries: Sequence[tuple[object, float]]) -> list[float | QueueError]:
+        out: list[float | QueueError] = []
+        loop = asyncio.get_running_loop()
+        for token, seconds in entries:
+            lease = self._live(token)
+            if isinstance(lease, QueueError):
+                out.append(lease)
+                continue
+            deadline = time.monotonic() + seconds
+            if lease.timer is not None:
+                lease.timer.cancel()
+            lease.timer = loop.call_at(_loop_time(deadline), self._expire, lease)
+            out.append(deadline)
+        return out
+
+    async def _dead_letter(self, entries: Sequence[tuple[object, str]]) -> BatchErrors:
+        where = self._names.where
+        dead_queue = self._names.dead_letter_queue
+        with translate_errors(f"dead-letter from {where}"):
+            channel = await self._link.channel()
+            await _declare_dead_letter_queue(channel, dead_queue)
+        errors: list[QueueError | None] = []
+        for token, reason in entries:
+            lease = self._live(token)
+            if isinstance(lease, QueueError):
+                errors.append(lease)
+                continue
+            copy = copy_of(lease.message, {DEAD_LETTER_REASON: reason})
+            try:
+                await channel.default_exchange.publish(copy, dead_queue, mandatory=True)
+                await lease.message.ack()
+            except Exception as error:  # reported per entry
+                errors.append(translated_error(error, f"dead-letter from {where}"))
+                continue
+            self._end(lease, "it was dead-lettered")
+            errors.append(None)
+        barrier = await self._barrier("dead-letter")
+        if barrier is not None:
+            errors = [barrier if e is None else e for e in errors]
+        return None if all(e is None for e in errors) else errors
+
+    async def _close(self) -> None:
+        for lease in list(self._leases):
+            self._end(lease, "the consumer closed")
+        self._buffer.clear()
+        # Closing the connection gives back every unsettled delivery.
+        await self._link.close()
+
+    def _interrupt(self) -> None:
+        self._interrupted += 1
+        if self._arrived is not None:
+            self._arrived.set()
+
+    # -- the driver interface: sync calls and their async twins -------------------------
+
+    def receive_batch(self, max_messages: int, wait: float) -> list[Delivery]:
+        return self._loop.run(self._receive(max_messages, wait))
+
+    async def areceive_batch(self, max_messages: int, wait: float) -> list[Delivery]:
+        return await self._loop.arun(self._receive(max_messages, wait))
+
+    def ack(self, tokens: Sequence[object]) -> BatchErrors:
+        return self._loop.run(self._settle(tokens, None))
+
+    async def aack(self, tokens: Sequence[object]) -> BatchErrors:
+        return await self._loop.arun(self._settle(tokens, None))
+
+    def nack(self, entries: Sequence[tuple[object, float]]) -> BatchErrors:
+        _refuse_delays(entries)
+        return self._loop.run(self._settle([token for token, _ in entries], True))
+
+    async def anack(self, entries: Sequence[tuple[object, float]]) -> BatchErrors:
+        _refuse_delays(entries)
+        return await self._loop.arun(self._settle([token for token, _ in entries], True))
+
+    def release(self, tokens: Sequence[object]) -> BatchErrors:
+        return self._loop.run(self._settle(tokens, True))
+
+    async def arelease(self, tokens: Sequence[object]) -> BatchErrors:
+        return await self._loop.arun(self._settle(tokens, True))
+
+    def extend(self, entries: Sequence[tuple[object, float]]) -> list[float | QueueError]:
+        return self._loop.run(self._extend(entries))
+
+    async def aextend(self, entries: Sequence[tuple[object, float]]) -> list[float | QueueError]:
+        return await self._loop.arun(self._extend(entries))
+
+    def dead_letter(self, entries: Sequence[tuple[object, str]]) -> BatchErrors:
+        return self._loop.run(self._dead_letter(entries))
+
+    async def adead_letter(self, entries: Sequence[tuple[object, str]]) -> BatchErrors:
+        return await self._loop.arun(self._dead_letter(entries))
+
+    def interrupt_receives(self) -> None:
+        self._loop.loop.call_soon_threadsafe(self._interrupt)
+
+    def close(self) -> None:
+        self._loop.run(self._close())
+
+    async def aclose(self) -> None:
+        await self._loop.arun(self._close())
+
+
+def _refuse_delays(entries: Sequence[tuple[object, float]]) -> None:
+    if any(delay > 0 for _, delay in entries):
+        raise Unsupported("RabbitMQ from Debian has no delayed-message plugin: nack(delay=...)")
+
+
+def _loop_time(monotonic_deadline: float) -> float:
+    """asyncio's default loop clock is time.monotonic(); say so where it is relied on."""
+    return monotonic_deadline
+
+
+async def _quietly(settlement: Awaitable[None]) -> None:
+    # A failure means the channel went: the broker requeued the message anyway.
+    with contextlib.suppress(Exception):
+        await settlement
+
+
+async def _declare_dead_letter_queue(channel: AbstractChannel, name: str) -> None:
+    await channel.declare_queue(name, durable=True, arguments=queue_arguments(None, None))
