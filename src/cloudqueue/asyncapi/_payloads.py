@@ -11,6 +11,7 @@ libraries emit are rewritten to their draft 07 spelling.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import re
 import sys
 import types
@@ -107,7 +108,7 @@ def _doc(kind: object) -> str | None:
     if not doc or kind.__module__ == "builtins" or doc.startswith(f"{kind.__name__}("):  # type: ignore[attr-defined]
         return None  # no docstring, a builtin's, or a dataclass's generated signature
     base_docs = {getattr(base, "__doc__", None) for base in kind.__mro__[1:]}  # type: ignore[attr-defined]
-    return None if doc in base_docs else doc.strip()
+    return None if doc in base_docs else inspect.cleandoc(doc)
 
 
 def _spelled(kind: object) -> str:
