@@ -186,19 +186,25 @@ def test_users_clients_are_used_and_not_closed(broker: ServiceBusBroker) -> None
         admin.close()
 
 
-def test_clients_built_from_a_credential_are_closed_with_the_provider() -> None:
-    # A broker and a provider of its own, so that no other test's connection is counted.
+def test_clients_built_from_a_credential_close_when_their_last_user_does() -> None:
+    # A broker and a provider of their own, so that no other test's connection is counted.
     with ServiceBusBroker(require_valid_tokens=True) as broker:
         provider = ServiceBusProvider()
         credential = broker.token_credential()
         name = unique_name("sdk-ours")
         url = parse_url(url_for(broker, name)).replace(sdk=ServiceBusSdk(credential=credential))
         provider.declare(url, Declaration())
-        assert provider.peek(url, 1) == []  # opens an AMQP receiver from the built client
+        consumer = provider.open_subscription(url)
+        # While the consumer is open its clients stay: this peek and these stats reuse them.
+        assert provider.peek(url, 1) == []
         assert provider.stats(url).available == 0
-        assert broker.open_connections >= 2  # AMQP and HTTPS
-        provider.close()
+        assert broker.open_connections >= 2  # AMQP (the peek receiver) and HTTPS
+        consumer.close()
         wait_until(lambda: broker.open_connections == 0)
+        # One call on its own builds clients and closes them before it returns.
+        assert provider.stats(url).available == 0
+        wait_until(lambda: broker.open_connections == 0)
+        provider.close()
         assert credential.close_calls == 0
 
 

@@ -104,6 +104,14 @@ class Peekers:
         for handler in handlers:
             handler.drop()
 
+    def forget(self, catalog: EntityCatalog) -> None:
+        """Close the receivers kept for ``catalog`` (its clients are about to close)."""
+        with self._lock:
+            keys = [key for key in self._handlers if key[0] == id(catalog)]
+            handlers = [self._handlers.pop(key) for key in keys]
+        for handler in handlers:
+            handler.drop()
+
 
 def _peeked(message: ServiceBusReceivedMessage) -> Delivery:
     delivery = delivery_of(message, None)

@@ -115,9 +115,12 @@ def _renew_if_due(receiver: ServiceBusReceiver, lock_duration: float) -> None:
 
 
 class ServiceBusSubscription(SubscriptionDriver):
-    def __init__(self, catalog: EntityCatalog, target: Target) -> None:
+    def __init__(
+        self, catalog: EntityCatalog, target: Target, on_close: Callable[[], None] | None = None
+    ) -> None:
         self._catalog = catalog
         self._target = target
+        self._on_close = on_close
         self._sessions: bool | None = None
         #: Set by interrupt_receives: receives return after their current slice.
         self._interrupted = False
@@ -333,6 +336,9 @@ class ServiceBusSubscription(SubscriptionDriver):
     def close(self) -> None:
         self._receiver.drop()
         self._sender.drop()
+        on_close, self._on_close = self._on_close, None
+        if on_close is not None:
+            on_close()
 
     def telemetry_attributes(self) -> Mapping[str, str | int]:
         client = self._catalog.clients.client  # made without a network call

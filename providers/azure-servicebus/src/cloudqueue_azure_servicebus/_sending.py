@@ -10,7 +10,7 @@ delivered, so the portable layer sends them again (duplicates, never loss).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import cast
 
 from azure.servicebus import ServiceBusMessage, ServiceBusMessageBatch, ServiceBusSender
@@ -55,9 +55,12 @@ def open_sender(catalog: EntityCatalog, target: Target) -> ServiceBusSender:
 
 
 class ServiceBusTopic(TopicDriver):
-    def __init__(self, catalog: EntityCatalog, target: Target) -> None:
+    def __init__(
+        self, catalog: EntityCatalog, target: Target, on_close: Callable[[], None] | None = None
+    ) -> None:
         self._catalog = catalog
         self._target = target
+        self._on_close = on_close
         self._sender: Handler[ServiceBusSender] = Handler(lambda: open_sender(catalog, target))
 
     @property
@@ -144,6 +147,9 @@ class ServiceBusTopic(TopicDriver):
 
     def close(self) -> None:
         self._sender.drop()
+        on_close, self._on_close = self._on_close, None
+        if on_close is not None:
+            on_close()
 
 
 def _fits(batch: ServiceBusMessageBatch, message: ServiceBusMessage) -> bool:
