@@ -3,6 +3,10 @@
 The request parsing and the answer are written once here; the ASGI and WSGI apps in
 :mod:`._http` (:func:`~cloudqueue.serverless.pubsub_push` and
 :func:`~cloudqueue.serverless.pubsub_push_wsgi`) only move bytes.
+
+A handler annotated with the CloudEvent type gets, for an Eventarc request, Eventarc's own
+event (see :mod:`cloudqueue.cloudevents._eventarc`): the delivery's native object is then
+an :class:`EventarcEnvelope`, the push envelope that also keeps the request it came in.
 """
 
 from __future__ import annotations
@@ -19,11 +23,21 @@ from .._settlement import Settlement
 from .._telemetry._carrier import extract
 from ..driver import Delivery
 from ..offload import Offload
+from ..worker._handler import is_async_handler
+from ..worker._typed import binding_for
 from ._offload import payload_resolver
 from ._tracing import PUBSUB_CARRIER, TraceSource
 from ._trigger import Result, TriggerRunner
 
-__all__ = ["MAX_BODY", "HttpAnswer", "PushRequestError", "answer_for", "delivery_from_push", "runner_for"]
+__all__ = [
+    "MAX_BODY",
+    "EventarcEnvelope",
+    "HttpAnswer",
+    "PushRequestError",
+    "answer_for",
+    "delivery_from_push",
+    "runner_for",
+]
 
 TRIGGER = "Pub/Sub push"
 MESSAGE_PUBLISHED = "google.cloud.pubsub.topic.v1.messagePublished"
@@ -59,9 +73,41 @@ def _describe(delivery: Delivery) -> dict[str, str]:
     return {}
 
 
+class EventarcEnvelope(dict[str, Any]):
+    """The push envelope (``{"message": ..., "subscription": ...}``) of a request that came
+    as an Eventarc CloudEvent; :meth:`cloud_event` is that event."""
+
+    def __init__(self, envelope: Mapping[str, Any], headers: Mapping[str, str], body: bytes) -> None:
+        super().__init__(envelope)
+        self._request = (headers, body)
+
+    def cloud_event(self) -> Any:
+        """The request's CloudEvent (``cloudevents`` SDK type, imported only now)."""
+        from ..cloudevents._eventarc import event_from_request
+
+        return event_from_request(*self._request)
+
+
+def _request_event(message: Any) -> Any:
+    envelope = message.as_(EventarcEnvelope)
+    return envelope.cloud_event() if envelope is not None else None
+
+
+def _for_events(handler: Callable[..., Any]) -> Callable[..., Any]:
+    """A CloudEvent-typed handler as one that gets Eventarc's event (see the module
+    docstring); any other handler as it is."""
+    binding = binding_for(handler)
+    if binding.codec is None or not type(binding.codec).__module__.startswith("cloudqueue.cloudevents"):
+        return handler
+    from ..cloudevents._eventarc import handler_of_events
+
+    return handler_of_events(handler, binding, is_async_handler(handler), _request_event)
+
+
 def runner_for(handler: Callable[..., Any], offload: Offload | None, adapter: str) -> TriggerRunner:
     """The runner of ``adapter`` (``pubsub_push`` or its WSGI twin): our pointer format,
     as the Pub/Sub provider sends it."""
+    handler = _for_events(handler) if callable(handler) else handler
     payloads = payload_resolver(
         offload, adapter, aws_format=False,
         settled_by="Pub/Sub records the 2xx answer as the ack",
@@ -86,8 +132,9 @@ def _timestamp(value: object) -> datetime.datetime | None:
 
 
 def _envelope(headers: Mapping[str, str], body: bytes) -> tuple[dict[str, Any], object]:
-    """The ``{"message": ..., "subscription": ...}`` envelope, and the delivery attempt
-    field, from a push request, a binary CloudEvent or a structured CloudEvent."""
+    """The ``{"message": ..., "subscription": ...}`` envelope (an :class:`EventarcEnvelope`
+    for a CloudEvent), and the delivery attempt field, from a push request, a binary
+    CloudEvent or a structured CloudEvent."""
     try:
         document = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
@@ -103,7 +150,7 @@ def _envelope(headers: Mapping[str, str], body: bytes) -> tuple[dict[str, Any], 
         data = document.get("data") if structured else document
         if not isinstance(data, dict):
             raise PushRequestError(400, "CloudEvent data must be a JSON object with a 'message'")
-        return data, data.get("deliveryAttempt")
+        return EventarcEnvelope(data, headers, body), data.get("deliveryAttempt")
     return document, document.get("deliveryAttempt")
 
 
