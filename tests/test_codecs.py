@@ -158,7 +158,7 @@ def test_a_value_no_codec_encodes_is_refused_by_type(value: object) -> None:
 
 @pytest.mark.parametrize("value", [{"when": datetime.date(2024, 1, 1)}, [float("nan")]])
 def test_a_json_value_json_cannot_hold_is_refused(value: object) -> None:
-    with pytest.raises(cloudqueue.InvalidArgument, match="cannot encode .* as JSON"):
+    with pytest.raises(cloudqueue.InvalidArgument, match=r"cannot encode .* as JSON"):
         JsonCodec().encode(value, "memory")
 
 

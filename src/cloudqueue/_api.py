@@ -6,6 +6,7 @@ from ._engine.retry import RetryPolicy
 from ._registry import resolve
 from ._sdk import SdkObjects
 from ._sync import Consumer, Producer
+from .codecs import Codec
 from .driver import Capabilities, Declaration
 from .errors import InvalidArgument, Unsupported
 from .filters import Filter
@@ -35,6 +36,7 @@ def open_producer(
     max_concurrent_batches: int = 8,
     offload: Offload | None = None,
     sdk: SdkObjects | None = None,
+    codec: Codec | None = None,
 ) -> Producer:
     """A :class:`Producer` sending to the queue or topic named by ``url``.
 
@@ -43,9 +45,11 @@ def open_producer(
     a threshold through a payload store (see :class:`cloudqueue.Offload`; the
     ``offload=`` URL parameters do the same, not both). ``sdk``: the provider's bundle
     of your own SDK objects (session, credential, client; e.g. ``cloudqueue_sqs.SqsSdk``),
-    used instead of the ones cloudqueue would make, and never closed by it.
+    used instead of the ones cloudqueue would make, and never closed by it. ``codec``:
+    encodes values sent that are not bytes, str or a Message (default: the codec each
+    value's type chooses; see :mod:`cloudqueue.codecs`).
     """
-    return Producer.open(url, retry, max_concurrent_batches, offload, sdk)
+    return Producer.open(url, retry, max_concurrent_batches, offload, sdk, codec)
 
 
 def open_consumer(
@@ -57,6 +61,7 @@ def open_consumer(
     retry: RetryPolicy | None = None,
     offload: Offload | None = None,
     sdk: SdkObjects | None = None,
+    codec: Codec | None = None,
 ) -> Consumer:
     """A :class:`Consumer` of the queue, or topic subscription, named by ``url``.
 
@@ -66,10 +71,11 @@ def open_consumer(
     ``max_lease_extension`` seconds after receipt (0 disables it). ``offload``:
     fetch offloaded payloads from this location as messages are handed out (see
     :class:`cloudqueue.Offload`); only pointers inside it are fetched. ``sdk``: your own
-    SDK objects, as for :func:`open_producer`.
+    SDK objects, as for :func:`open_producer`. ``codec``: decodes ``message.decode(Type)``
+    (default: the codec ``Type`` chooses; see :mod:`cloudqueue.codecs`).
     """
     return Consumer.open(
-        url, max_in_flight, settle_delay, max_lease_extension, retry, offload, sdk
+        url, max_in_flight, settle_delay, max_lease_extension, retry, offload, sdk, codec
     )
 
 

@@ -13,6 +13,7 @@ from ._options import ConsumerOptions, ProducerOptions
 from ._registry import resolve
 from ._sdk import SdkObjects
 from ._telemetry._attributes import destination_attributes
+from .codecs import Codec, codec_for_value
 from .errors import InvalidArgument, QueueError, SendBatchError
 from .offload import Offload
 from .offload._config import choose_offload, split_offload
@@ -23,7 +24,10 @@ if TYPE_CHECKING:
     from ._url import Url
     from .driver import Capabilities, SubscriptionDriver, TopicDriver
 
-__all__ = ["ITERATION_WAIT", "ConsumerShell", "ProducerShell", "build_message", "raise_failures"]
+__all__ = [
+    "ITERATION_WAIT", "ConsumerShell", "ProducerShell", "build_message", "checked_codec",
+    "raise_failures",
+]
 
 T = TypeVar("T")
 
@@ -62,6 +66,14 @@ def build_message(
     )
 
 
+def checked_codec(codec: object) -> Codec | None:
+    if codec is not None and not isinstance(codec, Codec):
+        raise InvalidArgument(
+            f"codec must be None or a cloudqueue.codecs.Codec, not {type(codec).__name__}"
+        )
+    return codec
+
+
 def raise_failures(results: list[str | QueueError]) -> list[str]:
     """The ids, or the error: a single message's own, or a SendBatchError."""
     for result in results:
@@ -77,6 +89,9 @@ class ProducerShell:
         self.url = url
         self._driver = driver
         self._core = ProducerCore(driver, str(url), options.retry, options.max_concurrent_batches)
+        #: Encodes values sent that are not bytes, str or a Message; None: the codec
+        #: each value's type chooses (see :mod:`cloudqueue.codecs`).
+        self.codec: Codec | None = None
 
     @classmethod
     def open(
@@ -86,12 +101,33 @@ class ProducerShell:
         max_concurrent_batches: int,
         offload: Offload | None = None,
         sdk: SdkObjects | None = None,
+        codec: Codec | None = None,
     ) -> Self:
         options = ProducerOptions(RetryPolicy() if retry is None else retry, max_concurrent_batches)
+        codec = checked_codec(codec)
         url, from_url = split_offload(url)
         offload = choose_offload(from_url, offload)
         provider, parsed = resolve(url, sdk)
-        return cls(parsed, open_topic(provider, parsed, offload), options)
+        producer = cls(parsed, open_topic(provider, parsed, offload), options)
+        producer.codec = codec
+        return producer
+
+    def message_for(
+        self,
+        body: object,
+        attributes: Mapping[str, str] | None,
+        ordering_key: str | None,
+        deduplication_id: str | None,
+        delay: float | None,
+    ) -> Message:
+        """The message ``send`` sends: a value that is not bytes, str or a Message is
+        encoded by the producer's codec, or the one its type chooses; the codec's
+        attributes (``content-type``...) go first, so the caller's own win."""
+        if not isinstance(body, bytes | str | Message):
+            codec = self.codec or codec_for_value(body)
+            body, added = codec.encode(body, self.url.scheme)
+            attributes = added if attributes is None else {**added, **attributes}
+        return build_message(body, attributes, ordering_key, deduplication_id, delay)
 
     @property
     def capabilities(self) -> Capabilities:
@@ -135,6 +171,8 @@ class ConsumerShell:
             max_lease_extension=options.max_lease_extension,
         )
         self._driver_closed = False
+        #: Decodes ``message.decode(Type)``; None: the codec the type chooses.
+        self.codec: Codec | None = None
 
     @property
     def telemetry_attributes(self) -> dict[str, str | int]:
@@ -153,7 +191,9 @@ class ConsumerShell:
         retry: RetryPolicy | None,
         offload: Offload | None = None,
         sdk: SdkObjects | None = None,
+        codec: Codec | None = None,
     ) -> Self:
+        codec = checked_codec(codec)
         options = ConsumerOptions(
             RetryPolicy() if retry is None else retry, max_in_flight, settle_delay,
             max_lease_extension,
@@ -162,7 +202,9 @@ class ConsumerShell:
         offload = choose_offload(from_url, offload)
         provider, parsed = resolve(url, sdk)
         driver, resolver = open_subscription(provider, parsed, offload)
-        return cls(parsed, driver, options, resolver)
+        consumer = cls(parsed, driver, options, resolver)
+        consumer.codec = codec
+        return consumer
 
     @property
     def capabilities(self) -> Capabilities:

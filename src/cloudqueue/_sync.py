@@ -13,7 +13,7 @@ from ._message import Message
 from ._options import ConsumerOptions, ProducerOptions
 from ._received import ReceivedMessage
 from ._settlement import Settlement
-from ._shell import ITERATION_WAIT, ConsumerShell, ProducerShell, build_message, raise_failures
+from ._shell import ITERATION_WAIT, ConsumerShell, ProducerShell, raise_failures
 from .errors import Closed, QueueError
 
 if TYPE_CHECKING:
@@ -35,15 +35,19 @@ class Producer(ProducerShell):
 
     def send(
         self,
-        body: bytes | str | Message,
+        body: bytes | str | Message | object,
         *,
         attributes: Mapping[str, str] | None = None,
         ordering_key: str | None = None,
         deduplication_id: str | None = None,
         delay: float | None = None,
     ) -> str:
-        """Send one message; return its id once the provider has accepted it."""
-        message = build_message(body, attributes, ordering_key, deduplication_id, delay)
+        """Send one message; return its id once the provider has accepted it.
+
+        ``body`` may be a value (a pydantic model, msgspec Struct, dataclass, dict/list...):
+        it is encoded by the producer's ``codec=``, or the codec its type chooses, which
+        adds the ``content-type`` attribute (see :mod:`cloudqueue.codecs`)."""
+        message = self.message_for(body, attributes, ordering_key, deduplication_id, delay)
         return self.send_batch((message,))[0]
 
     def send_batch(self, messages: Iterable[Message]) -> list[str]:
@@ -108,7 +112,8 @@ class Consumer(ConsumerShell):
         deliveries = self._runner.run(self._core.receive(max_messages, wait))
         if self._payloads is not None:
             self._payloads.resolve(deliveries)
-        return [ReceivedMessage(delivery, self) for delivery in deliveries]
+        codec = self.codec
+        return [ReceivedMessage(delivery, self, codec) for delivery in deliveries]
 
     def __iter__(self) -> Iterator[ReceivedMessage]:
         """Stream messages until the consumer is closed."""

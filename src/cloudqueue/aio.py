@@ -25,7 +25,8 @@ from ._options import ConsumerOptions, ProducerOptions
 from ._received import AsyncReceivedMessage
 from ._sdk import SdkObjects
 from ._settlement import Settlement
-from ._shell import ITERATION_WAIT, ConsumerShell, ProducerShell, build_message, raise_failures
+from ._shell import ITERATION_WAIT, ConsumerShell, ProducerShell, raise_failures
+from .codecs import Codec
 from .errors import Closed, QueueError
 from .offload import Offload
 from .ops._inspect import dead_letters, peek, stats
@@ -59,15 +60,19 @@ class AsyncProducer(ProducerShell):
 
     async def send(
         self,
-        body: bytes | str | Message,
+        body: bytes | str | Message | object,
         *,
         attributes: Mapping[str, str] | None = None,
         ordering_key: str | None = None,
         deduplication_id: str | None = None,
         delay: float | None = None,
     ) -> str:
-        """Send one message; return its id once the provider has accepted it."""
-        message = build_message(body, attributes, ordering_key, deduplication_id, delay)
+        """Send one message; return its id once the provider has accepted it.
+
+        ``body`` may be a value (a pydantic model, msgspec Struct, dataclass, dict/list...):
+        it is encoded by the producer's ``codec=``, or the codec its type chooses, which
+        adds the ``content-type`` attribute (see :mod:`cloudqueue.codecs`)."""
+        message = self.message_for(body, attributes, ordering_key, deduplication_id, delay)
         return (await self.send_batch((message,)))[0]
 
     async def send_batch(self, messages: Iterable[Message]) -> list[str]:
@@ -120,7 +125,8 @@ class AsyncConsumer(ConsumerShell):
         deliveries = await self._runner.run(self._core.receive(max_messages, wait))
         if self._payloads is not None:
             await self._payloads.aresolve(deliveries)
-        return [AsyncReceivedMessage(delivery, self) for delivery in deliveries]
+        codec = self.codec
+        return [AsyncReceivedMessage(delivery, self, codec) for delivery in deliveries]
 
     async def __aiter__(self) -> AsyncIterator[AsyncReceivedMessage]:
         """Stream messages until the consumer is closed."""
@@ -170,11 +176,13 @@ def open_producer(
     max_concurrent_batches: int = 8,
     offload: Offload | None = None,
     sdk: SdkObjects | None = None,
+    codec: Codec | None = None,
 ) -> AsyncProducer:
     """An :class:`AsyncProducer` for ``url`` (options as :func:`cloudqueue.open_producer`).
 
-    Payload stores block: with ``offload``, uploads run in worker threads."""
-    return AsyncProducer.open(url, retry, max_concurrent_batches, offload, sdk)
+    Payload stores block: with ``offload``, uploads run in worker threads. ``codec``: as
+    for :func:`cloudqueue.open_producer`."""
+    return AsyncProducer.open(url, retry, max_concurrent_batches, offload, sdk, codec)
 
 
 def open_consumer(
@@ -186,10 +194,11 @@ def open_consumer(
     retry: RetryPolicy | None = None,
     offload: Offload | None = None,
     sdk: SdkObjects | None = None,
+    codec: Codec | None = None,
 ) -> AsyncConsumer:
     """An :class:`AsyncConsumer` for ``url`` (options as :func:`cloudqueue.open_consumer`).
 
     Payload stores block: with ``offload``, downloads and deletes run in worker threads."""
     return AsyncConsumer.open(
-        url, max_in_flight, settle_delay, max_lease_extension, retry, offload, sdk
+        url, max_in_flight, settle_delay, max_lease_extension, retry, offload, sdk, codec
     )

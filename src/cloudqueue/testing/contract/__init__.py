@@ -25,6 +25,9 @@ connection cut mid-send, mid-receive and with acks pending), with a harness whos
 :class:`LargePayloads` (claim-check offloading) is opted into apart: it starts the object
 stores it names in ``payload_stores`` itself (file, S3 on LocalStack, the GCS emulator,
 Azurite); see :mod:`.large_payloads`.
+
+:class:`TypedMessages` (codecs, typed worker handlers) and :class:`CloudEvents` need the
+optional pydantic, msgspec and cloudevents packages installed where the suite runs.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from __future__ import annotations
 from ._base import collect
 from ._harness import DeclaringHarness, Destination, Harness, eventually, unique_name
 from .asyncio_api import AsyncAPI
+from .cloudevents import CloudEvents
 from .delivery import Delivery
 from .faults import ConnectionFaults
 from .filters import FilteringHarness, Filters
@@ -41,9 +45,11 @@ from .operations import Operations
 from .ordering import Ordering
 from .properties import Properties
 from .publish_receive import PublishReceive
+from .typed import TypedMessages
 
 __all__ = [
     "AsyncAPI",
+    "CloudEvents",
     "ConnectionFaults",
     "ContractSuite",
     "DeclaringHarness",
@@ -58,6 +64,7 @@ __all__ = [
     "Ordering",
     "Properties",
     "PublishReceive",
+    "TypedMessages",
     "collect",
     "eventually",
     "unique_name",
@@ -65,6 +72,7 @@ __all__ = [
 
 
 class ContractSuite(
-    PublishReceive, Delivery, Ordering, Lifecycle, AsyncAPI, Properties, Filters, Operations
+    PublishReceive, Delivery, Ordering, Lifecycle, AsyncAPI, Properties, Filters, Operations,
+    TypedMessages, CloudEvents,
 ):
     """Every behaviour class at once; subclass it and provide a ``harness`` fixture."""
