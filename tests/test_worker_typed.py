@@ -185,26 +185,42 @@ def test_without_dead_letters_an_undecodable_payload_is_nacked_like_any_failure_
     assert ran == [] and app.counters()["failed"] == 1
 
 
-def test_a_handler_whose_payload_type_has_no_codec_is_refused_by_name(make_url: Callable[..., str]) -> None:
-    url = make_url()
-    app = App()
-
+def test_a_handler_whose_payload_type_has_no_codec_is_refused_at_registration() -> None:
     def handle(when: set[int]) -> None: ...
 
-    app.add_handler(url, handle)
     with pytest.raises(cloudqueue.InvalidArgument, match=r"handler .*handle: no codec decodes set\[int\]"):
-        asyncio.run(app.serve())
+        App().add_handler("memory://typed-refused", handle)
 
 
-def test_an_annotation_that_cannot_be_resolved_is_refused_by_name(make_url: Callable[..., str]) -> None:
-    url = make_url()
-    app = App()
-
+def test_an_annotation_that_cannot_be_resolved_is_refused_at_registration() -> None:
     def handle(order: Undefined) -> None: ...  # type: ignore[name-defined]  # noqa: F821
 
-    app.add_handler(url, handle)
     with pytest.raises(cloudqueue.InvalidArgument, match=r"cannot resolve the annotation 'Undefined'"):
-        asyncio.run(app.serve())
+        App().add_handler("memory://typed-unresolved", handle)
+
+
+def test_routes_carry_the_payload_type_and_publications_are_recorded() -> None:
+    app = App()
+
+    async def typed(order: Order, message: cloudqueue.AsyncReceivedMessage) -> None: ...
+
+    def raw(message: cloudqueue.ReceivedMessage) -> None: ...
+
+    app.add_handler("memory://typed-a", typed)
+    app.add_handler("memory://typed-b", raw)
+    app.add_handler("memory://typed-c", lambda message: None)
+    assert [route.payload_type for route in app.routes] == [Order, None, None]
+    app.publishes("memory://shipments", Shipment, description="parcels leaving")
+    app.publishes("amqp://user:s3cr3t-pw@127.0.0.1/orders", Order)
+    assert [(p.url, p.kind, p.description) for p in app.publications] == [
+        ("memory://shipments", Shipment, "parcels leaving"),
+        ("amqp://user:s3cr3t-pw@127.0.0.1/orders", Order, None),
+    ]
+    assert "s3cr3t-pw" not in repr(app.publications[1]) and "Order" in repr(app.publications[1])
+    with pytest.raises(cloudqueue.InvalidArgument, match=r"no codec decodes set\[int\]"):
+        app.publishes("memory://x", set[int])  # type: ignore[arg-type]
+    with pytest.raises(cloudqueue.InvalidArgument, match="needs a queue or topic URL"):
+        app.publishes("shipments", Shipment)
 
 
 # -- serverless adapters ---------------------------------------------------------------

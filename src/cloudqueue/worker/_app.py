@@ -9,15 +9,19 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
 from .._sdk import SdkObjects
-from ..errors import InvalidArgument
+from .._secrets import hide_url_passwords
+from ..codecs import codec_for_type
+from ..codecs._base import describe
+from ..errors import InvalidArgument, register_url_secrets, scrub
 from ._breaker import CircuitBreaker
 from ._counters import Counters, total
 from ._handler import is_async_handler
 from ._middleware import Middleware
 from ._policy import FailurePolicy
 from ._rate import RateLimit, rate_limit
+from ._typed import binding_for
 
-__all__ = ["App", "Route"]
+__all__ = ["App", "Publication", "Route"]
 
 H = TypeVar("H", bound=Callable[..., Any])
 
@@ -51,10 +55,30 @@ class Route:
     breaker: CircuitBreaker | None = None
     #: The user's own SDK objects the source's consumer is opened with (``sdk=``).
     sdk: SdkObjects | None = None
+    #: The type the handler's payload is decoded into (its first parameter's annotation);
+    #: None for a handler of raw messages. See :mod:`cloudqueue.codecs`.
+    payload_type: object | None = None
 
     @property
     def name(self) -> str:
         return getattr(self.handler, "__qualname__", repr(self.handler))
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class Publication:
+    """A destination the app sends to, declared with :meth:`App.publishes` (for the
+    AsyncAPI document; nothing is opened)."""
+
+    url: str
+    #: The type of the values sent there (a pydantic model, msgspec Struct, dataclass...).
+    kind: object
+    description: str | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"Publication({hide_url_passwords(scrub(self.url))!r}, {describe(self.kind)}, "
+            f"description={self.description!r})"
+        )
 
 
 def _trace_parent(value: object) -> TraceParent:
@@ -109,6 +133,8 @@ class App:
         #: Longest a receive call waits; bounds how long "stop pulling" takes.
         self.poll_wait = poll_wait
         self.routes: list[Route] = []
+        #: What the app sends where, as declared with :meth:`publishes`.
+        self.publications: list[Publication] = []
         self._runtime: Any = None  # the Runtime while serving
         #: True after a run whose shutdown was forced (second signal or ``stop(force=True)``).
         self.forced = False
@@ -219,9 +245,22 @@ class App:
             rate=limit,
             breaker=breaker,
             sdk=sdk,
+            # Read now, so a payload type without a codec fails at registration.
+            payload_type=binding_for(handler).payload_type,
         )
         self.routes.append(route)
         return route
+
+    def publishes(self, url: str, kind: type, *, description: str | None = None) -> None:
+        """Declare that the app sends ``kind`` values to ``url``, for the AsyncAPI document
+        (``cloudqueue asyncapi module:app``). Opens nothing; ``kind`` must have a codec."""
+        if not isinstance(url, str) or "://" not in url:
+            raise InvalidArgument(f"publishes() needs a queue or topic URL, not {type(url).__name__}")
+        register_url_secrets(url)  # kept in a document's input: never in logs or errors
+        if description is not None and not isinstance(description, str):
+            raise InvalidArgument(f"description must be a str or None, not {type(description).__name__}")
+        codec_for_type(kind)  # InvalidArgument naming the type when no codec carries it
+        self.publications.append(Publication(url, kind, description))
 
     # -- running -------------------------------------------------------------------
 
