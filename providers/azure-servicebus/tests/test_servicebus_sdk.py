@@ -30,13 +30,14 @@ from cloudqueue._url import parse_url
 from cloudqueue.driver import Declaration
 from cloudqueue.errors import InvalidArgument, PermissionDenied
 from cloudqueue.testing.contract import collect, unique_name
+from cloudqueue.testing.secrets import Exposure, log_everything, new_secret
 
 from cloudqueue_azure_servicebus import ServiceBusSdk
 from cloudqueue_azure_servicebus.provider import ServiceBusProvider
 from cloudqueue_azure_servicebus.testing import ServiceBusBroker
 from cloudqueue_azure_servicebus.testing._errors import BrokerError
 
-WRONG_KEY = "wr0ng-key-never-to-be-shown="
+WRONG_KEY = new_secret()
 
 
 @pytest.fixture(scope="module")
@@ -136,24 +137,41 @@ def test_sas_credential_authenticates_amqp_and_administration(broker: ServiceBus
     round_trip(url_for(broker, unique_name("sdk-sas")), sdk, "by signature")
 
 
-def test_a_wrong_key_is_refused_and_never_shown(broker: ServiceBusBroker) -> None:
+def test_a_wrong_key_is_refused_and_no_key_or_signature_shows(
+    broker: ServiceBusBroker, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str],
+) -> None:
+    log_everything(caplog)
+    wrong_key = new_secret()
+    signature = sas_signature(broker)
+    signature_part = signature.split("sig=")[1].split("&")[0]
+    exposure = Exposure(wrong_key, broker.shared_access_key, signature, signature_part)
     name = unique_name("sdk-wrong")
     broker.create_queue(name)
-    wrong = AzureNamedKeyCredential(broker.shared_access_key_name, WRONG_KEY)
+    url = url_for(broker, name)
+    wrong = ServiceBusSdk(credential=AzureNamedKeyCredential(broker.shared_access_key_name, wrong_key))
     with pytest.raises(PermissionDenied) as admin_refused:
-        cloudqueue.declare(url_for(broker, name), sdk=ServiceBusSdk(credential=wrong))
+        cloudqueue.declare(url, sdk=wrong)
+    exposure.error(admin_refused.value)
     # A valid admin client, so that only AMQP's $cbs put-token can refuse the key.
     with broker.administration_client() as admin:
-        sdk = ServiceBusSdk(credential=wrong, admin_client=admin)
+        amqp_only = ServiceBusSdk(credential=wrong.credential, admin_client=admin)
         with (
-            cloudqueue.open_producer(url_for(broker, name), sdk=sdk) as producer,
+            cloudqueue.open_producer(url, sdk=amqp_only) as producer,
             pytest.raises(PermissionDenied) as amqp_refused,
         ):
             producer.send("never sent")
-    for error in (admin_refused.value, amqp_refused.value):
-        assert WRONG_KEY not in f"{error} {error!r} {error.__cause__!r}"
-    assert WRONG_KEY not in repr(sdk)
+    exposure.error(amqp_refused.value)
     assert broker.message_counts(name)["total"] == 0
+    # Working calls with the right key and with a signature log and show neither.
+    right = ServiceBusSdk(credential=AzureNamedKeyCredential(broker.shared_access_key_name,
+                                                             broker.shared_access_key))
+    signed = ServiceBusSdk(credential=AzureSasCredential(signature))
+    for sdk in (right, signed):
+        with cloudqueue.open_producer(url, sdk=sdk) as producer:
+            producer.send("sent")
+            exposure.objects(producer, sdk, cloudqueue.capabilities(url, sdk=sdk))
+    exposure.objects(wrong, parse_url(url).replace(sdk=wrong))
+    exposure.assert_clean(caplog=caplog, captured=capfd.readouterr())
 
 
 # -- the user's own clients are the ones used, and stay open -------------------------------

@@ -36,6 +36,7 @@ class NamespaceClients:
         self._client: ServiceBusClient | None = None
         self._admin: ServiceBusAdministrationClient | None = None
         self._token_credential: Any = None
+        _register_credential_secrets(sdk)
 
     def __repr__(self) -> str:
         return f"NamespaceClients({self.credentials!r}, sdk={self.sdk!r})"
@@ -124,6 +125,16 @@ def _admin_from_credential(
         return ServiceBusAdministrationClient(fqns, credential, **extra)
     register_secret(text)
     return ServiceBusAdministrationClient.from_connection_string(text, **extra)
+
+
+def _register_credential_secrets(sdk: ServiceBusSdk | None) -> None:
+    """A named key or a signature the user hands over is blanked out of every message,
+    as a connection string's key is (the SDK signs with them; an error may echo one)."""
+    credential = None if sdk is None else sdk.credential
+    if isinstance(credential, AzureNamedKeyCredential):
+        register_secret(credential.named_key.key)
+    elif isinstance(credential, AzureSasCredential):
+        register_secret(credential.signature)
 
 
 def _is_loopback(fqns: str) -> bool:
