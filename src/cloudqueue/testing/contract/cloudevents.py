@@ -91,3 +91,14 @@ class CloudEvents(SuiteBase):
         assert len(got) == 1
         with pytest.raises(cloudqueue.errors.DecodeError, match=r"not a CloudEvent.*specversion"):
             from_received(got[0])
+
+    def test_cloudevent_through_the_codec_api(self, dest: Destination) -> None:
+        from cloudevents.core.v1.event import CloudEvent as EventType
+
+        event = _event({"order": 8}, datacontenttype="application/json")
+        with cloudqueue.open_producer(dest.producer_url) as producer:
+            producer.send(event)  # the codec is chosen by the value's type, the mode by the scheme
+        with cloudqueue.open_consumer(dest.consumer_url) as consumer:
+            got = collect(consumer, 1, timeout=30)
+        assert len(got) == 1
+        _same(got[0].decode(EventType), event)
