@@ -18,6 +18,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--queue", action="append", default=[], help="create a queue at start")
     parser.add_argument("--topic", action="append", default=[],
                         help="create a topic at start; TOPIC:SUB[,SUB...] adds subscriptions")
+    parser.add_argument(
+        "--require-valid-tokens", action="store_true",
+        help="refuse shared access signatures not signed with the printed connection string's key "
+             "(bearer tokens come only from token_credential() in the broker's own process)",
+    )
     args = parser.parse_args(argv)
 
     stop = threading.Event()
@@ -27,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    with ServiceBusBroker(args.host, args.port) as broker:
+    with ServiceBusBroker(args.host, args.port, require_valid_tokens=args.require_valid_tokens) as broker:
         for name in args.queue:
             broker.create_queue(name)
         for spec in args.topic:
