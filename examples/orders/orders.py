@@ -17,10 +17,12 @@ subscription gets only what is published after it exists (README.md).
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import json
 import logging
 import os
 import threading
+from dataclasses import dataclass
 
 import cloudqueue
 from cloudqueue.worker import App, DoNotRetry
@@ -29,6 +31,26 @@ ORDERS_URL = os.environ.get("ORDERS_URL", "sqlite:///orders.db?queue=orders")
 #: A topic for order events (no ``subscription`` parameter); unset: no events, no consumers.
 EVENTS_URL = os.environ.get("EVENTS_URL")
 log = logging.getLogger("orders")
+
+
+@dataclass(frozen=True)
+class Order:
+    """An order to reserve stock for: a JSON object such as
+    ``{"id": 1, "sku": "apple", "quantity": 2}``."""
+
+    id: int
+    sku: str
+    quantity: int
+
+
+@dataclass(frozen=True)
+class OrderReserved:
+    """Published to ``EVENTS_URL`` once an order's stock is reserved."""
+
+    id: int
+    sku: str
+    quantity: int
+    type: str = "order.reserved"
 
 
 class OutOfStock(Exception):
@@ -42,13 +64,12 @@ STOCK = {"apple": 100, "pear": 0}
 STOCK_LOCK = threading.Lock()
 
 
-def process_order(message: cloudqueue.ReceivedMessage) -> None:
-    """Reserve stock for one order event. Raise to retry; DoNotRetry for bad input."""
-    try:
-        order = json.loads(message.body)
-        sku, quantity = order["sku"], int(order["quantity"])
-    except (ValueError, KeyError, TypeError) as error:
-        raise DoNotRetry(f"unreadable order: {error}") from error
+def process_order(order: Order, message: cloudqueue.ReceivedMessage) -> None:
+    """Reserve stock for one order. Raise to retry; DoNotRetry for bad input.
+
+    The worker decodes the body into an ``Order`` first: a body that is not one (not
+    JSON, a field missing or of the wrong type) is dead-lettered at once, unretried."""
+    sku, quantity = order.sku, order.quantity
     if sku not in STOCK:
         raise DoNotRetry(f"unknown sku {sku!r}")
     with STOCK_LOCK:
@@ -58,14 +79,13 @@ def process_order(message: cloudqueue.ReceivedMessage) -> None:
         STOCK[sku] = left - quantity
     if EVENTS_URL:
         try:
-            publish_event({"type": "order.reserved", "id": order.get("id"), "sku": sku,
-                           "quantity": quantity})
+            publish_event(dataclasses.asdict(OrderReserved(id=order.id, sku=sku, quantity=quantity)))
         except Exception:
             # The order will be retried: give the stock back, or the retry takes it twice.
             with STOCK_LOCK:
                 STOCK[sku] += quantity
             raise
-    log.info("order %s reserved %d x %s", order.get("id"), quantity, sku)
+    log.info("order %s reserved %d x %s", order.id, quantity, sku)
 
 
 # One producer for the process, opened on the first event: producers are thread-safe
@@ -85,6 +105,8 @@ def publish_event(event: dict[str, object]) -> str:
             _events_producer = cloudqueue.open_producer(EVENTS_URL)
             atexit.register(_events_producer.close)  # waits for sends under way
         producer = _events_producer
+    # Plain JSON text rather than the dataclass through a codec: the event's only
+    # attribute stays `kind`, which is what filter policies and outside consumers read.
     return producer.send(json.dumps(event), attributes={"kind": str(event["type"])})
 
 
@@ -101,22 +123,25 @@ SHIPPED: dict[object, int] = {}
 _RECORD_LOCK = threading.Lock()
 
 
-def record_event(done: dict[object, int], message: cloudqueue.ReceivedMessage) -> None:
-    event = json.loads(message.body)
+def record_event(done: dict[object, int], event: OrderReserved) -> None:
     with _RECORD_LOCK:
-        done[event["id"]] = done.get(event["id"], 0) + 1
+        done[event.id] = done.get(event.id, 0) + 1
 
 
-def bill_order(message: cloudqueue.ReceivedMessage) -> None:
-    record_event(BILLED, message)
+def bill_order(event: OrderReserved) -> None:
+    """Bill a reserved order (here: count it, per order id)."""
+    record_event(BILLED, event)
 
 
-def ship_order(message: cloudqueue.ReceivedMessage) -> None:
-    record_event(SHIPPED, message)
+def ship_order(event: OrderReserved) -> None:
+    """Ship a reserved order (here: count it, per order id)."""
+    record_event(SHIPPED, event)
 
 
 app = App()
 app.add_handler(ORDERS_URL, process_order, concurrency=4, max_attempts=5)
 if EVENTS_URL:
+    # What the app sends, for `cloudqueue asyncapi orders:app` (docs/asyncapi.md).
+    app.publishes(EVENTS_URL, OrderReserved, description="One event per order whose stock is reserved.")
     app.add_handler(subscription_url(EVENTS_URL, "billing"), bill_order, max_attempts=5)
     app.add_handler(subscription_url(EVENTS_URL, "shipping"), ship_order, max_attempts=5)
