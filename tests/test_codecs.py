@@ -150,10 +150,12 @@ def test_a_dataclass_field_json_cannot_carry_is_named() -> None:
         DataclassCodec().decode(b'{"at": "2024-01-01"}', {}, Stamped)
 
 
-@pytest.mark.parametrize("value", [object(), {1, 2}, datetime.date(2024, 1, 1)])
+@pytest.mark.parametrize("value", [object(), {1, 2}, datetime.date(2024, 1, 1), None, 3.5, True])
 def test_a_value_no_codec_encodes_is_refused_by_type(value: object) -> None:
-    with pytest.raises(cloudqueue.InvalidArgument, match=f"no codec encodes a {type(value).__name__}"):
+    refused = r"body must be bytes or str, or a value a codec"
+    with pytest.raises(cloudqueue.InvalidArgument, match=refused) as raised:
         codec_for_value(value)
+    assert f"not {type(value).__name__}" in str(raised.value)
 
 
 @pytest.mark.parametrize("value", [{"when": datetime.date(2024, 1, 1)}, [float("nan")]])
@@ -245,3 +247,55 @@ def test_a_received_message_from_an_async_consumer_decodes_too() -> None:
             return message.decode(Shipment)
 
     assert asyncio.run(main()) == Shipment(id=5, parcels=["p"])
+
+
+def test_send_encodes_values_and_codec_arguments_choose_the_format() -> None:
+    url = f"memory://codecs-api-{time.monotonic_ns()}"
+    cloudqueue.declare(url)
+    upper = Upper()
+    with cloudqueue.open_producer(url) as producer:
+        producer.send(Order(id=6, total=1.5, customer="e"), attributes={"kind": "order"})
+        producer.send({"a": 1}, attributes={"content-type": "application/vnd.example+json"})
+    with cloudqueue.open_producer(url, codec=upper) as producer:
+        producer.send(42)  # a producer's own codec encodes any value
+    with cloudqueue.open_consumer(url, codec=upper) as consumer:
+        got = []
+        while len(got) < 3:
+            got.extend(consumer.receive(3, wait=5))
+        for message in got:
+            message.ack()
+    order, value, number = got
+    assert order.attributes == {"content-type": "application/json", "kind": "order"}
+    assert order.decode(bytes) == b'{"id":6,"total":1.5,"customer":"e"}'
+    assert value.content_type == "application/vnd.example+json"  # the caller's own wins
+    assert number.body == b"42" and number.content_type == "text/x-upper"
+    assert number.decode(str) == "42" and upper.decoded == 0  # bytes/str: the body as it is
+    assert order.decode(Order) == "{\"id\":6,\"total\":1.5,\"customer\":\"e\"}"  # through Upper
+    assert upper.decoded == 1
+
+
+@pytest.mark.parametrize("opener", [cloudqueue.open_producer, cloudqueue.open_consumer,
+                                    cloudqueue.aio.open_producer, cloudqueue.aio.open_consumer])
+def test_a_codec_argument_that_is_not_a_codec_is_refused(opener: Any) -> None:
+    expected = r"codec must be None or a cloudqueue.codecs.Codec, not the class JsonCodec: pass an instance"
+    with pytest.raises(cloudqueue.InvalidArgument, match=expected):
+        opener("memory://codecs-refused", codec=JsonCodec)
+    with pytest.raises(cloudqueue.InvalidArgument, match=r"codec must be None or .*, not str"):
+        opener("memory://codecs-refused", codec="json")
+
+
+def test_async_producer_sends_values() -> None:
+    import asyncio
+
+    url = f"memory://codecs-aio-send-{time.monotonic_ns()}"
+    cloudqueue.declare(url)
+
+    async def main() -> Basket:
+        async with cloudqueue.aio.open_producer(url) as producer:
+            await producer.send(Basket(1, [Line("kiwi", 3)]))
+        async with cloudqueue.aio.open_consumer(url) as consumer:
+            (message,) = await consumer.receive(1, wait=5)
+            await message.ack()
+            return message.decode(Basket)
+
+    assert asyncio.run(main()) == Basket(1, [Line("kiwi", 3)])

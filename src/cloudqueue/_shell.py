@@ -67,6 +67,11 @@ def build_message(
 
 
 def checked_codec(codec: object) -> Codec | None:
+    if isinstance(codec, type) and issubclass(codec, Codec):
+        raise InvalidArgument(
+            f"codec must be None or a cloudqueue.codecs.Codec, not the class {codec.__name__}: "
+            f"pass an instance, {codec.__name__}()"
+        )
     if codec is not None and not isinstance(codec, Codec):
         raise InvalidArgument(
             f"codec must be None or a cloudqueue.codecs.Codec, not {type(codec).__name__}"

@@ -56,7 +56,7 @@ def require_json(attributes: Mapping[str, str], kind: object) -> None:
     be what the JSON codecs made, so it fails without being parsed.
     """
     content_type = attributes.get(CONTENT_TYPE_ATTRIBUTE)
-    if content_type is None:
+    if content_type is None or content_type == JSON_CONTENT_TYPE:  # the common cases, first
         return
     media = content_type.split(";", 1)[0].strip().lower()
     if media == JSON_CONTENT_TYPE or media.endswith("+json"):

@@ -110,10 +110,12 @@ def codec_for_value(value: object) -> Codec:
     codec = _cloudevent_codec(kind)
     if codec is not None:
         return codec
-    if isinstance(value, dict | list | int | float | bool) or value is None:
+    # JSON objects and arrays only: a bare None or number sent is far more often a
+    # mistake (a body never built) than a message; a producer's codec= can still send them.
+    if isinstance(value, dict | list):
         return _JSON
     raise InvalidArgument(
-        f"no codec encodes a {kind.__qualname__}: send bytes or str, a pydantic model, a msgspec "
-        "Struct, a dataclass, a dict/list/number/bool/None (JSON) or a CloudEvent, or pass "
-        "codec= to open_producer"
+        f"body must be bytes or str, or a value a codec encodes (a pydantic model, msgspec "
+        f"Struct, dataclass, dict or list for JSON, CloudEvent), not {kind.__qualname__}; "
+        "or pass codec= to open_producer"
     )
