@@ -60,7 +60,7 @@ class RabbitSubscription(SubscriptionDriver):
         self._link = Link(names.broker, confirms=True, name=f"cloudqueue consumer {names.where}")
         self._buffer: collections.deque[AbstractIncomingMessage] = collections.deque()
         self._arrived: asyncio.Event | None = None
-        self._consuming: tuple[int, AbstractQueue, str] | None = None
+        self._consuming: tuple[int, AbstractQueue] | None = None
         self._prefetch = 0
         self._leases: set[_Lease] = set()
         self._interrupted = 0
@@ -81,18 +81,16 @@ class RabbitSubscription(SubscriptionDriver):
 
     # -- receiving -------------------------------------------------------------------
 
-    async def _consume(self, max_messages: int) -> None:
+    async def _queue(self) -> AbstractQueue:
+        """The queue on the live channel (a passive declare per channel: 404 if missing)."""
         channel = await self._link.channel()
         generation = self._link.generation
-        if self._consuming is not None and self._consuming[0] != generation:
-            self._channel_lost()
-        if max_messages > self._prefetch or self._consuming is None:
-            self._prefetch = max(max_messages, self._prefetch)
-            await channel.set_qos(prefetch_count=self._prefetch)
-        if self._consuming is None:
-            queue = await channel.get_queue(self._queue_name, ensure=True)  # 404 if missing
-            tag = await queue.consume(self._on_message)
-            self._consuming = (generation, queue, tag)
+        if self._consuming is None or self._consuming[0] != generation:
+            if self._consuming is not None:
+                self._channel_lost()
+            queue = await channel.get_queue(self._queue_name, ensure=True)
+            self._consuming = (generation, queue)
+        return self._consuming[1]
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
         self._buffer.append(message)
@@ -104,35 +102,52 @@ class RabbitSubscription(SubscriptionDriver):
         self._buffer.clear()
         self._consuming = None
         self._prefetch = 0
-        for lease in self._leases:
+        for lease in list(self._leases):
             self._end(lease, "its channel was closed (connection lost)")
-        self._leases.clear()
 
     async def _receive(self, max_messages: int, wait: float) -> list[Delivery]:
-        where = self._names.where
-        interrupted = self._interrupted
-        with translate_errors(f"receive from {where}"):
-            await self._consume(max_messages)
-        if self._arrived is None:
-            self._arrived = asyncio.Event()
-        deadline = time.monotonic() + wait
-        while not self._buffer and self._interrupted == interrupted:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            self._arrived.clear()
-            try:
-                await asyncio.wait_for(self._arrived.wait(), remaining)
-            except TimeoutError:
-                break
-            if self._link.current() is None:
-                self._channel_lost()
-                break
+        # A consumer lives only while a receive waits, with a prefetch of what was asked:
+        # the broker pushes at most one batch, and nothing is pushed between receives, so
+        # a released message goes back to the queue rather than into this driver (where
+        # closing would return it again and count one more delivery).
+        if not self._buffer:
+            with translate_errors(f"receive from {self._names.where}"):
+                await self._wait_for_messages(max_messages, wait)
         started = time.monotonic()
         out: list[Delivery] = []
         while self._buffer and len(out) < max_messages:
             out.append(self._delivery(self._buffer.popleft(), started))
         return out
+
+    async def _wait_for_messages(self, max_messages: int, wait: float) -> None:
+        queue = await self._queue()
+        channel = await self._link.channel()
+        if max_messages != self._prefetch:
+            await channel.set_qos(prefetch_count=max_messages)
+            self._prefetch = max_messages
+        if self._arrived is None:
+            self._arrived = asyncio.Event()
+        interrupted = self._interrupted
+        tag = await queue.consume(self._on_message)
+        try:
+            deadline = time.monotonic() + wait
+            while not self._buffer and self._interrupted == interrupted:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or self._link.current() is None:
+                    break
+                self._arrived.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._arrived.wait(), remaining)
+        finally:
+            if self._link.current() is not None:
+                # After cancel-ok nothing more is pushed; the deliveries read before it
+                # are handed to _on_message by tasks: let them run.
+                await queue.cancel(tag)
+                for _ in range(3):
+                    await asyncio.sleep(0)
+        if self._link.current() is None:
+            self._channel_lost()
+            raise ConnectionError("the connection to the broker was lost while receiving")
 
     def _delivery(self, message: AbstractIncomingMessage, now: float) -> Delivery:
         lease = _Lease(message, self._link.generation, attempt=delivery_attempt_of(message))
@@ -179,13 +194,21 @@ class RabbitSubscription(SubscriptionDriver):
 
     # -- settling --------------------------------------------------------------------
 
+    def _take(self, tokens: Sequence[object], doing: str) -> list[_Lease | QueueError]:
+        """The live leases among ``tokens``, ended at once (before any await) so that a
+        lease timer cannot give one back while it is being settled."""
+        taken = [self._live(token) for token in tokens]
+        for lease in taken:
+            if isinstance(lease, _Lease):
+                self._end(lease, doing)
+        return taken
+
     async def _settle(self, tokens: Sequence[object], requeue: bool | None) -> BatchErrors:
         """ack (requeue None) or nack with requeue, then the qos round trip."""
-        errors: list[QueueError | None] = []
         what = "ack" if requeue is None else "nack"
-        sent: list[_Lease] = []
-        for token in tokens:
-            lease = self._live(token)
+        errors: list[QueueError | None] = []
+        sent = False
+        for lease in self._take(tokens, f"it was {what}ed"):
             if isinstance(lease, QueueError):
                 errors.append(lease)
                 continue
@@ -197,14 +220,15 @@ class RabbitSubscription(SubscriptionDriver):
             except Exception as error:  # reported per entry
                 errors.append(translated_error(error, f"{what} on {self._names.where}"))
                 continue
-            self._end(lease, f"it was {what}ed")
-            sent.append(lease)
+            sent = True
             errors.append(None)
-        if sent:
-            barrier = await self._barrier(what)
-            if barrier is not None:
-                errors = [barrier if e is None else e for e in errors]
-        return None if all(e is None for e in errors) else errors
+        return await self._confirmed(errors, what) if sent else _outcome(errors)
+
+    async def _confirmed(self, errors: list[QueueError | None], what: str) -> BatchErrors:
+        barrier = await self._barrier(what)
+        if barrier is not None:
+            errors = [barrier if error is None else error for error in errors]
+        return _outcome(errors)
 
     async def _barrier(self, what: str) -> QueueError | None:
         channel = self._link.current()
@@ -234,28 +258,54 @@ class RabbitSubscription(SubscriptionDriver):
     async def _dead_letter(self, entries: Sequence[tuple[object, str]]) -> BatchErrors:
         where = self._names.where
         dead_queue = self._names.dead_letter_queue
-        with translate_errors(f"dead-letter from {where}"):
-            channel = await self._link.channel()
-            await _declare_dead_letter_queue(channel, dead_queue)
+        taken = self._take([token for token, _ in entries], "it was dead-lettered")
+        try:
+            with translate_errors(f"dead-letter from {where}"):
+                channel = await self._link.channel()
+                await _declare_dead_letter_queue(channel, dead_queue)
+        except QueueError:
+            await self._give_back([lease for lease in taken if isinstance(lease, _Lease)])
+            raise
+        # The copies' confirms are awaited together, then the originals acked: at least once.
+        published = await asyncio.gather(
+            *(
+                channel.default_exchange.publish(
+                    copy_of(lease.message, {DEAD_LETTER_REASON: reason}), dead_queue,
+                    mandatory=True,
+                )
+                for lease, (_, reason) in zip(taken, entries, strict=True)
+                if isinstance(lease, _Lease)
+            ),
+            return_exceptions=True,
+        )
+        outcomes = iter(published)
         errors: list[QueueError | None] = []
-        for token, reason in entries:
-            lease = self._live(token)
+        failed: list[_Lease] = []
+        for lease in taken:
             if isinstance(lease, QueueError):
                 errors.append(lease)
                 continue
-            copy = copy_of(lease.message, {DEAD_LETTER_REASON: reason})
+            outcome = next(outcomes)
+            if isinstance(outcome, BaseException):
+                if not isinstance(outcome, Exception):
+                    raise outcome
+                failed.append(lease)
+                errors.append(translated_error(outcome, f"dead-letter from {where}"))
+                continue
             try:
-                await channel.default_exchange.publish(copy, dead_queue, mandatory=True)
                 await lease.message.ack()
             except Exception as error:  # reported per entry
                 errors.append(translated_error(error, f"dead-letter from {where}"))
                 continue
-            self._end(lease, "it was dead-lettered")
             errors.append(None)
-        barrier = await self._barrier("dead-letter")
-        if barrier is not None:
-            errors = [barrier if e is None else e for e in errors]
-        return None if all(e is None for e in errors) else errors
+        await self._give_back(failed)
+        return await self._confirmed(errors, "dead-letter")
+
+    async def _give_back(self, leases: Sequence[_Lease]) -> None:
+        """Requeue deliveries whose settlement could not be done: they were taken off
+        their lease timers, so nothing else would."""
+        for lease in leases:
+            await _quietly(lease.message.nack(requeue=True))
 
     async def _close(self) -> None:
         for lease in list(self._leases):
@@ -317,6 +367,10 @@ class RabbitSubscription(SubscriptionDriver):
 
     async def aclose(self) -> None:
         await self._loop.arun(self._close())
+
+
+def _outcome(errors: list[QueueError | None]) -> BatchErrors:
+    return None if all(error is None for error in errors) else errors
 
 
 def _refuse_delays(entries: Sequence[tuple[object, float]]) -> None:
