@@ -5,8 +5,8 @@ Run: ``python bench/bench_codecs.py [--messages N] [--rounds N]``. The messages 
 :class:`cloudqueue.ReceivedMessage` objects received from a memory queue, so the codec path
 measured is the one handlers take (content-type check, cached codec lookup). Each variant
 decodes every message once per round; the best round of each counts (the least disturbed
-by the machine), and rounds interleave the variants. Bar (issue 17): the codec within 10% of the hand-written code, i.e. a
-ratio codec/hand <= 1.10.
+by the machine), and rounds interleave the variants. Bar (issue 17): the codec within 10%
+of the hand-written code, i.e. a ratio codec/hand <= 1.10.
 """
 
 from __future__ import annotations
