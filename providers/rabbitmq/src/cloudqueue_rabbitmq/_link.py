@@ -14,6 +14,7 @@ import contextlib
 import ssl
 
 import aio_pika
+import aiormq.exceptions
 from aio_pika.abc import AbstractChannel, AbstractConnection
 
 from ._names import Broker
@@ -50,20 +51,35 @@ class Link:
             if self._channel is not None and not self._channel.is_closed:
                 return self._channel
             connection = self._connection
-            if connection is None or connection.is_closed:
-                if connection is not None:
-                    await _quietly_close(connection)
-                connection = self._connection = await self._connect()
-            self._channel = await connection.channel(
-                publisher_confirms=self._confirms, on_return_raises=self._confirms
-            )
-            self.generation += 1
-            return self._channel
+            if connection is not None and not connection.is_closed:
+                try:
+                    return await self._open_channel(connection)
+                except (RuntimeError, aiormq.exceptions.AMQPConnectionError):
+                    # The broker closed the connection (aio-pika may not have noticed
+                    # yet): replace it. Opening a channel changed nothing on the broker.
+                    pass
+            if connection is not None:
+                await _quietly_close(connection)
+            self._connection = None
+            connection = self._connection = await self._connect()
+            return await self._open_channel(connection)
+
+    async def _open_channel(self, connection: AbstractConnection) -> AbstractChannel:
+        channel = await connection.channel(
+            publisher_confirms=self._confirms, on_return_raises=self._confirms
+        )
+        self._channel = channel
+        self.generation += 1
+        return channel
 
     def current(self) -> AbstractChannel | None:
         """The channel if it is still open, without opening one."""
         channel = self._channel
         return channel if channel is not None and not channel.is_closed else None
+
+    def connections(self) -> tuple[AbstractConnection, ...]:
+        connection = self._connection
+        return () if connection is None else (connection,)
 
     async def _connect(self) -> AbstractConnection:
         broker = self._broker

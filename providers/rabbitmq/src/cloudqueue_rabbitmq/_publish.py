@@ -48,8 +48,13 @@ class RabbitTopic(TopicDriver):
         return size
 
     def native_objects(self) -> Iterable[object]:
-        channel = self._link.current()
-        return () if channel is None else (channel,)
+        # The driver's aio-pika channel (opened now if it is not), then its connection. They
+        # belong to the provider's loop thread: use them there (``loop.call_soon_threadsafe``).
+        try:
+            channel = self._link.current() or self._loop.run(self._link.channel())
+        except Exception:  # nothing to offer while the broker cannot be reached
+            return ()
+        return (channel, *self._link.connections())
 
     def telemetry_attributes(self) -> Mapping[str, str | int]:
         broker = self._names.broker

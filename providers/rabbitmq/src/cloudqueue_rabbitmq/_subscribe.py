@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import os
 import time
 from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -64,6 +65,8 @@ class RabbitSubscription(SubscriptionDriver):
         self._prefetch = 0
         self._leases: set[_Lease] = set()
         self._interrupted = 0
+        self._consumes = 0
+        self._tag_prefix = os.urandom(8).hex()
         self._expiring: set[asyncio.Future[None]] = set()
 
     @property
@@ -71,8 +74,13 @@ class RabbitSubscription(SubscriptionDriver):
         return CAPABILITIES
 
     def native_objects(self) -> Iterable[object]:
-        channel = self._link.current()
-        return () if channel is None else (channel,)
+        # The driver's aio-pika channel (opened now if it is not), then its connection. They
+        # belong to the provider's loop thread: use them there (``loop.call_soon_threadsafe``).
+        try:
+            channel = self._link.current() or self._loop.run(self._link.channel())
+        except Exception:  # nothing to offer while the broker cannot be reached
+            return ()
+        return (channel, *self._link.connections())
 
     def telemetry_attributes(self) -> Mapping[str, str | int]:
         broker = self._names.broker
@@ -128,7 +136,12 @@ class RabbitSubscription(SubscriptionDriver):
         if self._arrived is None:
             self._arrived = asyncio.Event()
         interrupted = self._interrupted
-        tag = await queue.consume(self._on_message)
+        # Our own tag: aiormq draws its tags from the `random` module, which tests (and
+        # applications) may seed, and a tag reused on one channel crashes a 3.10 channel.
+        self._consumes += 1
+        tag = await queue.consume(
+            self._on_message, consumer_tag=f"cloudqueue.{self._tag_prefix}.{self._consumes}"
+        )
         try:
             deadline = time.monotonic() + wait
             while not self._buffer and self._interrupted == interrupted:

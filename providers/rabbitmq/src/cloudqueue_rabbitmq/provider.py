@@ -13,7 +13,9 @@ from typing import TYPE_CHECKING
 
 from cloudqueue.driver import (
     Capabilities,
+    DeadLetterFacts,
     Declaration,
+    Delivery,
     Provider,
     SubscriptionDriver,
     TopicDriver,
@@ -89,6 +91,25 @@ class RabbitMqProvider(Provider):
         from ._names import names_of
 
         self._loop().run(_admin.delete(names_of(url)))
+
+    # -- operations (cloudqueue.ops): no native peek or stats (AMQP has no browse) --------
+
+    def dead_letter_facts(self, url: Url, delivery: Delivery) -> DeadLetterFacts:
+        from . import _ops
+
+        return _ops.dead_letter_facts(delivery)
+
+    def redrive_source(self, url: Url) -> Url:
+        from . import _ops
+
+        return _ops.redrive_source(url)
+
+    def open_redrive_target(self, url: Url) -> TopicDriver:
+        """Straight to the queue (a subscription's own queue): never the siblings."""
+        from . import _ops
+        from ._publish import RabbitTopic
+
+        return RabbitTopic(self._loop(), _ops.direct(url))
 
     def close(self) -> None:
         with self._lock:
