@@ -28,7 +28,8 @@ from cloudqueue.errors import ErrorCode, QueueError, translate
 
 EXPECTED_EXPORTS = {
     "AlreadyExists", "AsyncConsumer", "AsyncProducer", "AsyncReceivedMessage", "Capabilities",
-    "Closed", "Consumer", "DeadlineExceeded", "ErrorCode", "FailedPrecondition", "Internal",
+    "Closed", "Consumer", "DeadlineExceeded", "DecodeError", "ErrorCode", "FailedPrecondition",
+    "Internal", "codecs",
     "InvalidArgument", "LeaseLost", "Limits", "Message", "MessageTooLarge", "NotFound", "PermissionDenied",
     "Producer", "QueueError", "ReceivedMessage", "ResourceExhausted", "RetryPolicy", "SdkObjects",
     "SendBatchError", "Settlement", "Unavailable", "Unknown", "Unsupported", "aio", "capabilities",

@@ -12,7 +12,7 @@ Switch backends by changing one URL::
             message.ack()
 """
 
-from . import aio, filters, offload, ops
+from . import aio, codecs, filters, offload, ops
 from ._api import (
     capabilities,
     dead_letter_url,
@@ -35,6 +35,7 @@ from .errors import (
     AlreadyExists,
     Closed,
     DeadlineExceeded,
+    DecodeError,
     ErrorCode,
     FailedPrecondition,
     Internal,
@@ -66,6 +67,7 @@ __all__ = [
     "Closed",
     "Consumer",
     "DeadlineExceeded",
+    "DecodeError",
     "ErrorCode",
     "FailedPrecondition",
     "Internal",
@@ -91,6 +93,7 @@ __all__ = [
     "Unsupported",
     "aio",
     "capabilities",
+    "codecs",
     "dead_letter_url",
     "declare",
     "delete",

@@ -21,7 +21,7 @@ The same handler runs behind AWS Lambda, Azure Functions and Pub/Sub push with
 :mod:`cloudqueue.serverless`. See docs/worker.md.
 """
 
-from ._app import App, Route
+from ._app import App, Publication, Route
 from ._breaker import BreakerState, CircuitBreaker
 from ._counters import EVENTS as COUNTER_EVENTS
 from ._counters import FIELDS as COUNTER_NAMES
@@ -63,6 +63,7 @@ __all__ = [
     "MemoryStore",
     "Middleware",
     "Outcome",
+    "Publication",
     "RateLimit",
     "Route",
     "SQLiteStore",
