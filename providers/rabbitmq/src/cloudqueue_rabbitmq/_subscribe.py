@@ -66,6 +66,7 @@ class RabbitSubscription(SubscriptionDriver):
         self._leases: set[_Lease] = set()
         self._interrupted = 0
         self._consumes = 0
+        self._tag: str | None = None
         self._tag_prefix = os.urandom(8).hex()
         self._expiring: set[asyncio.Future[None]] = set()
 
@@ -109,15 +110,12 @@ class RabbitSubscription(SubscriptionDriver):
         """The channel is gone: the broker has requeued what it had handed us."""
         self._buffer.clear()
         self._consuming = None
+        self._tag = None
         self._prefetch = 0
         for lease in list(self._leases):
             self._end(lease, "its channel was closed (connection lost)")
 
     async def _receive(self, max_messages: int, wait: float) -> list[Delivery]:
-        # A consumer lives only while a receive waits, with a prefetch of what was asked:
-        # the broker pushes at most one batch, and nothing is pushed between receives, so
-        # a released message goes back to the queue rather than into this driver (where
-        # closing would return it again and count one more delivery).
         if not self._buffer:
             with translate_errors(f"receive from {self._names.where}"):
                 await self._wait_for_messages(max_messages, wait)
@@ -127,37 +125,44 @@ class RabbitSubscription(SubscriptionDriver):
             out.append(self._delivery(self._buffer.popleft(), started))
         return out
 
-    async def _wait_for_messages(self, max_messages: int, wait: float) -> None:
-        queue = await self._queue()
+    async def _start_consumer(self, queue: AbstractQueue, max_messages: int) -> None:
+        """Consume with a prefetch of what the portable layer asks for. The consumer stays
+        between receives (cancelling one while the broker is delivering to it returns those
+        messages and counts a delivery on them); it is restarted only to grow the prefetch,
+        which RabbitMQ applies to consumers started after ``basic.qos``."""
+        if self._tag is not None:
+            if max_messages <= self._prefetch:
+                return
+            await self._stop_consumer()
         channel = await self._link.channel()
-        if max_messages != self._prefetch:
-            await channel.set_qos(prefetch_count=max_messages)
-            self._prefetch = max_messages
-        if self._arrived is None:
-            self._arrived = asyncio.Event()
-        interrupted = self._interrupted
+        await channel.set_qos(prefetch_count=max_messages)
+        self._prefetch = max_messages
         # Our own tag: aiormq draws its tags from the `random` module, which tests (and
         # applications) may seed, and a tag reused on one channel crashes a 3.10 channel.
         self._consumes += 1
-        tag = await queue.consume(
-            self._on_message, consumer_tag=f"cloudqueue.{self._tag_prefix}.{self._consumes}"
-        )
-        try:
-            deadline = time.monotonic() + wait
-            while not self._buffer and self._interrupted == interrupted:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0 or self._link.current() is None:
-                    break
-                self._arrived.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._arrived.wait(), remaining)
-        finally:
-            if self._link.current() is not None:
-                # After cancel-ok nothing more is pushed; the deliveries read before it
-                # are handed to _on_message by tasks: let them run.
-                await queue.cancel(tag)
-                for _ in range(3):
-                    await asyncio.sleep(0)
+        tag = f"cloudqueue.{self._tag_prefix}.{self._consumes}"
+        await queue.consume(self._on_message, consumer_tag=tag)
+        self._tag = tag
+
+    async def _stop_consumer(self) -> None:
+        tag, self._tag = self._tag, None
+        if tag is not None and self._consuming is not None and self._link.current() is not None:
+            await self._consuming[1].cancel(tag)
+
+    async def _wait_for_messages(self, max_messages: int, wait: float) -> None:
+        queue = await self._queue()
+        await self._start_consumer(queue, max_messages)
+        if self._arrived is None:
+            self._arrived = asyncio.Event()
+        interrupted = self._interrupted
+        deadline = time.monotonic() + wait
+        while not self._buffer and self._interrupted == interrupted:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or self._link.current() is None:
+                break
+            self._arrived.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._arrived.wait(), remaining)
         if self._link.current() is None:
             self._channel_lost()
             raise ConnectionError("the connection to the broker was lost while receiving")
@@ -219,6 +224,12 @@ class RabbitSubscription(SubscriptionDriver):
     async def _settle(self, tokens: Sequence[object], requeue: bool | None) -> BatchErrors:
         """ack (requeue None) or nack with requeue, then the qos round trip."""
         what = "ack" if requeue is None else "nack"
+        if requeue:
+            # The consumer stops first, so that what is given back goes to the queue, not
+            # straight back into this driver's prefetch, where closing the consumer would
+            # return it once more and count another delivery. The next receive restarts it.
+            with contextlib.suppress(Exception):  # a lost channel has no consumer to stop
+                await self._stop_consumer()
         errors: list[QueueError | None] = []
         sent = False
         for lease in self._take(tokens, f"it was {what}ed"):
@@ -321,6 +332,8 @@ class RabbitSubscription(SubscriptionDriver):
             await _quietly(lease.message.nack(requeue=True))
 
     async def _close(self) -> None:
+        with contextlib.suppress(Exception):
+            await self._stop_consumer()
         for lease in list(self._leases):
             self._end(lease, "the consumer closed")
         self._buffer.clear()
