@@ -1,8 +1,12 @@
 """Receiving and settling on one consumer channel (``basic.consume`` with ``basic.qos``).
 
-* Prefetch: ``basic.qos`` is set to the ``max_messages`` the portable layer asks for (it
-  sizes its batches to its throughput), so the broker never pushes more than one batch
-  ahead of what was asked.
+* Prefetch: ``basic.qos`` is the ``max_messages`` the portable layer asks for (it sizes its
+  batches to its throughput). The consumer stays between receives: cancelling one while the
+  broker is delivering to it returns those messages and counts a delivery on each. It is
+  restarted only to grow the prefetch (``basic.qos`` applies to later consumers) and stopped
+  before a nack, so that a message given back goes to the queue rather than straight into
+  this prefetch. A message prefetched but never handed out when the consumer closes goes
+  back to the queue and counts one delivery (a quorum queue counts every return).
 * Leases: see :mod:`._capabilities`. A lease timer on the loop thread gives the delivery
   back when its lease ends; ``extend`` moves it. A delivery whose channel is gone (the
   connection was lost) is back in the queue already: settling it reports LeaseLost, and
