@@ -20,6 +20,10 @@ bracketed (``[dotted.name]``, ``]`` doubled); quotes in strings are doubled; ``%
 ``_`` and ``!`` in a prefix are escaped with ``!``. A SQL expression longer than the
 service's 1,024 characters is refused before anything is sent.
 
+The attribute ``content-type`` (:data:`cloudqueue.wire.CONTENT_TYPE_ATTRIBUTE`) travels as
+the message's native content type (see ``_wire``), so filters on it name the system
+property: ``sys.ContentType`` in SQL, ``content_type`` in a correlation filter.
+
 Service Bus looks property names up case-insensitively: attributes whose names
 differ only in case are one property to a filter.
 """
@@ -32,6 +36,7 @@ from typing import Any
 from azure.servicebus.management import CorrelationRuleFilter, SqlRuleFilter, TrueRuleFilter
 from cloudqueue.errors import InvalidArgument
 from cloudqueue.filters import Absent, AllOf, AnyOf, Equals, Exists, Filter, OneOf, Prefix
+from cloudqueue.wire import CONTENT_TYPE_ATTRIBUTE
 
 __all__ = [
     "DEFAULT_RULE",
@@ -64,7 +69,8 @@ def rule_filter(wanted: Filter | None) -> CorrelationRuleFilter | SqlRuleFilter 
         return TrueRuleFilter()
     properties = _correlation_properties(wanted)
     if properties is not None:
-        return CorrelationRuleFilter(properties=properties)
+        content_type = properties.pop(CONTENT_TYPE_ATTRIBUTE, None)
+        return CorrelationRuleFilter(properties=properties, content_type=content_type)
     return SqlRuleFilter(sql_expression(wanted))
 
 
@@ -113,6 +119,8 @@ def _render(node: Filter, *, nested: bool) -> str:
 
 
 def _name(name: str) -> str:
+    if name == CONTENT_TYPE_ATTRIBUTE:
+        return "sys.ContentType"
     if _PLAIN_NAME.fullmatch(name) and name.lower() not in _KEYWORDS:
         return name
     return "[" + name.replace("]", "]]") + "]"
