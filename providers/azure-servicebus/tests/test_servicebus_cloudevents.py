@@ -20,13 +20,11 @@ from cloudevents.core.bindings import amqp
 from cloudevents.core.formats.json import JSONFormat
 from cloudqueue.cloudevents import CloudEvent, from_received, to_message
 from cloudqueue.testing.contract import unique_name
+from cloudqueue.testing.contract.cloudevents import assert_same_event, sample_event
 
 from cloudqueue_azure_servicebus import provider as servicebus_provider
 from cloudqueue_azure_servicebus._names import CA_FILE_ENV
 from cloudqueue_azure_servicebus.testing import ServiceBusBroker
-
-# AMQP timestamps carry milliseconds: a time the SDK's binary mode keeps exactly.
-_TIME = datetime.datetime(2026, 3, 1, 12, 30, 15, 250000, tzinfo=datetime.UTC)
 
 
 @pytest.fixture(scope="module")
@@ -48,16 +46,7 @@ def queue(local_broker: ServiceBusBroker) -> tuple[str, str]:
 
 
 def _event(data: Any, **attributes: Any) -> CloudEvent:
-    return CloudEvent(
-        {"type": "com.example.order.placed", "source": "/shop", "id": "order-7", "time": _TIME,
-         "subject": "orders/7", "tenant": "acme", **attributes},
-        data,
-    )
-
-
-def _same(got: Any, sent: CloudEvent) -> None:
-    assert got.get_attributes() == sent.get_attributes()
-    assert got.get_data() == sent.get_data()
+    return sample_event(data, source="/shop", **attributes)
 
 
 def _receive_one(url: str) -> cloudqueue.ReceivedMessage:
@@ -120,7 +109,7 @@ def test_an_event_the_sdks_send_is_received_as_the_same_event(
         assert isinstance(laid_out.application_properties["cloudEvents_time"], int)
     with client.get_queue_sender(name) as sender:
         sender.send_messages(_sdk_message(laid_out))
-    _same(from_received(_receive_one(url)), event)
+    assert_same_event(from_received(_receive_one(url)), event)
 
 
 @pytest.mark.parametrize("mode", ["binary", "structured"])
@@ -136,7 +125,7 @@ def test_an_event_cloudqueue_sends_reads_back_through_the_sdks(
     expected = "text/plain" if mode == "binary" else "application/cloudevents+json"
     assert received.content_type == expected
     assert b"content-type" not in (received.application_properties or {})
-    _same(amqp.from_amqp(_as_amqp(received), JSONFormat()), event)
+    assert_same_event(amqp.from_amqp(_as_amqp(received), JSONFormat()), event)
 
 
 def test_the_content_type_attribute_is_the_native_content_type_after_a_delayed_nack(

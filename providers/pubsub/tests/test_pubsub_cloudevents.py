@@ -5,7 +5,6 @@ reads back through google-cloud-pubsub and the ``cloudevents`` SDK's decoder."""
 
 from __future__ import annotations
 
-import datetime
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -16,12 +15,12 @@ from cloudevents.core.bindings import http
 from cloudevents.core.formats.json import JSONFormat
 from cloudqueue.cloudevents import CloudEvent, from_received, to_message
 from cloudqueue.testing.contract import collect, unique_name
+from cloudqueue.testing.contract.cloudevents import assert_same_event, sample_event
 from google.cloud import pubsub_v1
 
 from cloudqueue_pubsub.testing import PubSubServer
 
 PROJECT = "events-project"
-_TIME = datetime.datetime(2026, 3, 1, 12, 30, 15, 250000, tzinfo=datetime.UTC)
 
 
 @pytest.fixture(scope="module")
@@ -48,16 +47,7 @@ def publisher(topic: tuple[str, str]) -> Iterator[pubsub_v1.PublisherClient]:
 
 
 def _event(data: Any, **attributes: Any) -> CloudEvent:
-    return CloudEvent(
-        {"type": "com.example.order.placed", "source": "/shop", "id": "order-7", "time": _TIME,
-         "subject": "orders/7", "tenant": "acme", **attributes},
-        data,
-    )
-
-
-def _same(got: Any, sent: CloudEvent) -> None:
-    assert got.get_attributes() == sent.get_attributes()
-    assert got.get_data() == sent.get_data()
+    return sample_event(data, source="/shop", **attributes)
 
 
 def _receive_one(url: str) -> cloudqueue.ReceivedMessage:
@@ -80,7 +70,7 @@ def test_a_binary_event_google_cloud_pubsub_publishes_is_received_as_the_same_ev
            "ce-id": "order-7", "ce-time": "2026-03-01T12:30:15.25Z", "ce-subject": "orders/7",
            "ce-tenant": "acme", "content-type": "application/json"},
     ).result(timeout=30)
-    _same(from_received(_receive_one(url)), event)
+    assert_same_event(from_received(_receive_one(url)), event)
 
 
 def test_a_structured_event_google_cloud_pubsub_publishes_is_received_as_the_same_event(
@@ -92,7 +82,7 @@ def test_a_structured_event_google_cloud_pubsub_publishes_is_received_as_the_sam
         f"projects/{PROJECT}/topics/{name}", JSONFormat().write(event),
         **{"content-type": "application/cloudevents+json"},
     ).result(timeout=30)
-    _same(from_received(_receive_one(url)), event)
+    assert_same_event(from_received(_receive_one(url)), event)
 
 
 @pytest.mark.parametrize("mode", ["binary", "structured"])
@@ -122,4 +112,4 @@ def test_an_event_cloudqueue_publishes_reads_back_through_the_sdks(
     else:
         assert attributes == {"content-type": "application/cloudevents+json"}
     # The binding's ce-* attributes and content-type are what the HTTP binding reads.
-    _same(http.from_http(http.HTTPMessage(attributes, message.data), JSONFormat()), event)
+    assert_same_event(http.from_http(http.HTTPMessage(attributes, message.data), JSONFormat()), event)

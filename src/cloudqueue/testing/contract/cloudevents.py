@@ -19,22 +19,27 @@ from ._harness import Destination
 if TYPE_CHECKING:
     from cloudevents.core.v1.event import CloudEvent
 
-__all__ = ["CloudEvents"]
+__all__ = ["EVENT_TIME", "CloudEvents", "assert_same_event", "sample_event"]
 
-_TIME = datetime.datetime(2026, 3, 1, 12, 30, 15, 250000, tzinfo=datetime.UTC)
+#: The sample events' time: milliseconds only, which every binding keeps exactly (AMQP
+#: timestamps carry milliseconds).
+EVENT_TIME = datetime.datetime(2026, 3, 1, 12, 30, 15, 250000, tzinfo=datetime.UTC)
 
 
-def _event(data: Any, **attributes: str) -> CloudEvent:
+def sample_event(data: Any, *, source: str = "/contract/shop", **attributes: Any) -> CloudEvent:
+    """An order event with every kind of context attribute: required ones, ``time``,
+    ``subject`` and an extension (``tenant``); ``attributes`` add or override."""
     from cloudevents.core.v1.event import CloudEvent
 
     return CloudEvent(
-        {"type": "com.example.order.placed", "source": "/contract/shop", "id": "order-7",
-         "time": _TIME, "subject": "orders/7", "tenant": "acme", **attributes},
+        {"type": "com.example.order.placed", "source": source, "id": "order-7",
+         "time": EVENT_TIME, "subject": "orders/7", "tenant": "acme", **attributes},
         data,
     )
 
 
-def _same(got: CloudEvent, sent: CloudEvent) -> None:
+def assert_same_event(got: CloudEvent, sent: CloudEvent) -> None:
+    """The same context attributes and the same data."""
     assert got.get_attributes() == sent.get_attributes()
     assert got.get_data() == sent.get_data()
 
@@ -55,7 +60,7 @@ class CloudEvents(SuiteBase):
     def test_cloudevent_binary_round_trip(self, dest: Destination) -> None:
         from cloudqueue.cloudevents import binding_for, from_received, to_message
 
-        event = _event({"order": 7, "total": 9.5}, datacontenttype="application/json")
+        event = sample_event({"order": 7, "total": 9.5}, datacontenttype="application/json")
         outgoing = to_message(event, dest.producer_url, "binary")
         with cloudqueue.open_producer(dest.producer_url) as producer:
             budget = producer.capabilities.limits.max_attributes
@@ -73,22 +78,22 @@ class CloudEvents(SuiteBase):
         assert message.attributes[prefix + "tenant"] == "acme"
         assert message.attributes["content-type"] == "application/json"
         assert message.body == b'{"order": 7, "total": 9.5}'
-        _same(from_received(message), event)
+        assert_same_event(from_received(message), event)
 
     def test_cloudevent_structured_round_trip(self, dest: Destination) -> None:
         from cloudqueue.cloudevents import STRUCTURED_CONTENT_TYPE, from_received
 
-        event = _event(b"\x00\xffbinary payload", datacontenttype="application/octet-stream")
+        event = sample_event(b"\x00\xffbinary payload", datacontenttype="application/octet-stream")
         message = self._round_trip(dest, event, "structured")
         assert message.attributes["content-type"] == STRUCTURED_CONTENT_TYPE
         assert not any(name.startswith(("ce-", "cloudEvents")) for name in message.attributes)
-        _same(from_received(message), event)
+        assert_same_event(from_received(message), event)
 
     def test_default_mode_round_trips(self, dest: Destination) -> None:
         from cloudqueue.cloudevents import from_received
 
-        event = _event("plain text data", datacontenttype="text/plain")
-        _same(from_received(self._round_trip(dest, event, None)), event)
+        event = sample_event("plain text data", datacontenttype="text/plain")
+        assert_same_event(from_received(self._round_trip(dest, event, None)), event)
 
     def test_a_message_without_an_event_does_not_decode(self, dest: Destination) -> None:
         from cloudqueue.cloudevents import from_received
@@ -104,10 +109,10 @@ class CloudEvents(SuiteBase):
     def test_cloudevent_through_the_codec_api(self, dest: Destination) -> None:
         from cloudevents.core.v1.event import CloudEvent as EventType
 
-        event = _event({"order": 8}, datacontenttype="application/json")
+        event = sample_event({"order": 8}, datacontenttype="application/json")
         with cloudqueue.open_producer(dest.producer_url) as producer:
             producer.send(event)  # the codec is chosen by the value's type, the mode by the scheme
         with cloudqueue.open_consumer(dest.consumer_url) as consumer:
             got = collect(consumer, 1, timeout=30)
         assert len(got) == 1
-        _same(got[0].decode(EventType), event)
+        assert_same_event(got[0].decode(EventType), event)
