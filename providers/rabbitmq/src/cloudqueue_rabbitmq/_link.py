@@ -95,6 +95,7 @@ class Link:
             ssl_context=ssl.create_default_context() if broker.tls else None,
             timeout=CONNECT_TIMEOUT,
             client_properties={"connection_name": self._name},
+            connection_class=_ClosedOnFailure,
         )
 
     async def close(self) -> None:
@@ -102,6 +103,19 @@ class Link:
         connection, self._connection, self._channel = self._connection, None, None
         if connection is not None:
             await _quietly_close(connection)
+
+
+class _ClosedOnFailure(aio_pika.Connection):
+    """aio-pika leaves a connection that failed to open unclosed; its finaliser then makes
+    a close() coroutine outside the loop that nobody awaits. Close it here instead."""
+
+    async def connect(self, timeout: aio_pika.abc.TimeoutType = None) -> None:
+        try:
+            await super().connect(timeout)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await self.close()
+            raise
 
 
 async def _quietly_close(connection: AbstractConnection) -> None:
