@@ -20,7 +20,7 @@ import json
 import os
 from typing import Any, Literal
 
-__all__ = ["KINDS", "REPORT_ENV", "bar", "figure"]
+__all__ = ["KINDS", "REPORT_ENV", "Kind", "bar", "figure"]
 
 REPORT_ENV = "CLOUDQUEUE_BENCH_REPORT"
 KINDS = ("cloudqueue", "baseline", "reference")

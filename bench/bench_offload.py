@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlencode
 
+import _report
 import boto3  # type: ignore[import-untyped]
 from cloudqueue_sqs.testing import LocalStack, install_localstack
 
@@ -168,6 +169,11 @@ def main() -> None:
         for name, value in rates.items():
             print(f"{name:40} {value:8.1f} {value * megabytes:8.1f}")
         ratio = rates["cloudqueue offload=s3:// (sync)"] / rates["boto3: put_object + pointer loop"]
+        workload = "1 MB messages by claim check (S3)"
+        for name, value in rates.items():
+            kind: _report.Kind = "cloudqueue" if name.startswith("cloudqueue") else "baseline"
+            _report.figure("sqs", workload, name, value, kind=kind)
+        _report.bar("sqs: offload vs hand-written S3 + pointer loop", ratio, at_least=0.9)
         print(f"\n{'cloudqueue vs hand-written loop':40} {ratio:8.2f}x  "
               f"(bar 0.9x: {'met' if ratio >= 0.9 else 'MISSED'})")
 

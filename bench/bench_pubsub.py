@@ -33,6 +33,7 @@ import time
 from collections.abc import Callable
 from concurrent import futures
 
+import _report
 from _ops_workload import BAR, compare
 from cloudqueue_pubsub.testing import PubSubServer
 from google.cloud import pubsub_v1
@@ -187,6 +188,14 @@ def main() -> None:
             f"{counts.get('ModifyAckDeadline', 0) / count:>11.4f}"
         )
     sync_rate, sync_counts = results["portable sync"]
+    for name, (rate, _) in results.items():
+        kind: _report.Kind = "baseline" if name.startswith("baseline") else "cloudqueue"
+        _report.figure("pubsub", "send + receive + ack, batched", name, rate, kind=kind)
+    _report.bar("pubsub: portable vs the faster client baseline", sync_rate / baseline, at_least=0.9)
+    _report.bar("pubsub: Publish requests per message", sync_counts.get("Publish", 0) / count,
+                at_most=0.05)
+    _report.bar("pubsub: Acknowledge requests per message",
+                sync_counts.get("Acknowledge", 0) / count, at_most=0.1)
     verdicts = [
         ("portable >= 0.9x the faster baseline", sync_rate / baseline >= 0.9),
         ("Publish requests per message <= 0.05", sync_counts.get("Publish", 0) / count <= 0.05),

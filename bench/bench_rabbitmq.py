@@ -28,6 +28,7 @@ import itertools
 import os
 from collections.abc import Iterator
 
+import _report
 import aio_pika
 from _workloads import BODY, best, rates
 from cloudqueue_rabbitmq.testing import RabbitMqServer
@@ -111,6 +112,10 @@ def report(base_url: str, count: int, repeat: int) -> None:
     for label, value in found.items():
         print(f"  {label:42} {value:10,.0f} msg/s")
     ratio = found["cloudqueue send_batch + receive/ack"] / found["aio-pika by hand, confirms + prefetch"]
+    for label, value in found.items():
+        kind: _report.Kind = "cloudqueue" if label.startswith("cloudqueue") else "baseline"
+        _report.figure("rabbitmq", "send + receive + ack, batched", label, value, kind=kind)
+    _report.bar("rabbitmq: cloudqueue vs aio-pika by hand", ratio, at_least=0.9)
     print(f"  {'cloudqueue vs aio-pika by hand':42} {ratio:9.2f}x  "
           f"(bar 0.9x: {'met' if ratio >= 0.9 else 'MISSED'})")
 

@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable
 from urllib.parse import quote
 
+import _report
 from _ops_workload import BAR, compare
 from azure.servicebus import ServiceBusClient, ServiceBusMessage
 from cloudqueue_azure_servicebus import provider as servicebus_provider
@@ -122,6 +123,11 @@ def main() -> None:
               f"{100 * broker_seconds / max(process_seconds, 1e-9):4.1f}% "
               f"of process CPU, {100 * broker_seconds / wall:4.1f}% of wall")
     ratio = results["sdk loop"][0] / results["portable"][0]
+    workload = "send + receive + complete, batched"
+    _report.figure("servicebus", workload, "cloudqueue (sync)", args.count / results["portable"][0])
+    _report.figure("servicebus", workload, "azure-servicebus SDK loop",
+                   args.count / results["sdk loop"][0], kind="baseline")
+    _report.bar("servicebus: portable vs SDK loop", ratio, at_least=0.9)
     print(f"  portable / sdk loop throughput: {ratio:.2f}x (bar: >= 0.9x)")
     verdict = "PASS" if redrive_ratio >= BAR else "FAIL"
     print(f"{verdict}  redrive >= {BAR}x the batched send of the same messages ({redrive_ratio:.2f}x)")

@@ -21,6 +21,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import _report
+
 _CHILD = """
 import itertools, json, sys
 sys.path.insert(0, {bench!r})
@@ -82,7 +84,15 @@ def main() -> None:
         off, api, sdk = (found[mode][workload] for mode in MODES)
         extra = (1 / sdk - 1 / off) * 1e6
         print(f"{workload:<10}{off:>14,.0f}{api:>14,.0f}{sdk:>14,.0f}{api / off:>10.3f}{extra:>12.1f}")
+    titles = {"off": "telemetry off", "api": "OpenTelemetry API, no SDK",
+              "sdk": "OpenTelemetry SDK, every span exported"}
+    for workload, title in (("single", "one at a time"), ("batched", "batched by 100")):
+        for mode in MODES:
+            kind: _report.Kind = "baseline" if mode == "off" else "cloudqueue"
+            _report.figure("telemetry", f"memory send + receive + ack, {title}", titles[mode],
+                           found[mode][workload], kind=kind)
     worst = min(found["api"][w] / found["off"][w] for w in ("single", "batched"))
+    _report.bar("telemetry: API installed vs off (worst workload)", worst, at_least=0.95)
     print(f"bar: api within 5% of off: {'met' if worst >= 0.95 else 'NOT met'} (worst {worst:.3f})")
 
 
