@@ -11,13 +11,28 @@ import sys
 from collections.abc import Sequence
 
 from ..errors import QueueError
-from . import asyncapi, declare, demo, dlq, peek, providers, purge, receive, redrive, run, send, stats, top
+from . import (
+    asyncapi,
+    declare,
+    demo,
+    dlq,
+    peek,
+    providers,
+    purge,
+    receive,
+    redrive,
+    run,
+    send,
+    stats,
+    top,
+    ui,
+)
 from ._common import CliError, OneLineParser, fail
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
 #: Every subcommand, in the order ``--help`` lists them.
-COMMANDS = (providers, declare, send, receive, purge, demo, run, stats, peek, dlq, redrive, top, asyncapi)
+COMMANDS = (providers, declare, send, receive, purge, demo, run, stats, peek, dlq, redrive, top, asyncapi, ui)
 
 
 def build_parser() -> OneLineParser:
