@@ -121,6 +121,9 @@ class FiltersRefused:
     def test_each_condition_routes_exactly_the_matching_messages(self, make: Any) -> None:
         self._refused(make)
 
+    def test_filters_on_the_content_type_attribute(self, make: Any) -> None:
+        self._refused(make)
+
     def test_and_or_combinations(self, make: Any) -> None:
         self._refused(make)
 
