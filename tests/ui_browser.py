@@ -3,7 +3,8 @@ the console served by uvicorn on loopback.
 
 The browser is the Debian ``chromium`` package driven through the Debian
 ``chromium-driver`` (paths overridable with CLOUDQUEUE_CHROMIUM and
-CLOUDQUEUE_CHROMEDRIVER). The driver's path is always given to Selenium, which then skips
+CLOUDQUEUE_CHROMEDRIVER). It runs as root (without Chromium's sandbox, which root cannot
+have) and as a normal user (with it). The driver's path is always given to Selenium, which then skips
 Selenium Manager, so nothing is downloaded while the tests run.
 """
 
@@ -29,6 +30,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 CHROMIUM = os.environ.get("CLOUDQUEUE_CHROMIUM", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("CLOUDQUEUE_CHROMEDRIVER", "/usr/bin/chromedriver")
+NO_SANDBOX_ENV = "CLOUDQUEUE_CHROMIUM_NO_SANDBOX"
 
 # Waits are for conditions in the page, never assertions about time: this is only how
 # long a condition may take on a loaded 2-core CI machine before the test gives up.
@@ -54,11 +56,13 @@ def _require(path: str, package: str, variable: str) -> str:
 def chrome_options(profile: str) -> webdriver.ChromeOptions:
     options = webdriver.ChromeOptions()
     options.binary_location = _require(CHROMIUM, "chromium", "CLOUDQUEUE_CHROMIUM")
+    if os.geteuid() == 0 or os.environ.get(NO_SANDBOX_ENV) == "1":
+        # Chromium refuses to start its sandbox as root (CI containers run as root); a
+        # normal user keeps it unless the machine lacks user namespaces (then set the
+        # variable). The browser only ever loads the console on 127.0.0.1.
+        options.add_argument("--no-sandbox")
     for argument in (
         "--headless=new",
-        # Chromium's sandbox cannot start as root, nor in most containers as a normal user
-        # (no user namespaces); the browser only ever loads the console on 127.0.0.1.
-        "--no-sandbox",
         # Docker-style /dev/shm is 64 MB, too small for Chromium's shared memory.
         "--disable-dev-shm-usage",
         "--disable-gpu",
