@@ -52,6 +52,8 @@ CHART = ROOT / "docs" / "images" / "benchmarks.png"
 LOCALSTACK_VENV = ROOT / ".venv-localstack"
 SQS_ENDPOINT_ENV = "CLOUDQUEUE_SQS_ENDPOINT"
 RABBITMQ_URL_ENV = "CLOUDQUEUE_RABBITMQ_URL"
+#: What bench/_ops_workload.py reports from every provider's benchmark.
+_OPERATIONS_WORKLOADS = ("redrive dead letters",)
 
 
 # -- what to run ------------------------------------------------------------------------
@@ -191,17 +193,15 @@ def run_one(benchmark: Benchmark, quick: bool, timeout: float) -> Outcome:
 def printed_figures_not_reported(
     name: str, output: str, records: list[dict[str, Any]]
 ) -> list[dict[str, Any]]:
-    """The figures (and bars) of the workloads a benchmark printed but did not hand to _report:
-    a benchmark may report its shared redrive workload (through _ops_workload) and only print
-    its own ones."""
-    reported = {(r["provider"], r["workload"]) for r in records if r["type"] == "figure"}
-    printed = figures_from_output(name, output)
-    missing = [r for r in printed if r["type"] == "figure" and (r["provider"], r["workload"]) not in reported]
-    if not missing:
+    """The figures and bars a benchmark printed, if it handed none of its own to _report. The
+    shared redrive workload reports itself (through _ops_workload) from benchmarks that only
+    print the rest, so its figures do not count as the benchmark's own."""
+    own = [r for r in records if r["type"] == "figure" and r["workload"] not in _OPERATIONS_WORKLOADS]
+    if own:
         return []
-    # Its own bars were printed only as well (one that reports figures reports its bars).
     reported_bars = {r["label"] for r in records if r["type"] == "bar"}
-    return missing + [r for r in printed if r["type"] == "bar" and r["label"] not in reported_bars]
+    return [r for r in figures_from_output(name, output)
+            if r["type"] == "figure" or r["label"] not in reported_bars]
 
 
 def last_error_line(output: str) -> str:
@@ -335,9 +335,6 @@ def commit() -> str:
 
 
 # -- the page -------------------------------------------------------------------------------
-
-
-_OPERATIONS_WORKLOADS = ("redrive dead letters",)  # as _ops_workload reports it
 
 
 @dataclass(frozen=True)
@@ -483,7 +480,8 @@ def draw_chart(figures: list[dict[str, Any]], path: Path) -> None:
             if entry is None:
                 continue
             axis.barh(y + offset, entry[1], height=height, color=colour)
-            axis.annotate(f" {rate(entry[1])}  {entry[0]}", (entry[1], y + offset), va="center",
+            ratio = f"  = {pair.ratio:.2f}x" if entry is pair.ours and pair.ratio is not None else ""
+            axis.annotate(f" {rate(entry[1])}  {entry[0]}{ratio}", (entry[1], y + offset), va="center",
                           fontsize=7)
     unit = {pair.unit for pair in rows}
     labels = [f"{pair.provider}: {pair.workload}" + ("" if pair.unit == "msg/s" else f" ({pair.unit})")
