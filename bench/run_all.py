@@ -183,7 +183,7 @@ def run_one(benchmark: Benchmark, quick: bool, timeout: float) -> Outcome:
     output = "".join(lines)
     outcome = Outcome(benchmark.name, "ok", "", seconds, output, records)
     if timed_out.is_set():
-        outcome.status, outcome.why = "failed", f"stopped after the {timeout:.0f} s time limit"
+        outcome.status, outcome.why = "failed", f"stopped after the {timeout:g} s time limit"
     elif code != 0:
         outcome.status, outcome.why = "failed", f"exit code {code}: {last_error_line(output)}"
     outcome.records.extend(printed_figures_not_reported(benchmark.name, output, records))
