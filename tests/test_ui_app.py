@@ -350,3 +350,20 @@ def test_redrive_filtered_by_attribute_and_reason(queue: str) -> None:
         assert message.body == b"a"
         message.ack()
     assert cloudqueue.ops.stats(queue).dead_letters == 2
+
+
+def test_sqlite_dead_letters_are_browsed_and_redriven(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'q.db'}?queue=demo-orders"
+    dead_lettered(url, [b"<poison>"], reason="address without a postcode")
+    with client(create_app([url])) as http:
+        html = http.get("/queues/0").text
+        assert '<td class="reason">address without a postcode</td>' in html
+        assert "&lt;poison&gt;" in html
+        token = csrf_of(html)
+        preview = http.post("/queues/0/redrive", headers=ORIGIN, data={"csrf_token": token, "dry_run": "1"})
+        assert 'data-would-move="1"' in preview.text
+        done = http.post("/queues/0/redrive", headers=ORIGIN, data={"csrf_token": csrf_of(preview.text)})
+        assert 'data-moved="1"' in done.text
+        assert 'id="no-dead-letters"' in http.get("/queues/0").text
+    stats = cloudqueue.ops.stats(url)
+    assert (stats.available, stats.dead_letters) == (1, 0)
