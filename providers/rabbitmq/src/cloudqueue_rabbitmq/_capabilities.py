@@ -12,9 +12,10 @@ The driver gives a delivery back (``basic.nack`` with requeue, which counts a de
 its lease ends, so an abandoned message comes back as on the clouds; ``extend`` moves that
 deadline, never past ``consumer_timeout``.
 
-Unsupported, with the reason: ordering per key (a quorum queue is FIFO, but a nacked or
-expired message goes back behind none of its key's later ones and a single active consumer
-would serialise the whole queue, not one key); deduplication (the Debian broker ships no
+Unsupported, with the reason: ordering per key (a quorum queue is FIFO, but competing
+consumers with prefetch receive a key's later messages while an earlier one is still held or
+being nacked, and a single active consumer would serialise the whole queue, not one key);
+deduplication (the Debian broker ships no
 deduplication plugin); delayed delivery and ``nack(delay=...)`` (no delayed-message plugin in
 the Debian build; see the provider docs).
 """
