@@ -1,4 +1,9 @@
-"""Running the pipeline: one queue, handlers chosen by event type, one dead-letter reader."""
+"""Running the pipeline: one queue, handlers chosen by event type, dead letters peeked.
+
+The dead letters are read without settling them (:func:`cloudqueue.ops.dead_letters`), so
+they stay in the dead-letter queue after the run for the operations tools to show:
+``cloudqueue dlq``, ``cloudqueue redrive`` and the console, ``cloudqueue ui``.
+"""
 
 from __future__ import annotations
 
@@ -14,8 +19,10 @@ from .. import (
     declare,
     open_consumer,
     open_producer,
+    ops,
     purge,
 )
+from .._registry import resolve
 from .._sync import Producer
 from ._report import Report
 from ._shop import EVENTS, Shop
@@ -30,6 +37,8 @@ BACKOFF = 0.05
 LEASE = 10.0
 #: Receive waits are short so the dead-letter queue is read while orders flow.
 POLL = 0.05
+#: Seconds between two looks at the dead-letter queue.
+DEAD_LETTER_LOOK = 0.25
 
 _STAGE_FOR_EVENT = {trigger: stage for stage, (trigger, _) in EVENTS.items()}
 
@@ -46,12 +55,9 @@ def run_demo(
     for leftover in (url, dead_url):  # start clean: a durable backend keeps earlier runs
         with contextlib.suppress(NotFound):
             purge(leftover)
-    with (
-        open_producer(url) as producer,
-        open_consumer(url) as consumer,
-        open_consumer(dead_url) as dead_letters,
-    ):
-        report = Report(str(producer.url), str(dead_letters.url), [order_id for order_id, _ in shop.orders])
+    with open_producer(url) as producer, open_consumer(url) as consumer:
+        shown_dead_url = str(resolve(dead_url)[1])  # secrets hidden
+        report = Report(str(producer.url), shown_dead_url, [order_id for order_id, _ in shop.orders])
         pipeline = _Pipeline(shop, producer, report, log)
         producer.send_batch(
             [Message(body, attributes={"event": "order.placed", "order_id": order_id})
@@ -59,14 +65,18 @@ def run_demo(
         )
         pipeline.say(f"placed {orders} orders on {report.url}")
         deadline = started + timeout
+        next_look = 0.0
         while not report.finished():
-            if time.monotonic() > deadline:
+            now = time.monotonic()
+            if now > deadline:
                 report.timed_out = True
                 break
             for message in consumer.receive(max_messages=50, wait=POLL):
                 pipeline.handle(message)
-            for message in dead_letters.receive(max_messages=50, wait=0.0):
-                pipeline.read_dead_letter(message)
+            if now >= next_look:
+                for letter in ops.dead_letters(url, max_messages=1000):
+                    pipeline.read_dead_letter(letter)
+                next_look = now + DEAD_LETTER_LOOK
     report.elapsed = time.monotonic() - started
     return report
 
@@ -77,6 +87,7 @@ class _Pipeline:
         self.producer = producer
         self.report = report
         self.log = log
+        self.seen_dead_letters: set[str] = set()
 
     def say(self, line: str) -> None:
         if self.log is not None:
@@ -115,12 +126,16 @@ class _Pipeline:
         self.report.stages[stage].processed.add(order_id)
         message.ack()
 
-    def read_dead_letter(self, message: ReceivedMessage) -> None:
-        event = message.attributes.get("event", "")
-        order_id = message.attributes.get("order_id", "?")
+    def read_dead_letter(self, letter: ops.PeekedMessage) -> None:
+        """Count a dead letter, once: it stays in the dead-letter queue, seen again on
+        every look."""
+        if letter.id in self.seen_dead_letters:
+            return
+        self.seen_dead_letters.add(letter.id)
+        event = letter.attributes.get("event", "")
+        order_id = letter.attributes.get("order_id", "?")
         stage = _STAGE_FOR_EVENT.get(event)
         if stage is not None:
             self.report.stages[stage].dead_lettered.add(order_id)
-        preview = message.body[:40]
+        preview = letter.body[:40]
         self.say(f"  dead letter     {order_id}  from {stage}: {preview!r}")
-        message.ack()

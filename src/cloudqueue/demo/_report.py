@@ -70,4 +70,9 @@ class Report:
             f"{len(self.dead_lettered)} dead-lettered: {verdict}"
         )
         rows.append(f"elapsed: {self.elapsed:.2f} s on {self.url}")
+        if self.dead_lettered:
+            rows.append(
+                f"the dead letters stay in {self.dead_letter_url}: see them with "
+                f"cloudqueue dlq '{self.url}' or cloudqueue ui '{self.url}'"
+            )
         return "\n".join(rows)
