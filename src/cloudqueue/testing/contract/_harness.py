@@ -68,6 +68,10 @@ class Harness(abc.ABC):
     supports_nack_delay: bool = True
     supports_lease_extension: bool = True
     supports_fan_out: bool = False
+    #: Subscriptions can filter (``capabilities.filters``); meaningful with fan-out. A
+    #: provider with topics but no filters must refuse every filtered declare with
+    #: Unsupported and keep delivering everything.
+    supports_filters: bool = True
     #: Compared values (``equals``/``one_of`` values, ``startswith`` prefixes) the
     #: provider's filters cannot express: a filter comparing with one must raise
     #: Unsupported at declare, before it changes anything (SNS: the empty value, which
