@@ -9,9 +9,12 @@ The element ids and data attributes used here are the console's documented DOM c
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -60,9 +63,15 @@ def servicebus_url(broker: ServiceBusBroker, name: str) -> str:
     return url
 
 
-def memory_url(stem: str) -> str:
-    url = f"memory://{unique_name(stem)}"
+def memory_url(name: str) -> str:
+    """An empty memory queue (and dead-letter queue). Memory queues live as long as the
+    process, so each test uses names of its own (readable ones: they appear in the docs'
+    screenshots) and empties them first in case the test runs again in this process."""
+    url = f"memory://console-{name}"
     cloudqueue.declare(url)
+    cloudqueue.purge(url)
+    with contextlib.suppress(cloudqueue.NotFound):  # no dead letter yet, no dead-letter queue
+        cloudqueue.purge(cloudqueue.dead_letter_url(url))
     return url
 
 
@@ -171,7 +180,7 @@ def test_overview_lists_memory_sqlite_and_servicebus_queues_without_secrets(
 ) -> None:
     orders = memory_url("orders")
     invoices = sqlite_url(tmp_path, "invoices")
-    shipments_name = unique_name("shipments")
+    shipments_name = "shipments"
     shipments = servicebus_url(broker, shipments_name)
     dead_letter(orders, b'{"order": 0, "currency": "XXX"}', "unsupported currency 'XXX'")
     send(orders, b'{"order": 1}', b'{"order": 2}')
@@ -182,7 +191,7 @@ def test_overview_lists_memory_sqlite_and_servicebus_queues_without_secrets(
         assert len(rows) == 3
         listed = [(cell(row, "td.provider"), cell(row, "td.name")) for row in rows]
         assert listed == [
-            ("memory", orders.removeprefix("memory://")),
+            ("memory", "console-orders"),
             ("sqlite", "invoices"),
             ("azuresb", shipments_name),
         ]
@@ -201,8 +210,8 @@ def test_overview_lists_memory_sqlite_and_servicebus_queues_without_secrets(
 def test_depths_update_on_the_open_page_after_messages_are_sent(
     browser: WebDriver, broker: ServiceBusBroker
 ) -> None:
-    orders = memory_url("orders")
-    shipments = servicebus_url(broker, unique_name("shipments"))
+    orders = memory_url("arrivals")
+    shipments = servicebus_url(broker, unique_name("arrivals"))
     with console([orders, shipments]) as served:
         open_page(browser, served.url("/"), "#destinations tr.destination")
         wait_for_stat(browser, 0, "available", "0")
@@ -218,7 +227,7 @@ def test_depths_update_on_the_open_page_after_messages_are_sent(
 def test_a_dead_letter_opens_with_its_reason_and_redrive_moves_it_back(
     browser: WebDriver, broker: ServiceBusBroker, provider: str
 ) -> None:
-    url = memory_url("payments") if provider == "memory" else servicebus_url(broker, unique_name("payments"))
+    url = memory_url("payments") if provider == "memory" else servicebus_url(broker, "payments")
     reason = "payment gateway refused: card expired"
     dead_letter(url, b'{"order_id": "order-0017", "amount": 12.5}', reason, attributes={"stage": "charge"})
     with console([url]) as served:
@@ -228,8 +237,6 @@ def test_a_dead_letter_opens_with_its_reason_and_redrive_moves_it_back(
         row = browser.find_element(By.CSS_SELECTOR, "#dead-letters tr.dead-letter")
         assert row.find_element(By.CSS_SELECTOR, "td.reason").text == reason
         assert "stage=charge" in row.find_element(By.CSS_SELECTOR, "td.attributes").text
-        if provider == "memory":
-            screenshot(browser, "queue")
 
         row.find_element(By.CSS_SELECTOR, "a.dead-letter-link").click()
         wait_for(browser, "#reason")
@@ -237,8 +244,6 @@ def test_a_dead_letter_opens_with_its_reason_and_redrive_moves_it_back(
         body = browser.find_element(By.ID, "body")
         assert body.get_attribute("data-format") == "json"
         assert '"order_id": "order-0017"' in body.text
-        if provider == "memory":
-            screenshot(browser, "dead-letter")
 
         open_page(browser, served.url("/queues/0"), "#dead-letters tr.dead-letter")
         browser.find_element(By.CSS_SELECTOR, "input.select-dead-letter").click()
@@ -260,8 +265,66 @@ def test_a_dead_letter_opens_with_its_reason_and_redrive_moves_it_back(
     assert (stats.available, stats.dead_letters) == (1, 0)
 
 
+def sampled(served: Served, available: int, times: int = 4) -> None:
+    """Wait until the console's sampler has recorded ``available`` as the queue's depth
+    ``times`` times in a row (so each level is a visible step in the chart)."""
+    deadline = time.monotonic() + PATIENCE
+    with httpx.Client(base_url=served.base) as client:
+        while True:
+            samples = client.get("/api/queues/0/history").json()["samples"][-times:]
+            if len(samples) == times and all(sample["available"] == available for sample in samples):
+                return
+            assert time.monotonic() < deadline, f"the sampler never recorded a depth of {available}"
+            time.sleep(0.05)
+
+
+def test_the_depth_chart_draws_what_the_sampler_saw(browser: WebDriver) -> None:
+    url = memory_url("refunds")
+    dead_letter(url, b'{"refund": "r-1", "amount": -3}', "ValueError: negative amount")
+    dead_letter(url, b"\x00\x01\xff refund batch", "UnicodeDecodeError: not UTF-8")
+    # Sampling four times a second over 8 seconds of history draws the steps quickly.
+    with console([url], sample_interval=0.25, history=8.0) as served:
+        sampled(served, 0)
+        send(url, *[b'{"refund": "r-%d"}' % n for n in range(4)])
+        sampled(served, 4)
+        send(url, *[b'{"refund": "r-%d"}' % n for n in range(4, 9)])
+        sampled(served, 9)
+        with cloudqueue.open_consumer(url) as consumer:
+            taken = 0
+            while taken < 6:
+                for message in consumer.receive(6 - taken, 1.0):
+                    message.ack()
+                    taken += 1
+        sampled(served, 3)
+        send(url, b'{"refund": "r-9"}', b'{"refund": "r-10"}')
+        sampled(served, 5)
+
+        open_page(browser, served.url("/queues/0"), "#depth-chart")
+        # The page redraws its chart from the server every few seconds; the first drawing
+        # may predate the last samples, so wait for the one that shows them all.
+        wait_until(
+            browser,
+            lambda d: d.find_element(By.CSS_SELECTOR, "#depth-chart .chart-top").text == "9",
+            "the chart's scale to reach the deepest sample (9)",
+        )
+        chart = browser.find_element(By.ID, "depth-chart")
+        assert int(chart.get_attribute("data-samples") or 0) >= 5
+        available = chart.find_element(By.CSS_SELECTOR, 'polyline[data-series="available"]')
+        heights = {point.split(",")[1] for point in (available.get_attribute("points") or "").split()}
+        assert len(heights) >= 4, "the available line should step through 0, 4, 9, 3 and 5"
+        assert chart.find_elements(By.CSS_SELECTOR, 'polyline[data-series="dead_letters"]')
+        wait_for_stat(browser, 0, "available", "5")
+        wait_for_stat(browser, 0, "dead_letters", "2")
+        formats = [
+            cell.get_attribute("data-format")
+            for cell in browser.find_elements(By.CSS_SELECTOR, "#dead-letters pre.body-preview")
+        ]
+        assert sorted(formats) == ["hex", "json"]
+        screenshot(browser, "queue")
+
+
 def test_read_only_shows_no_action_and_refuses_a_forged_post(browser: WebDriver) -> None:
-    url = memory_url("orders")
+    url = memory_url("read-only")
     name = url.removeprefix("memory://")
     send(url, b"keep me")
     dead_letter(url, b"poison", "cannot parse")
@@ -329,7 +392,7 @@ def test_a_script_body_is_shown_as_text_and_never_runs(browser: WebDriver) -> No
 def test_without_the_token_every_request_is_refused(browser: WebDriver) -> None:
     """The token mode a console bound beyond loopback runs in (tests stay on loopback, so
     the token is given to the app explicitly)."""
-    url = memory_url("orders")
+    url = memory_url("guarded")
     token = "tok-" + unique_name("t")
     with console([url], token=token) as served:
         browser.delete_all_cookies()
@@ -380,23 +443,29 @@ def cli_console(*arguments: str, cwd: Path) -> Iterator[Served]:
 
 
 def test_the_cli_shows_the_demo_queue_and_its_dead_letters(browser: WebDriver, tmp_path: Path) -> None:
-    url = "sqlite:///cloudqueue.db?queue=demo-orders"
+    """What docs/console.md tells a user to do: `cloudqueue demo`, then `cloudqueue ui` on
+    its queue, in the same folder."""
     demo = subprocess.run(
-        [str(CLOUDQUEUE_CLI), "demo", "--quiet", "--orders", "8"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        [str(CLOUDQUEUE_CLI), "demo", "--quiet"], cwd=tmp_path, capture_output=True, text=True, timeout=120
     )
     assert demo.returncode == 0, demo.stdout + demo.stderr
-    # The demo reads its own dead letters back; leave one for the console to show.
-    absolute = f"sqlite:///{tmp_path / 'cloudqueue.db'}?queue=demo-orders"
-    reason = "ValueError: unsupported currency 'XXX'"
-    dead_letter(absolute, b'{"order_id": "order-0099", "currency": "XXX"}', reason)
-    send(absolute, b'{"order_id": "order-0100"}')
-    with cli_console(url, cwd=tmp_path) as served:
+    summary = re.search(r"(\d+) dead-lettered: reconciled", demo.stdout)
+    assert summary, f"no summary line in the demo's output:\n{demo.stdout}"
+    dead_lettered = int(summary[1])
+    assert dead_lettered > 0, "the demo's default seed dead-letters some orders"
+    with cli_console("sqlite:///cloudqueue.db?queue=demo-orders", cwd=tmp_path) as served:
         open_page(browser, served.url("/"), "#destinations tr.destination")
         row = browser.find_element(By.CSS_SELECTOR, "#destinations tr.destination")
-        assert row.find_element(By.CSS_SELECTOR, "td.provider").text == "sqlite"
-        assert row.find_element(By.CSS_SELECTOR, "td.name").text == "demo-orders"
-        wait_for_stat(browser, 0, "available", "1")
-        wait_for_stat(browser, 0, "dead_letters", "1")
+        assert cell(row, "td.provider") == "sqlite"
+        assert cell(row, "td.name") == "demo-orders"
+        wait_for_stat(browser, 0, "available", "0")
+        wait_for_stat(browser, 0, "dead_letters", str(dead_lettered))
         row.find_element(By.CSS_SELECTOR, "a.queue-link").click()
-        assert cell(wait_for(browser, "#dead-letters tr.dead-letter"), "td.reason") == reason
+        wait_for(browser, "#dead-letters tr.dead-letter")
+        rows = browser.find_elements(By.CSS_SELECTOR, "#dead-letters tr.dead-letter")
+        assert len(rows) == dead_lettered
+        reasons = [cell(row, "td.reason") for row in rows]
+        assert all(reason not in ("", "-") for reason in reasons), reasons
+        rows[0].find_element(By.CSS_SELECTOR, "a.dead-letter-link").click()
+        assert wait_for(browser, "#reason").text == reasons[0]
+        screenshot(browser, "dead-letter")
