@@ -9,7 +9,7 @@ from functools import lru_cache
 
 from .._message import Message, encoded
 from .._telemetry._carrier import carrier_names
-from ..driver import Capabilities, Limits
+from ..driver import Capabilities, Limits, TopicDriver
 from ..errors import InvalidArgument, MessageTooLarge, Unsupported
 
 __all__ = ["as_batch", "check_batch", "check_nack_delay", "check_reason", "check_seconds"]
@@ -38,28 +38,33 @@ def check_batch(
     """Validate every message; return their sizes. Raises on the first bad one,
     naming its index and the limit, so nothing of the batch is sent."""
     limits = capabilities.limits
+    # The default measure of a message without attributes is its body's length: taken
+    # directly, it saves a call per message (a tenth of a batched send on memory).
+    plain = getattr(measure, "__func__", None) is TopicDriver.measure
     sizes = []
     for index, message in enumerate(messages):
         if type(message) is not Message:
             raise InvalidArgument(
                 f"message {index}: expected cloudqueue.Message, not {type(message).__name__}"
             )
-        if type(message.body) is not bytes:  # assigned after construction
+        body = message.body
+        if type(body) is not bytes:  # assigned after construction
             raise InvalidArgument(
-                f"message {index}: body must be bytes, not {type(message.body).__name__}"
+                f"message {index}: body must be bytes, not {type(body).__name__}"
             )
-        if type(message.attributes) is not dict:
+        attributes = message.attributes
+        if type(attributes) is not dict:
             raise InvalidArgument(
                 f"message {index}: attributes must be a dict of str to str, "
-                f"not {type(message.attributes).__name__}"
+                f"not {type(attributes).__name__}"
             )
-        if message.attributes:
-            _check_attributes(message.attributes, limits, index, where)
+        if attributes:
+            _check_attributes(attributes, limits, index, where)
         if message.ordering_key is not None or message.deduplication_id is not None:
             _check_keys(message, capabilities, index, where)
         if message.delay is not None:
             _check_delay(message.delay, capabilities, index, where)
-        size = measure(message)
+        size = len(body) if plain and not attributes else measure(message)
         if size > limits.max_message_bytes:
             raise MessageTooLarge(
                 f"message {index} is {size} bytes (body and attributes); "

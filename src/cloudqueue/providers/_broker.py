@@ -218,8 +218,7 @@ class _Subscription:
         lease = self.settings.lease
         deadline = now + lease
         deadline_monotonic = time.monotonic() + lease
-        broker = self.topic.broker
-        tokens = broker.tokens
+        tokens = self.topic.broker.tokens
         leased = self.leased
         group: list[object] = []
         stamp, when = -1.0, None
@@ -228,8 +227,9 @@ class _Subscription:
             if type(item) is str:
                 self.queued_keys.discard(item)
                 self.busy_keys.add(item)
-                record = self.lines[item].popleft()
-                if not self.lines[item]:
+                line = self.lines[item]
+                record = line.popleft()
+                if not line:
                     del self.lines[item]
             else:
                 record = item  # type: ignore[assignment]
@@ -240,22 +240,16 @@ class _Subscription:
             if record.enqueued_at != stamp:  # messages of one batch share the time
                 stamp = record.enqueued_at
                 when = datetime.datetime.fromtimestamp(stamp, _UTC)
-            out.append(
-                Delivery(
-                    token,
-                    record.id,
-                    record.body,
-                    dict(record.attributes) if record.attributes else {},
-                    record.attempts,
-                    record.key,
-                    when,
-                    deadline_monotonic,
-                    record.origin,
-                    deduplication_id=record.deduplication_id,
-                )
-            )
-        if group:
-            self.lease_until(group, deadline)
+            attributes = record.attributes
+            # Positional: keywords cost a tenth of the call. The fields, in order: token,
+            # id, body, attributes, attempt, key, enqueued, lease deadline, native,
+            # trace context, deduplication id.
+            out.append(Delivery(
+                token, record.id, record.body, dict(attributes) if attributes else {},
+                record.attempts, record.key, when, deadline_monotonic, record.origin, None,
+                record.deduplication_id,
+            ))
+        self.lease_until(group, deadline)
         self.total_received += len(out)
         return out
 
@@ -390,6 +384,12 @@ class Topic:
             ordered = self.settings.ordered
             if deduplicate:
                 self._forget_old_ids(now)
+            elif len(subscriptions) == 1:
+                (only_one,) = subscriptions
+                if only is not None or only_one.settings.filter is None:
+                    ids = self._publish_to(only_one, messages, now)
+                    only_one.notify()
+                    return ids
             for message in messages:
                 if deduplicate and message.deduplication_id is not None:
                     seen = self.dedup.get(message.deduplication_id)
@@ -423,6 +423,39 @@ class Topic:
                 subscription.notify()
         return ids
 
+    def _publish_to(
+        self, subscription: _Subscription, messages: Sequence[Message], now: float
+    ) -> list[str | QueueError]:
+        """Route every message to one subscription that takes all (a queue, the usual
+        case): the loop of :meth:`publish` without its per-subscription filter and
+        deduplication steps, which cost a third of a batched send. Written for one
+        message as much as for many (no zip(strict=True) nor comprehension: each
+        costs a microsecond per call)."""
+        broker = self.broker
+        sequence = broker.sequence
+        ready = subscription.ready
+        ordered = self.settings.ordered
+        prefix, number = broker.id_prefix, broker.next_id
+        ids: list[str | QueueError] = []
+        for message in messages:
+            message_id = f"{prefix}-{number}"
+            number += 1
+            ids.append(message_id)
+            key = message.ordering_key
+            record = _Record(
+                message_id, message.body, message.attributes, key, now, next(sequence), None,
+                message.deduplication_id,
+            )
+            if message.delay:
+                heapq.heappush(subscription.delayed, (now + message.delay, record.seq, record))
+            elif ordered and key is not None:
+                subscription.make_ready(record)
+            else:
+                ready.append(record)  # what make_ready does for these
+        broker.next_id = number
+        subscription.total_sent += len(messages)
+        return ids
+
     def _forget_old_ids(self, now: float) -> None:
         expiry = self.dedup_expiry
         while expiry and expiry[0][0] <= now:
@@ -440,11 +473,14 @@ class Broker:
         self.topics: dict[str, Topic] = {}
         self.tokens = itertools.count(1)
         self.sequence = itertools.count(1)
-        self._ids = itertools.count(1)
-        self._id_prefix = os.urandom(4).hex()
+        #: Message ids are ``<id_prefix>-<number>``; ``next_id`` moves under the lock.
+        self.id_prefix = os.urandom(4).hex()
+        self.next_id = 1
 
     def new_id(self) -> str:
-        return f"{self._id_prefix}-{next(self._ids)}"
+        """The next message id (the caller holds the lock)."""
+        self.next_id += 1
+        return f"{self.id_prefix}-{self.next_id - 1}"
 
     # -- destinations (callers need not hold the lock) --------------------------
 
@@ -614,6 +650,12 @@ def settle(
     now = time.time()
     with broker.lock:
         leased = sub.leased
+        if action is do_ack and not sub.topic.settings.ordered:
+            # Acks on an unordered destination only end leases: no key to free.
+            pop = leased.pop
+            for token in entries:
+                pop(token, None)
+            entries = ()
         for entry in entries:
             token, argument = entry if type(entry) is tuple else (entry, None)
             found = leased.pop(token, None)
