@@ -323,6 +323,32 @@ def test_the_depth_chart_draws_what_the_sampler_saw(browser: WebDriver) -> None:
         screenshot(browser, "queue")
 
 
+def test_send_and_a_typed_purge_through_the_page(browser: WebDriver, tmp_path: Path) -> None:
+    url = sqlite_url(tmp_path, "returns")
+    with console([url]) as served:
+        open_page(browser, served.url("/queues/0"), "#send-form")
+        browser.find_element(By.ID, "send-body").send_keys('{"return": "r-1"}')
+        browser.find_element(By.ID, "send-attributes").send_keys("reason=damaged")
+        browser.find_element(By.ID, "send-button").click()
+        assert "Sent message" in wait_for(browser, "#flash").text
+        wait_for_stat(browser, 0, "available", "1")
+        [sent] = ops.peek(url)
+        assert (sent.body, sent.attributes) == (b'{"return": "r-1"}', {"reason": "damaged"})
+
+        # A purge needs the queue's name typed: a near miss is refused and purges nothing.
+        browser.find_element(By.ID, "purge-confirm").send_keys("return")
+        browser.find_element(By.ID, "purge-button").click()
+        assert "returns" in wait_for(browser, "#error").text
+        assert ops.stats(url).available == 1
+
+        open_page(browser, served.url("/queues/0"), "#purge-form")
+        browser.find_element(By.ID, "purge-confirm").send_keys("returns")
+        browser.find_element(By.ID, "purge-button").click()
+        assert "Purged" in wait_for(browser, "#flash").text
+        wait_for_stat(browser, 0, "available", "0")
+    assert ops.stats(url).available == 0
+
+
 def test_read_only_shows_no_action_and_refuses_a_forged_post(browser: WebDriver) -> None:
     url = memory_url("read-only")
     name = url.removeprefix("memory://")
