@@ -24,7 +24,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 from cloudqueue_azure_servicebus.testing import ServiceBusBroker
-from selenium.common.exceptions import NoAlertPresentException, NoSuchElementException
+from selenium.common.exceptions import NoAlertPresentException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
@@ -117,13 +117,11 @@ def stat_cell(driver: WebDriver, index: int, stat: str) -> WebElement:
 def wait_for_stat(driver: WebDriver, index: int, stat: str, expected: str) -> None:
     """Wait until the live refresh shows ``expected`` in a destination's ``stat`` cell."""
 
-    def shows(d: WebDriver) -> bool:
-        try:
-            return stat_cell(d, index, stat).text.strip() == expected
-        except NoSuchElementException:
-            return False
-
-    wait_until(driver, shows, f"destination {index}'s {stat} to read {expected!r}")
+    wait_until(
+        driver,
+        lambda d: stat_cell(d, index, stat).text.strip() == expected,
+        f"destination {index}'s {stat} to read {expected!r}",
+    )
 
 
 def wait_for(driver: WebDriver, selector: str) -> WebElement:
@@ -278,6 +276,23 @@ def sampled(served: Served, available: int, times: int = 4) -> None:
             time.sleep(0.05)
 
 
+def chart_showing_top(top: str) -> Any:
+    """A wait condition: once the chart's scale reads ``top``, its number of samples, the
+    distinct heights of the available line and the count of dead-letter lines (read in one
+    go, as the page replaces the chart every few seconds)."""
+
+    def read(driver: WebDriver) -> tuple[int, set[str], int] | None:
+        chart = driver.find_element(By.ID, "depth-chart")
+        if chart.find_element(By.CSS_SELECTOR, ".chart-top").text != top:
+            return None
+        available = chart.find_element(By.CSS_SELECTOR, 'polyline[data-series="available"]')
+        points = (available.get_attribute("points") or "").split()
+        dead = chart.find_elements(By.CSS_SELECTOR, 'polyline[data-series="dead_letters"]')
+        return int(chart.get_attribute("data-samples") or 0), {p.split(",")[1] for p in points}, len(dead)
+
+    return read
+
+
 def test_the_depth_chart_draws_what_the_sampler_saw(browser: WebDriver) -> None:
     url = memory_url("refunds")
     dead_letter(url, b'{"refund": "r-1", "amount": -3}', "ValueError: negative amount")
@@ -302,21 +317,16 @@ def test_the_depth_chart_draws_what_the_sampler_saw(browser: WebDriver) -> None:
         open_page(browser, served.url("/queues/0"), "#depth-chart")
         # The page redraws its chart from the server every few seconds; the first drawing
         # may predate the last samples, so wait for the one that shows them all.
-        wait_until(
-            browser,
-            lambda d: d.find_element(By.CSS_SELECTOR, "#depth-chart .chart-top").text == "9",
-            "the chart's scale to reach the deepest sample (9)",
+        samples, heights, dead_letter_lines = wait_until(
+            browser, chart_showing_top("9"), "the chart's scale to reach the deepest sample (9)"
         )
-        chart = browser.find_element(By.ID, "depth-chart")
-        assert int(chart.get_attribute("data-samples") or 0) >= 5
-        available = chart.find_element(By.CSS_SELECTOR, 'polyline[data-series="available"]')
-        heights = {point.split(",")[1] for point in (available.get_attribute("points") or "").split()}
+        assert samples >= 5
         assert len(heights) >= 4, "the available line should step through 0, 4, 9, 3 and 5"
-        assert chart.find_elements(By.CSS_SELECTOR, 'polyline[data-series="dead_letters"]')
+        assert dead_letter_lines == 1
         wait_for_stat(browser, 0, "available", "5")
         wait_for_stat(browser, 0, "dead_letters", "2")
         formats = [
-            cell.get_attribute("data-format")
+            cell.get_attribute("data-format") or ""
             for cell in browser.find_elements(By.CSS_SELECTOR, "#dead-letters pre.body-preview")
         ]
         assert sorted(formats) == ["hex", "json"]

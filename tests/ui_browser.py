@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 
 import uvicorn
 from selenium import webdriver
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
@@ -96,9 +97,13 @@ def chromium() -> Iterator[WebDriver]:
 
 def wait_until(driver: WebDriver, condition: Callable[[WebDriver], T], what: str) -> T:
     """The first truthy value of ``condition(driver)``; fails naming ``what`` was awaited."""
-    return WebDriverWait(driver, PATIENCE, poll_frequency=0.1).until(
-        condition, message=f"waited {PATIENCE:.0f} s for {what}"
+    # An element the page's refresh replaced (the chart) or has not drawn yet is a
+    # condition not met yet, not an error.
+    waiting = WebDriverWait(
+        driver, PATIENCE, poll_frequency=0.1,
+        ignored_exceptions=(NoSuchElementException, StaleElementReferenceException),
     )
+    return waiting.until(condition, message=f"waited {PATIENCE:.0f} s for {what}")
 
 
 def screenshot(driver: WebDriver, name: str) -> None:
