@@ -41,8 +41,9 @@ class QueueHarness(Harness):
     supports_fan_out = True
     # A headers exchange cannot express prefixes or absence: filtered declares are refused.
     supports_filters = False
-    supports_nack_delay = False  # no delayed-message plugin in the Debian build
-    supports_delayed_delivery = False
+    # Wait queues whose TTL dead-letters back (cloudqueue_rabbitmq._delay).
+    supports_nack_delay = True
+    supports_delayed_delivery = True
     # A redrive publishes straight to the subscription's own queue.
     redrive_subscription = True
 

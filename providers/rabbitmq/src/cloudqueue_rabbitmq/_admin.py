@@ -8,6 +8,9 @@ to ``<queue>.dead-letter`` through the default exchange.
 
 AMQP cannot change a queue's arguments: declaring an existing queue with other settings
 fails (406) and is reported as FailedPrecondition saying to delete and declare again.
+
+``dead_letter_after=N`` is also recorded for consumers (:mod:`._limit`), and ``delete``
+removes a destination's wait queues (:mod:`._delay`) and that record with it.
 """
 
 from __future__ import annotations
@@ -18,7 +21,9 @@ from aiormq.exceptions import ChannelPreconditionFailed
 from cloudqueue.driver import Declaration
 from cloudqueue.errors import FailedPrecondition, InvalidArgument, Unsupported
 
+from ._delay import LEVELS, Returning, wait_queue_name
 from ._errors import translate_errors
+from ._limit import limit_queue_name, record_limit
 from ._link import Link
 from ._names import DEAD_LETTER_SUFFIX, Names
 
@@ -42,7 +47,8 @@ def queue_arguments(dead_letter_after: int | None, dead_queue: str | None) -> di
 
 
 async def with_channel(names: Names, purpose: str) -> tuple[Link, AbstractChannel]:
-    link = Link(names.broker, confirms=False, name=f"cloudqueue {purpose}")
+    # Confirms on: the dead_letter_after record is published, and must be stored.
+    link = Link(names.broker, confirms=True, name=f"cloudqueue {purpose}")
     with translate_errors(f"{purpose} {names.where}"):
         return link, await link.channel()
 
@@ -73,6 +79,8 @@ async def _declare_queue(channel: AbstractChannel, name: str, after: int | None)
             f"queue {name!r} exists with other settings (dead_letter_after or queue type) and "
             "RabbitMQ cannot change a queue's arguments: delete it and declare it again"
         ) from error
+    if after is not None:
+        await record_limit(channel, name, after)
 
 
 async def declare(names: Names, declaration: Declaration) -> None:
@@ -115,7 +123,16 @@ async def delete(names: Names) -> None:
             if names.queue is not None:
                 await channel.queue_delete(names.queue)
                 await channel.queue_delete(names.queue + DEAD_LETTER_SUFFIX)
+                await channel.queue_delete(limit_queue_name(names.queue))
+                await _delete_wait_queues(channel, Returning(names.queue, is_topic=False))
             elif names.exchange is not None:
                 await channel.exchange_delete(names.exchange)
+                await _delete_wait_queues(channel, Returning(names.exchange, is_topic=True))
     finally:
         await link.close()
+
+
+async def _delete_wait_queues(channel: AbstractChannel, to: Returning) -> None:
+    # Deleting a queue that does not exist is not an error: every level, used or not.
+    for level in LEVELS:
+        await channel.queue_delete(wait_queue_name(to, level))

@@ -16,8 +16,10 @@ Unsupported, with the reason: ordering per key (a quorum queue is FIFO, but comp
 consumers with prefetch receive a key's later messages while an earlier one is still held or
 being nacked, and a single active consumer would serialise the whole queue, not one key);
 deduplication (the Debian broker ships no
-deduplication plugin); delayed delivery and ``nack(delay=...)`` (no delayed-message plugin in
-the Debian build; see the provider docs).
+deduplication plugin).
+
+Delays (delayed send and ``nack(delay=...)``): wait queues, rounded up to a power of two
+seconds, up to :data:`._delay.MAX_DELAY` (see :mod:`._delay`).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from __future__ import annotations
 from cloudqueue.driver import Capabilities, Limits
 from cloudqueue.wire import RESERVED_PREFIX
 
+from ._delay import MAX_DELAY
 from ._names import MAX_LEASE
 from ._wire import BROKER_HEADER_PREFIX
 
@@ -41,6 +44,8 @@ LIMITS = Limits(
     max_attribute_name_bytes=255,
     max_attribute_value_bytes=1024,
     reserved_attribute_prefixes=(BROKER_HEADER_PREFIX, RESERVED_PREFIX),
+    max_delay=MAX_DELAY,
+    max_nack_delay=MAX_DELAY,
     max_lease=MAX_LEASE,
     max_lease_total=MAX_LEASE,
     max_receive_wait=20.0,
@@ -50,10 +55,10 @@ CAPABILITIES = Capabilities(
     limits=LIMITS,
     ordering=False,
     deduplication=False,
-    delayed_delivery=False,
+    delayed_delivery=True,
     dead_letter=True,
     delivery_attempt=True,
-    nack_delay=False,
+    nack_delay=True,
     lease_extension=True,
     fan_out=True,
     implicit_create=False,

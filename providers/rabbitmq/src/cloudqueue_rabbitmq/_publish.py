@@ -6,6 +6,11 @@ publishes through the default exchange with ``mandatory`` set, so a message to a
 queue comes back (``basic.return``) and is reported NotFound instead of vanishing. A topic
 publishes to its fanout exchange without ``mandatory``: a topic without subscriptions
 drops the message, as on the clouds.
+
+A message with a ``delay`` goes to a wait queue (:mod:`._delay`), declared on first use,
+always with ``mandatory``; for a queue URL the queue itself is checked first (a passive
+declare once per channel), so that a delayed send to a missing queue is NotFound now rather
+than a message circling when it is due.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from cloudqueue.errors import NotFound, QueueError, ResourceExhausted
 from pamqp.commands import Basic
 
 from ._capabilities import CAPABILITIES
+from ._delay import Returning, level_for, wait_queue_arguments, wait_queue_name
 from ._errors import translate_errors, translated_error
 from ._link import Link
 from ._loop import LoopThread
@@ -35,6 +41,9 @@ class RabbitTopic(TopicDriver):
         self._names = names
         self._link = Link(names.broker, confirms=True, name=f"cloudqueue producer {names.where}")
         self._exchange: tuple[int, AbstractExchange] | None = None
+        #: Wait queues (and a queue URL's queue) known to exist on the channel of this
+        #: generation: declared once per channel, not per send.
+        self._declared: tuple[int, set[str]] = (0, set())
 
     @property
     def capabilities(self) -> Capabilities:
@@ -79,15 +88,59 @@ class RabbitTopic(TopicDriver):
             cached = self._exchange = (self._link.generation, exchange)
         return cached[1], ""
 
+    def _known(self) -> set[str]:
+        generation, names = self._declared
+        if generation != self._link.generation:
+            names = set()
+            self._declared = (self._link.generation, names)
+        return names
+
+    async def _wait_queue(self, channel: AbstractChannel, delay: float) -> str:
+        """The wait queue for ``delay``, declared on this channel if it was not yet."""
+        names = self._names
+        known = self._known()
+        if names.exchange is None and names.queue not in known:
+            await channel.get_queue(names.required_queue(), ensure=True)  # 404 if missing
+            known.add(names.required_queue())
+        returning = (
+            Returning(names.exchange, is_topic=True) if names.exchange is not None
+            else Returning(names.required_queue(), is_topic=False)
+        )
+        level = level_for(delay)
+        wait_queue = wait_queue_name(returning, level)
+        if wait_queue not in known:
+            await channel.declare_queue(
+                wait_queue, durable=True, arguments=wait_queue_arguments(returning, level)
+            )
+            known.add(wait_queue)
+        return wait_queue
+
+    async def _routes(
+        self, channel: AbstractChannel, messages: Sequence[Message]
+    ) -> list[tuple[AbstractExchange, str, bool]]:
+        """(exchange, routing key, mandatory) per message."""
+        exchange, routing_key = await self._target(channel)
+        direct = (exchange, routing_key, self._names.exchange is None)
+        routes = []
+        for message in messages:
+            if message.delay:
+                wait_queue = await self._wait_queue(channel, message.delay)
+                routes.append((channel.default_exchange, wait_queue, True))
+            else:
+                routes.append(direct)
+        return routes
+
     async def _send(self, messages: Sequence[Message]) -> list[str | QueueError]:
         where = self._names.where
         with translate_errors(f"send to {where}"):
             channel = await self._link.channel()
-            exchange, routing_key = await self._target(channel)
-        mandatory = self._names.exchange is None
+            routes = await self._routes(channel, messages)
         wire = [outgoing(message) for message in messages]
         results = await asyncio.gather(
-            *(exchange.publish(m, routing_key, mandatory=mandatory) for m in wire),
+            *(
+                exchange.publish(m, key, mandatory=mandatory)
+                for m, (exchange, key, mandatory) in zip(wire, routes, strict=True)
+            ),
             return_exceptions=True,
         )
         outcomes: list[str | QueueError] = []

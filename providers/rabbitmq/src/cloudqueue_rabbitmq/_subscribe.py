@@ -17,6 +17,12 @@
   queue, and an ack reported done is not undone by a connection lost just after.
 * Dead letters: ``dead_letter(reason)`` publishes a copy with the reason to
   ``<queue>.dead-letter`` (declaring it, confirmed), then acks the original: at least once.
+* ``nack(delay)``: a copy carrying the deliveries so far goes (confirmed) to the queue's
+  wait queue for the delay (:mod:`._delay`), then the original is acked: nothing lost, at
+  worst a duplicate. The quorum queue's delivery limit counts the copy from zero, so the
+  driver enforces ``dead_letter_after`` (read from :mod:`._limit`) for copies itself: a
+  delayed nack at the limit, a nack of a copy at the limit, and a copy received past it
+  (its lease ran out) go to the dead-letter queue with the reason ``delivery_limit``.
 """
 
 from __future__ import annotations
@@ -26,23 +32,40 @@ import collections
 import contextlib
 import os
 import time
-from collections.abc import Awaitable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
 from cloudqueue.driver import BatchErrors, Capabilities, Delivery, SubscriptionDriver
-from cloudqueue.errors import LeaseLost, QueueError, Unsupported
+from cloudqueue.errors import LeaseLost, QueueError
 from cloudqueue.wire import DEAD_LETTER_REASON
 
-from ._admin import queue_arguments
+from ._admin import queue_arguments, with_channel
 from ._capabilities import CAPABILITIES
+from ._delay import Returning, level_for, wait_queue_arguments, wait_queue_name
 from ._errors import translate_errors, translated_error
+from ._limit import read_limit
 from ._link import Link
 from ._loop import LoopThread
 from ._names import Names
-from ._wire import attributes_of, copy_of, delivery_attempt_of, message_id_of
+from ._wire import (
+    PRIOR_DELIVERIES_HEADER,
+    attributes_of,
+    copy_of,
+    delivery_attempt_of,
+    message_id_of,
+    prior_deliveries_of,
+)
 
-__all__ = ["RabbitSubscription"]
+__all__ = ["LIMIT_REASON", "RabbitSubscription"]
+
+#: The reason a copy dead-lettered by the driver at ``dead_letter_after`` carries: the word
+#: the broker writes in ``x-death`` when it dead-letters at its own delivery limit.
+LIMIT_REASON = "delivery_limit"
+
+#: A copy's new home: (routing key through the default exchange, the message).
+_Route = tuple[str, aio_pika.Message]
 
 
 @dataclass(eq=False)
@@ -55,6 +78,8 @@ class _Lease:
     #: Set once it is settled, expired or its channel is gone: no more calls for it.
     over: str | None = None
     attempt: int = field(default=1)
+    #: Deliveries before this copy (0: not a copy made by ``nack(delay)``).
+    prior: int = 0
 
 
 class RabbitSubscription(SubscriptionDriver):
@@ -73,6 +98,10 @@ class RabbitSubscription(SubscriptionDriver):
         self._tag: str | None = None
         self._tag_prefix = os.urandom(8).hex()
         self._expiring: set[asyncio.Future[None]] = set()
+        #: The queue's dead_letter_after, once read (:mod:`._limit`).
+        self._limit: tuple[int | None] | None = None
+        #: Wait queues declared on the channel of this generation.
+        self._waits: tuple[int, set[str]] = (0, set())
 
     @property
     def capabilities(self) -> Capabilities:
@@ -127,7 +156,34 @@ class RabbitSubscription(SubscriptionDriver):
         out: list[Delivery] = []
         while self._buffer and len(out) < max_messages:
             out.append(self._delivery(self._buffer.popleft(), started))
+        if any(isinstance(d.token, _Lease) and d.token.prior for d in out):
+            out = await self._without_spent_copies(out)
         return out
+
+    async def _without_spent_copies(self, deliveries: list[Delivery]) -> list[Delivery]:
+        """Copies past ``dead_letter_after`` (their lease ran out, or a consumer went away
+        holding them) go to the dead-letter queue instead of to the application."""
+        limit = await self._dead_letter_after()
+        if limit is None:
+            return deliveries
+        spent = [d for d in deliveries if _lease_of(d).prior and _lease_of(d).attempt > limit]
+        if spent:
+            await self._to_dead_letters([d.token for d in spent], [LIMIT_REASON] * len(spent))
+        gone = {id(d) for d in spent}
+        return [d for d in deliveries if id(d) not in gone]
+
+    async def _dead_letter_after(self) -> int | None:
+        """The queue's ``dead_letter_after``, read once; None while it cannot be read (the
+        broker then still enforces it for everything but copies)."""
+        if self._limit is None:
+            link, channel = await with_channel(self._names, "read dead_letter_after of")
+            try:
+                self._limit = (await read_limit(channel, self._queue_name),)
+            except Exception:  # read again next time; never fail a receive for it
+                return None
+            finally:
+                await link.close()
+        return self._limit[0]
 
     async def _start_consumer(self, queue: AbstractQueue, max_messages: int) -> None:
         """Consume with a prefetch of what the portable layer asks for. The consumer stays
@@ -172,7 +228,10 @@ class RabbitSubscription(SubscriptionDriver):
             raise ConnectionError("the connection to the broker was lost while receiving")
 
     def _delivery(self, message: AbstractIncomingMessage, now: float) -> Delivery:
-        lease = _Lease(message, self._link.generation, attempt=delivery_attempt_of(message))
+        lease = _Lease(
+            message, self._link.generation, attempt=delivery_attempt_of(message),
+            prior=prior_deliveries_of(message),
+        )
         self._leases.add(lease)
         deadline = now + self._names.lease
         lease.timer = asyncio.get_running_loop().call_at(
@@ -227,6 +286,14 @@ class RabbitSubscription(SubscriptionDriver):
 
     async def _settle(self, tokens: Sequence[object], requeue: bool | None) -> BatchErrors:
         """ack (requeue None) or nack with requeue, then the qos round trip."""
+        errors, sent = await self._send_settlements(tokens, requeue)
+        what = "ack" if requeue is None else "nack"
+        return await self._confirmed(errors, what) if sent else _outcome(errors)
+
+    async def _send_settlements(
+        self, tokens: Sequence[object], requeue: bool | None
+    ) -> tuple[list[QueueError | None], bool]:
+        """Per-token errors, and whether anything was sent (then a barrier is due)."""
         what = "ack" if requeue is None else "nack"
         if requeue:
             # The consumer stops first, so that what is given back goes to the queue, not
@@ -250,7 +317,134 @@ class RabbitSubscription(SubscriptionDriver):
                 continue
             sent = True
             errors.append(None)
-        return await self._confirmed(errors, what) if sent else _outcome(errors)
+        return errors, sent
+
+    async def _nack(self, entries: Sequence[tuple[object, float]]) -> BatchErrors:
+        """Without a delay: back to the queue (``basic.nack``, requeue). With one: a copy
+        through a wait queue. A delivery at ``dead_letter_after`` that the broker would not
+        dead-letter itself (a delayed one, or a copy) goes to the dead-letter queue."""
+        if not any(delay > 0 or _lease_of(token).prior for token, delay in entries):
+            return await self._settle([token for token, _ in entries], True)
+        limit = await self._dead_letter_after()
+        plans: dict[str, list[int]] = {"requeue": [], "delay": [], "dead": []}
+        for index, (token, delay) in enumerate(entries):
+            lease = _lease_of(token)
+            spent = limit is not None and lease.attempt >= limit
+            if spent and (delay > 0 or lease.prior):
+                plans["dead"].append(index)
+            else:
+                plans["delay" if delay > 0 else "requeue"].append(index)
+        errors: list[QueueError | None] = [None] * len(entries)
+
+        def record(indexes: list[int], outcomes: list[QueueError | None]) -> None:
+            for index, outcome in zip(indexes, outcomes, strict=True):
+                errors[index] = outcome
+
+        if plans["requeue"]:
+            requeued, _ = await self._send_settlements(
+                [entries[index][0] for index in plans["requeue"]], True
+            )
+            record(plans["requeue"], requeued)
+        if plans["delay"]:
+            delays = [entries[index][1] for index in plans["delay"]]
+            record(plans["delay"], await self._relay(
+                [entries[index][0] for index in plans["delay"]], "nack",
+                lambda channel, lease, position: self._wait_route(
+                    channel, lease, delays[position]
+                ),
+            ))
+        if plans["dead"]:
+            record(plans["dead"], await self._to_dead_letters(
+                [entries[index][0] for index in plans["dead"]],
+                [LIMIT_REASON] * len(plans["dead"]),
+            ))
+        return await self._confirmed(errors, "nack")
+
+    async def _wait_route(self, channel: AbstractChannel, lease: _Lease, delay: float) -> _Route:
+        returning = Returning(self._queue_name, is_topic=False)
+        level = level_for(delay)
+        name = wait_queue_name(returning, level)
+        generation, declared = self._waits
+        if generation != self._link.generation:
+            declared = set()
+            self._waits = (self._link.generation, declared)
+        if name not in declared:
+            await channel.declare_queue(
+                name, durable=True, arguments=wait_queue_arguments(returning, level)
+            )
+            declared.add(name)
+        return name, copy_of(lease.message, {PRIOR_DELIVERIES_HEADER: str(lease.attempt)})
+
+    async def _relay(
+        self,
+        tokens: Sequence[object],
+        doing: str,
+        route: Callable[[AbstractChannel, _Lease, int], Awaitable[_Route]],
+    ) -> list[QueueError | None]:
+        """Publish a copy of each delivery where ``route`` says (confirms awaited together),
+        then ack the originals: at least once. ``route`` gets each live delivery with its
+        position in ``tokens``. What could not be copied is given back to the queue."""
+        where = self._names.where
+        taken = self._take(tokens, f"it was {doing}ed")
+        live = [(position, lease) for position, lease in enumerate(taken)
+                if isinstance(lease, _Lease)]
+        try:
+            with translate_errors(f"{doing} on {where}"):
+                channel = await self._link.channel()
+                routes = [await route(channel, lease, position) for position, lease in live]
+        except QueueError as error:
+            await self._give_back([lease for _, lease in live])
+            return [error if isinstance(lease, _Lease) else lease for lease in taken]
+        published = await asyncio.gather(
+            *(
+                channel.default_exchange.publish(message, key, mandatory=True)
+                for key, message in routes
+            ),
+            return_exceptions=True,
+        )
+        outcomes = iter(published)
+        errors: list[QueueError | None] = []
+        failed: list[_Lease] = []
+        for lease in taken:
+            if isinstance(lease, QueueError):
+                errors.append(lease)
+                continue
+            outcome = next(outcomes)
+            if isinstance(outcome, BaseException):
+                if not isinstance(outcome, Exception):
+                    raise outcome
+                failed.append(lease)
+                errors.append(translated_error(outcome, f"{doing} on {where}"))
+                continue
+            try:
+                await lease.message.ack()
+            except Exception as error:  # reported per entry
+                errors.append(translated_error(error, f"{doing} on {where}"))
+                continue
+            errors.append(None)
+        await self._give_back(failed)
+        return errors
+
+    async def _to_dead_letters(
+        self, tokens: Sequence[object], reasons: Sequence[str]
+    ) -> list[QueueError | None]:
+        dead_queue = self._names.dead_letter_queue
+        declared = False
+
+        async def route(channel: AbstractChannel, lease: _Lease, position: int) -> _Route:
+            nonlocal declared
+            if not declared:
+                await _declare_dead_letter_queue(channel, dead_queue)
+                declared = True
+            return dead_queue, copy_of(lease.message, {DEAD_LETTER_REASON: reasons[position]})
+
+        return await self._relay(tokens, "dead-letter", route)
+
+    async def _dead_letter(self, entries: Sequence[tuple[object, str]]) -> BatchErrors:
+        errors = await self._to_dead_letters(
+            [token for token, _ in entries], [reason for _, reason in entries]
+        )
+        return await self._confirmed(errors, "dead-letter")
 
     async def _confirmed(self, errors: list[QueueError | None], what: str) -> BatchErrors:
         barrier = await self._barrier(what)
@@ -282,52 +476,6 @@ class RabbitSubscription(SubscriptionDriver):
             lease.timer = loop.call_at(_loop_time(deadline), self._expire, lease)
             out.append(deadline)
         return out
-
-    async def _dead_letter(self, entries: Sequence[tuple[object, str]]) -> BatchErrors:
-        where = self._names.where
-        dead_queue = self._names.dead_letter_queue
-        taken = self._take([token for token, _ in entries], "it was dead-lettered")
-        try:
-            with translate_errors(f"dead-letter from {where}"):
-                channel = await self._link.channel()
-                await _declare_dead_letter_queue(channel, dead_queue)
-        except QueueError:
-            await self._give_back([lease for lease in taken if isinstance(lease, _Lease)])
-            raise
-        # The copies' confirms are awaited together, then the originals acked: at least once.
-        published = await asyncio.gather(
-            *(
-                channel.default_exchange.publish(
-                    copy_of(lease.message, {DEAD_LETTER_REASON: reason}), dead_queue,
-                    mandatory=True,
-                )
-                for lease, (_, reason) in zip(taken, entries, strict=True)
-                if isinstance(lease, _Lease)
-            ),
-            return_exceptions=True,
-        )
-        outcomes = iter(published)
-        errors: list[QueueError | None] = []
-        failed: list[_Lease] = []
-        for lease in taken:
-            if isinstance(lease, QueueError):
-                errors.append(lease)
-                continue
-            outcome = next(outcomes)
-            if isinstance(outcome, BaseException):
-                if not isinstance(outcome, Exception):
-                    raise outcome
-                failed.append(lease)
-                errors.append(translated_error(outcome, f"dead-letter from {where}"))
-                continue
-            try:
-                await lease.message.ack()
-            except Exception as error:  # reported per entry
-                errors.append(translated_error(error, f"dead-letter from {where}"))
-                continue
-            errors.append(None)
-        await self._give_back(failed)
-        return await self._confirmed(errors, "dead-letter")
 
     async def _give_back(self, leases: Sequence[_Lease]) -> None:
         """Requeue deliveries whose settlement could not be done: they were taken off
@@ -364,12 +512,10 @@ class RabbitSubscription(SubscriptionDriver):
         return await self._loop.arun(self._settle(tokens, None))
 
     def nack(self, entries: Sequence[tuple[object, float]]) -> BatchErrors:
-        _refuse_delays(entries)
-        return self._loop.run(self._settle([token for token, _ in entries], True))
+        return self._loop.run(self._nack(entries))
 
     async def anack(self, entries: Sequence[tuple[object, float]]) -> BatchErrors:
-        _refuse_delays(entries)
-        return await self._loop.arun(self._settle([token for token, _ in entries], True))
+        return await self._loop.arun(self._nack(entries))
 
     def release(self, tokens: Sequence[object]) -> BatchErrors:
         return self._loop.run(self._settle(tokens, True))
@@ -403,9 +549,10 @@ def _outcome(errors: list[QueueError | None]) -> BatchErrors:
     return None if all(error is None for error in errors) else errors
 
 
-def _refuse_delays(entries: Sequence[tuple[object, float]]) -> None:
-    if any(delay > 0 for _, delay in entries):
-        raise Unsupported("RabbitMQ from Debian has no delayed-message plugin: nack(delay=...)")
+def _lease_of(token_or_delivery: object) -> _Lease:
+    token = getattr(token_or_delivery, "token", token_or_delivery)
+    assert isinstance(token, _Lease)
+    return token
 
 
 def _loop_time(monotonic_deadline: float) -> float:

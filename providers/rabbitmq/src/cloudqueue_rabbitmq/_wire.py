@@ -7,7 +7,9 @@ headers, no envelope, so producers and consumers outside cloudqueue interoperate
 * Headers starting ``x-`` are the broker's (``x-delivery-count``, ``x-death``,
   ``x-first-death-*``): they are read, never handed up as attributes, and a user attribute
   may not start with it.
-* ``delivery_attempt`` is the quorum queue's ``x-delivery-count`` (returns so far) + 1.
+* ``delivery_attempt`` is the quorum queue's ``x-delivery-count`` (returns so far) + 1,
+  plus, on a copy that ``nack(delay)`` republished, the deliveries before the copy, carried
+  in the header :data:`PRIOR_DELIVERIES_HEADER` (never handed up as an attribute).
 * Every message is persistent (delivery mode 2) and carries a ``message_id``: the id
   cloudqueue reports. A foreign message without one is given a stable id from its body
   and headers.
@@ -23,19 +25,23 @@ from collections.abc import Mapping
 import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
 from cloudqueue.driver import Message
-from cloudqueue.wire import CONTENT_TYPE_ATTRIBUTE
+from cloudqueue.wire import CONTENT_TYPE_ATTRIBUTE, RESERVED_PREFIX
 
 __all__ = [
     "BROKER_HEADER_PREFIX",
     "DELIVERY_COUNT_HEADER",
+    "PRIOR_DELIVERIES_HEADER",
     "attributes_of",
     "delivery_attempt_of",
     "message_id_of",
     "outgoing",
+    "prior_deliveries_of",
 ]
 
 BROKER_HEADER_PREFIX = "x-"
 DELIVERY_COUNT_HEADER = "x-delivery-count"
+#: On a copy republished by ``nack(delay)``: how many deliveries the message had before it.
+PRIOR_DELIVERIES_HEADER = RESERVED_PREFIX + "prior-deliveries"
 
 
 def outgoing(message: Message, message_id: str | None = None) -> aio_pika.Message:
@@ -69,16 +75,27 @@ def attributes_of(incoming: AbstractIncomingMessage) -> dict[str, str]:
     attributes = {
         name: _text(value)
         for name, value in (incoming.headers or {}).items()
-        if not name.startswith(BROKER_HEADER_PREFIX)
+        if not name.startswith(BROKER_HEADER_PREFIX) and name != PRIOR_DELIVERIES_HEADER
     }
     if incoming.content_type is not None:
         attributes[CONTENT_TYPE_ATTRIBUTE] = incoming.content_type
     return attributes
 
 
+def _count(incoming: AbstractIncomingMessage, header: str) -> int:
+    value = (incoming.headers or {}).get(header)
+    if isinstance(value, bytes | bytearray | str):  # a string header from a foreign copier
+        value = _text(value)
+        return int(value) if value.isdigit() else 0
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+def prior_deliveries_of(incoming: AbstractIncomingMessage) -> int:
+    return _count(incoming, PRIOR_DELIVERIES_HEADER)
+
+
 def delivery_attempt_of(incoming: AbstractIncomingMessage) -> int:
-    count = (incoming.headers or {}).get(DELIVERY_COUNT_HEADER)
-    return int(count) + 1 if isinstance(count, int) and count >= 0 else 1
+    return prior_deliveries_of(incoming) + _count(incoming, DELIVERY_COUNT_HEADER) + 1
 
 
 def message_id_of(incoming: AbstractIncomingMessage) -> str:
