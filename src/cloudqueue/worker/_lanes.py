@@ -10,8 +10,9 @@ The consumer's ``max_in_flight`` still caps what is held: running plus prefetche
   that takes a message while more are ready wakes one idle lane, which does the same,
   so a handler that awaits spreads a batch over the lanes within a loop turn, while a
   handler that never awaits drains it in one lane without waking the others.
-* Plain handlers (:class:`ThreadLanes`): threads, each receiving one message at a time
-  from the blocking :class:`Consumer` (thread-safe; concurrent receives share pulls).
+* Plain handlers (:class:`ThreadLanes`): threads sharing one blocking :class:`Consumer`
+  the same way: one lane at a time receives, as many messages as lanes are waiting,
+  and wakes that many waiting lanes to take them.
 
 Both take part in the runtime's shutdown the same way: :meth:`halt` (stop pulling),
 :meth:`pulls_ended` (the receives under way have returned), :meth:`running` (lanes
@@ -289,14 +290,26 @@ class AsyncLanes(Lanes):
 
 
 class ThreadLanes(Lanes):
-    """Lanes as threads, for plain handlers."""
+    """Lanes as threads, for plain handlers.
+
+    One lane at a time receives, asking for as many messages as lanes are waiting
+    (itself included); it keeps one and leaves the rest in :attr:`ready`, from which
+    the others take without a lock (``deque.popleft`` is atomic). A receive per
+    message through the consumer's lock and engine cost more than the handler call
+    itself; sharing one per batch is what brings the worker near the raw loop.
+    """
 
     def __init__(self, route: Route, app: App) -> None:
         super().__init__(route, app)
-        self.lock = threading.Lock()  # guards halted and receiving together
-        self.receiving = 0  # receives under way
+        self.lock = threading.Lock()  # guards halted, pulling and idle together
+        #: Waiting lanes sleep here until a receive ends or the lanes halt.
+        self.changed = threading.Condition(self.lock)
+        #: Received, not yet taken by a lane: never more than the lanes that were waiting.
+        self.ready: deque[Delivery] = deque()
+        self.pulling = False  # a lane is receiving
+        self.idle = 0  # lanes waiting in ``changed`` for a message
         self.halting = threading.Event()  # set with halted: cuts short a wait for the gate
-        self.receives_over = asyncio.Event()  # set by the last receive to return after a halt
+        self.receives_over = asyncio.Event()  # set when the receive under way at a halt returns
         self.ended: list[asyncio.Future[None]] = []
         self.loop = asyncio.get_running_loop()
 
@@ -319,47 +332,82 @@ class ThreadLanes(Lanes):
         processor = self.processor
         assert processor is not None
         run = processor.run_sync
+        ready = self.ready
         try:
             while True:
-                admitted = self._admit() if self.gate is not None else (1, False)
-                with self.lock:
-                    if self.halted:
-                        if self.gate is not None:
-                            self.gate.received(admitted[0], 0, admitted[1])
-                        return
-                    self.receiving += 1
-                pause = False
-                messages = []
                 try:
-                    messages = self.consumer.receive(1, self.app.poll_wait)
-                    if self.gate is not None:
-                        self.gate.received(admitted[0], len(messages), admitted[1])
-                except QueueError as error:
-                    if self.gate is not None:
-                        self.gate.received(admitted[0], 0, admitted[1])
-                    pause = self._receive_failed(error)
-                finally:
-                    with self.lock:
-                        self.receiving -= 1
-                        last = self.halted and not self.receiving
-                    if last:
-                        self.loop.call_soon_threadsafe(self.receives_over.set)
-                if pause:
-                    time.sleep(OUTAGE_PAUSE)
-                for message in messages:
-                    try:
-                        run(message.delivery, tally)
-                    except BaseException:
-                        # SystemExit and the like from a handler: its message is left to its lease.
-                        log.exception("handler for %s stopped abnormally", self.source)
+                    delivery = ready.popleft()
+                except IndexError:
+                    if self._wait_or_pull():
+                        continue
+                    return
+                try:
+                    run(delivery, tally)
+                except BaseException:
+                    # SystemExit and the like from a handler: its message is left to its lease.
+                    log.exception("handler for %s stopped abnormally", self.source)
         finally:
             self.loop.call_soon_threadsafe(_resolve, ended)
 
-    def _admit(self) -> tuple[int, bool]:
-        """Wait until the gate admits one receive (or the lanes halt: then ``(0, False)``)."""
+    def _wait_or_pull(self) -> bool:
+        """With nothing ready: wait for the lane that is receiving, or receive; False
+        once the lane should end (halted, and nothing left that it received)."""
+        with self.lock:
+            if self.ready:
+                return True
+            if self.halted:
+                return False
+            if self.pulling:
+                self.idle += 1
+                try:
+                    self.changed.wait()
+                finally:
+                    self.idle -= 1
+                return True
+            self.pulling = True
+            wanted = self.idle + 1
+        got: list[Any] = []
+        pause = False
+        try:
+            got = self._receive(wanted)
+        except QueueError as error:
+            pause = self._receive_failed(error)
+        finally:
+            with self.lock:
+                self.pulling = False
+                self.ready.extend(message.delivery for message in got)
+                if self.halted:
+                    self.changed.notify_all()  # to end, or to take what came at the halt
+                    self.loop.call_soon_threadsafe(self.receives_over.set)
+                elif got:
+                    # One waiting lane for each message beyond this lane's own, and one
+                    # more to receive next while this lane runs its handler (else a lane
+                    # could sleep while the consumer holds messages for it). With nothing
+                    # received the others sleep on: this lane receives again itself.
+                    self.changed.notify(len(got))
+        if pause:
+            time.sleep(OUTAGE_PAUSE)
+        return True
+
+    def _receive(self, wanted: int) -> list[Any]:
+        """One receive of up to ``wanted`` messages, as far as the gate admits."""
+        gate = self.gate
+        if gate is None:
+            return self.consumer.receive(wanted, self.app.poll_wait)  # type: ignore[no-any-return]
+        granted, probe = self._admit(wanted)
+        got: list[Any] = []
+        try:
+            if granted:
+                got = self.consumer.receive(granted, self.app.poll_wait)
+        finally:
+            gate.received(granted, len(got), probe)
+        return got
+
+    def _admit(self, wanted: int) -> tuple[int, bool]:
+        """Wait until the gate admits a receive (or the lanes halt: then ``(0, False)``)."""
         assert self.gate is not None
         while not self.halting.is_set():
-            granted, wait, probe = self.gate.admit(1)
+            granted, wait, probe = self.gate.admit(wanted)
             if granted:
                 return granted, probe
             self.halting.wait(wait)
@@ -371,11 +419,12 @@ class ThreadLanes(Lanes):
     def halt(self) -> None:
         with self.lock:
             self.halted = True
+            self.changed.notify_all()
         self.halting.set()
 
     async def pulls_ended(self) -> None:
         with self.lock:
-            if not self.receiving:
+            if not self.pulling:
                 return
         await self.receives_over.wait()
 
