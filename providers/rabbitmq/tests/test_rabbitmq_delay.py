@@ -9,6 +9,7 @@ import time
 
 import cloudqueue
 import pytest
+from cloudqueue import ops
 from cloudqueue.testing.contract import collect
 from cloudqueue.wire import DEAD_LETTER_REASON
 
@@ -190,3 +191,22 @@ def test_delete_removes_the_wait_queues_and_the_limit_record(
     }
     cloudqueue.delete(url)
     assert ours() == set()
+
+
+def test_a_delayed_message_dead_lettered_by_the_broker_names_its_queue_not_the_wait_queue(
+    rabbitmq_url: str, queue_name: str
+) -> None:
+    url = f"{rabbitmq_url}?queue={queue_name}&lease=5"
+    cloudqueue.declare(url, dead_letter_after=1)
+    try:
+        with cloudqueue.open_producer(url) as producer:
+            producer.send(b"late and bad", delay=1.0)
+        with cloudqueue.open_consumer(url) as consumer:
+            (message,) = collect(consumer, 1, timeout=30, ack=False)
+            message.nack()  # an original (not a copy) at the limit: the broker moves it
+        (letter,) = ops.dead_letters(url, max_messages=1)
+        assert letter.dead_letter is not None
+        assert letter.dead_letter.reason == "delivery_limit"
+        assert letter.dead_letter.source == queue_name
+    finally:
+        cloudqueue.delete(url)

@@ -3,9 +3,10 @@ to send one back to exactly one subscription, and what a dead letter says about 
 
 A topic subscription is a queue (``<topic>.<subscription>``), so a redrive publishes to that
 queue through the default exchange and never reaches the topic's other subscriptions.
-Dead letters the broker moved (delivery limit reached) carry RabbitMQ's ``x-death`` headers:
-``x-first-death-reason`` (``delivery_limit``, ``rejected``, ``expired``) and
-``x-first-death-queue``.
+Dead letters the broker moved (delivery limit reached) carry RabbitMQ's ``x-death`` header,
+newest death first: its ``reason`` (``delivery_limit``, ``rejected``, ``expired``) and
+``queue``. The newest, not ``x-first-death-*``: a delayed message's first death is its
+expiry from a wait queue (:mod:`._delay`), not why it was dead-lettered.
 """
 
 from __future__ import annotations
@@ -35,19 +36,23 @@ def direct(url: Url) -> Names:
     return Names(names.broker, names.required_queue(), None, names.lease)
 
 
-def _header_text(delivery: Delivery, name: str) -> str | None:
-    headers = getattr(delivery.native, "headers", None) or {}
-    value = headers.get(name)
+def _text(value: object) -> str | None:
     if isinstance(value, bytes | bytearray):
         return bytes(value).decode("utf-8", "replace")
     return value if isinstance(value, str) else None
 
 
+def _last_death(delivery: Delivery, field: str) -> str | None:
+    headers = getattr(delivery.native, "headers", None) or {}
+    deaths = headers.get("x-death")
+    if isinstance(deaths, list) and deaths and isinstance(deaths[0], dict):
+        return _text(deaths[0].get(field))
+    return None
+
+
 def dead_letter_facts(delivery: Delivery) -> DeadLetterFacts:
     attributes = dict(delivery.attributes)
-    reason = attributes.pop(DEAD_LETTER_REASON, None) or _header_text(
-        delivery, "x-first-death-reason"
-    )
+    reason = attributes.pop(DEAD_LETTER_REASON, None) or _last_death(delivery, "reason")
     return DeadLetterFacts(
-        attributes=attributes, reason=reason, source=_header_text(delivery, "x-first-death-queue")
+        attributes=attributes, reason=reason, source=_last_death(delivery, "queue")
     )
