@@ -8,7 +8,6 @@ the provider's :class:`~.database.Registry`) until it is closed.
 from __future__ import annotations
 
 import dataclasses
-import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -171,8 +170,6 @@ class SqliteSubscription(SubscriptionDriver):
         self._topic = topic
         self._describe = repr(topic) + (f" subscription {subscription!r}" if subscription else "")
         self._settings = _Settings(self._use, topic)
-        # 63 random bits per receive: tokens of different leases never match.
-        self._lease_ids = iter(lambda: int.from_bytes(os.urandom(8), "big") >> 1, None)
         #: Set by interrupt_receives: waiting receives return what they have.
         self._interrupted = False
 
@@ -218,7 +215,7 @@ class SqliteSubscription(SubscriptionDriver):
             return taken
 
     def _lease(self, database: Database, max_messages: int) -> list[Delivery]:
-        lease_id = next(self._lease_ids)
+        lease_id = store.new_lease_id()
         result = database.write(
             lambda cursor: store.lease(cursor, self._sub_id, self._describe, max_messages, lease_id),
             "receiving from",

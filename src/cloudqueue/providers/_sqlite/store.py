@@ -13,6 +13,7 @@ import functools
 import itertools
 import json
 import os
+import random
 import sqlite3
 import time
 from collections import Counter
@@ -40,6 +41,7 @@ __all__ = [
     "extend",
     "lease",
     "nack",
+    "new_lease_id",
     "peek",
     "peek_rows",
     "publish",
@@ -149,11 +151,25 @@ def delete(cursor: sqlite3.Cursor, topic: str, subscription: str | None) -> None
 # -- sending ---------------------------------------------------------------------------
 
 
+#: Random bits for ids and lease ids: a private generator, seeded from the OS, so an
+#: application's ``random.seed()`` cannot make two processes draw the same ones, and
+#: reseeded in forked children, so parent and child never share a sequence. One
+#: ``os.urandom`` call per send and receive was a system call that let other threads
+#: take the GIL (a tenth of a one-at-a-time round trip in cProfile).
+_random = random.Random()
+os.register_at_fork(after_in_child=_random.seed)
+
+
 def new_message_ids() -> Iterator[str]:
     """Ids unique across the processes sharing a file: 80 random bits per batch
-    (so fork-safe, no shared counter) and a number within the batch."""
-    prefix = os.urandom(10).hex()
+    (no shared counter) and a number within the batch."""
+    prefix = f"{_random.getrandbits(80):020x}"
     return (f"{prefix}-{number}" for number in itertools.count(1))
+
+
+def new_lease_id() -> int:
+    """63 random bits per receive: tokens of different leases never match."""
+    return _random.getrandbits(63)
 
 
 def publish(
@@ -209,9 +225,19 @@ def publish(
                 (sub_id, message_id, message.body, attributes, message.ordering_key, now, visible_at,
                  message.deduplication_id)
             )
-    cursor.executemany(schema.INSERT_MESSAGE, rows)
+    _insert(cursor, rows)
     cursor.executemany(schema.COUNT_SENT, [(count, sub_id) for sub_id, count in sent.items()])
     return ids
+
+
+def _insert(cursor: sqlite3.Cursor, rows: list[tuple[object, ...]]) -> None:
+    """Insert ``rows`` with as few multi-row statements as ``INSERT_CHUNKS`` allow."""
+    start = 0
+    for size in schema.INSERT_CHUNKS:
+        statement = schema.INSERT_MESSAGES[size]
+        while len(rows) - start >= size:
+            cursor.execute(statement, [value for row in rows[start:start + size] for value in row])
+            start += size
 
 
 @functools.lru_cache(maxsize=256)
@@ -300,7 +326,14 @@ def _deliveries(
 
 def ack(cursor: sqlite3.Cursor, tokens: Sequence[Token]) -> None:
     """Delete the rows; a token whose lease ended and was taken again matches nothing."""
-    cursor.executemany(schema.ACK, tokens)
+    if len(tokens) == 1:
+        cursor.execute(schema.ACK, tokens[0])
+        return
+    by_lease: dict[int, list[int]] = {}
+    for seq, lease_id in tokens:
+        by_lease.setdefault(lease_id, []).append(seq)
+    for lease_id, seqs in by_lease.items():
+        cursor.execute(schema.ACK_LEASE, (lease_id, json.dumps(seqs)))
 
 
 def nack(cursor: sqlite3.Cursor, sub_id: int, entries: Sequence[tuple[Token, float]]) -> None:
