@@ -190,7 +190,7 @@ def main() -> None:
     sync_rate, sync_counts = results["portable sync"]
     for name, (rate, _) in results.items():
         kind: _report.Kind = "baseline" if name.startswith("baseline") else "cloudqueue"
-        _report.figure("pubsub", "send + receive + ack, batched", name, rate, kind=kind)
+        _report.figure("pubsub", "send+receive+ack", name, rate, kind=kind)
     _report.bar("pubsub: portable vs the faster client baseline", sync_rate / baseline, at_least=0.9)
     _report.bar("pubsub: Publish requests per message", sync_counts.get("Publish", 0) / count,
                 at_most=0.05)
