@@ -85,7 +85,8 @@ def process_order(order: Order, message: cloudqueue.ReceivedMessage) -> None:
             with STOCK_LOCK:
                 STOCK[sku] += quantity
             raise
-    log.info("order %s reserved %d x %s", order.id, quantity, sku)
+    log.info("order %s reserved %d x %s (delivery %s)", order.id, quantity, sku,
+             message.delivery_attempt)
 
 
 # One producer for the process, opened on the first event: producers are thread-safe
