@@ -225,10 +225,12 @@ class AsyncLanes(Lanes):
                 # where close gives them back.
                 wanted = self.waiting
                 if self.gate is None:
-                    messages = await self.consumer.receive(wanted, self.app.poll_wait)
+                    deliveries = await self.consumer.receive_deliveries(wanted, self.app.poll_wait)
                 else:
-                    messages = await self._gated_receive(self.gate, wanted)
-                self.ready.extend(message.delivery for message in messages)
+                    deliveries = await self._gated_receive(self.gate, wanted)
+                if deliveries and self.processor is not None:
+                    self.processor.look_at_telemetry()
+                self.ready.extend(deliveries)
         except QueueError as error:
             pause = self._receive_failed(error)
         finally:
@@ -239,7 +241,7 @@ class AsyncLanes(Lanes):
         if pause:
             await asyncio.sleep(OUTAGE_PAUSE)
 
-    async def _gated_receive(self, gate: Gate, wanted: int) -> list[Any]:
+    async def _gated_receive(self, gate: Gate, wanted: int) -> list[Delivery]:
         """Receive once the gate admits it (nothing when halted while waiting)."""
         while True:
             if self.halted:
@@ -248,9 +250,9 @@ class AsyncLanes(Lanes):
             if granted:
                 break
             await asyncio.sleep(wait)
-        got: list[Any] = []
+        got: list[Delivery] = []
         try:
-            got = await self.consumer.receive(granted, self.app.poll_wait)
+            got = await self.consumer.receive_deliveries(granted, self.app.poll_wait)
         finally:
             gate.received(granted, len(got), probe)
         return got
@@ -370,6 +372,8 @@ class ThreadLanes(Lanes):
         pause = False
         try:
             got = self._receive(wanted)
+            if got and self.processor is not None:
+                self.processor.look_at_telemetry()
         except QueueError as error:
             pause = self._receive_failed(error)
         finally:

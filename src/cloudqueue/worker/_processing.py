@@ -60,6 +60,11 @@ class Processor:
         self.source = source
         #: Process spans and metrics; None when telemetry is off (one compare per message).
         self.tracer = tracer
+        #: ``tracer`` while an SDK records, else None: looked at by :meth:`look_at_telemetry`
+        #: once per receive, as asking per message (a clock read while only the API is
+        #: installed) cost a no-op handler's worker about a tenth of its throughput.
+        self.live_tracer: ProcessTracer | None = None
+        self.look_at_telemetry()
         self.message_type = message_type(is_async)  # looked up once, not per message
         #: Told each handler run's outcome; None without a circuit breaker.
         self.breaker = breaker
@@ -69,6 +74,17 @@ class Processor:
             DoNotRetry, DecodeError, *policy.dead_letter_on,
         )
         self.counters = counters if counters is not None else Counters()
+
+    def look_at_telemetry(self) -> None:
+        """Take up (or drop) process spans as an SDK is installed: lanes call this
+        before handling what a receive brought. The answer is the same throttled one
+        :meth:`ProcessTracer.begin` would get (a no is looked at again once a second)."""
+        tracer = self.tracer
+        if tracer is None:
+            return
+        from .._telemetry._otel import LIVE  # opentelemetry is imported already: tracer is set
+
+        self.live_tracer = tracer if LIVE() else None
 
     # -- the two ways of calling a handler ------------------------------------------
     #
@@ -84,7 +100,8 @@ class Processor:
         started = time.monotonic() if self.middleware else 0.0
         error: BaseException | None = None
         instead: bool | Skip | Defer = False  # what a before_process hook asked for
-        scope = self.tracer.begin((delivery,)) if self.tracer is not None else None
+        tracer = self.live_tracer
+        scope = tracer.begin((delivery,)) if tracer is not None else None
         tally.in_flight = 1
         try:
             try:
@@ -111,7 +128,8 @@ class Processor:
         started = time.monotonic() if self.middleware else 0.0
         error: BaseException | None = None
         instead: bool | Skip | Defer = False  # what a before_process hook asked for
-        scope = self.tracer.begin((delivery,)) if self.tracer is not None else None
+        tracer = self.live_tracer
+        scope = tracer.begin((delivery,)) if tracer is not None else None
         tally.in_flight = 1
         try:
             try:
