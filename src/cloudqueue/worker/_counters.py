@@ -62,7 +62,20 @@ class Counters:
     def snapshot(self) -> dict[str, int]:
         with self._lock:
             tallies = list(self._tallies)
-        return {name: sum(getattr(one, name) for one in tallies) for name in FIELDS}
+        # One pass with the fields written out: a generator per field over every lane
+        # was a few percent of a busy worker's loop when read every millisecond.
+        processed = failed = retried = dead_lettered = skipped = in_flight = 0
+        for one in tallies:
+            processed += one.processed
+            failed += one.failed
+            retried += one.retried
+            dead_lettered += one.dead_lettered
+            skipped += one.skipped
+            in_flight += one.in_flight
+        return {
+            "processed": processed, "failed": failed, "retried": retried,
+            "dead_lettered": dead_lettered, "skipped": skipped, "in_flight": in_flight,
+        }
 
     def count_event(self, name: str) -> None:
         """Count one of :data:`EVENTS` (from any thread)."""

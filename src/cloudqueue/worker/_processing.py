@@ -74,6 +74,9 @@ class Processor:
             DoNotRetry, DecodeError, *policy.dead_letter_on,
         )
         self.counters = counters if counters is not None else Counters()
+        #: No hooks and no breaker: a handler that returned without settling is simply
+        #: acked, written out in the run methods (_finish's checks cost as much as the ack).
+        self.plain = not self.middleware and breaker is None
 
     def look_at_telemetry(self) -> None:
         """Take up (or drop) process spans as an SDK is installed: lanes call this
@@ -114,7 +117,11 @@ class Processor:
             except BaseException as exc:
                 error = exc  # for the span only: the message is left to its lease, not counted
                 raise
-            self._finish(delivery, message, settlement, error, instead, started, tally)
+            if error is None and settlement.kind is None and self.plain:
+                self._ack(delivery, settlement)
+                tally.processed += 1
+            else:
+                self._finish(delivery, message, settlement, error, instead, started, tally)
         finally:
             tally.in_flight = 0  # also when a BaseException ends the lane: its message is left to its lease
             if scope is not None:
@@ -144,7 +151,11 @@ class Processor:
                 raise
             # CancelledError (forced shutdown) passes through: the message is left
             # unsettled and comes back when its lease ends.
-            self._finish(delivery, message, settlement, error, instead, started, tally)
+            if error is None and settlement.kind is None and self.plain:
+                self._ack(delivery, settlement)
+                tally.processed += 1
+            else:
+                self._finish(delivery, message, settlement, error, instead, started, tally)
         finally:
             tally.in_flight = 0
             if scope is not None:
@@ -169,6 +180,18 @@ class Processor:
             except Exception:
                 log.exception("before_ack of %r failed; acking anyway", middleware)
 
+    def _ack(self, delivery: Delivery, settlement: SettlementRecord) -> None:
+        """Ack for the runtime: the handler returned and settled nothing. Sent without
+        the SettlementRecord in between, which only records what the handler settled."""
+        try:
+            self.settle(delivery, _ACK, None)
+        except QueueError as exc:
+            # Closed after a forced shutdown, or a refused settlement: the
+            # message comes back when its lease ends, so nothing is lost.
+            log.warning("could not settle message %s from %s: %s", delivery.id, self.source, exc)
+            return
+        settlement.kind = _ACK
+
     def _finish(
         self,
         delivery: Delivery,
@@ -191,9 +214,7 @@ class Processor:
                 elif error is None:
                     if self.middleware and not skipped:
                         self._before_ack(message)
-                    # The common case, without the SettlementRecord in between: it only
-                    # records what the handler settled, and the handler settled nothing.
-                    self.settle(delivery, _ACK, None)
+                    self.settle(delivery, _ACK, None)  # as _ack, which logs a refusal as below
                     settlement.kind = _ACK
                 else:
                     self._settle_for(delivery, settlement, error)
