@@ -77,8 +77,18 @@ def _fill_dead_letters(
 
 
 def _drain(url: str, count: int, timeout: float) -> list[cloudqueue.ReceivedMessage]:
+    """Receive (and ack) until ``count`` different bodies came, one message per body.
+
+    Delivery is at least once: on a loaded machine a standard SQS queue hands a message
+    out again when its visibility lapsed between a renewal and the ack, so counting
+    messages instead of bodies stopped early with duplicates in and messages missing."""
+    by_body: dict[bytes, cloudqueue.ReceivedMessage] = {}
+    deadline = time.monotonic() + timeout
     with cloudqueue.open_consumer(url) as consumer:
-        return collect(consumer, count, timeout)
+        while len(by_body) < count and time.monotonic() < deadline:
+            for message in collect(consumer, count - len(by_body), deadline - time.monotonic()):
+                by_body.setdefault(message.body, message)
+    return list(by_body.values())
 
 
 def _dead_letter_queue_is_empty(dead_url: str, harness: Harness) -> bool:
