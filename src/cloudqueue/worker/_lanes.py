@@ -168,7 +168,7 @@ class AsyncLanes(Lanes):
     async def _lane(self, tally: Tally) -> None:
         processor = self.processor
         assert processor is not None
-        run = processor.run_async
+        run = processor.run_async_plain if processor.plain else processor.run_async
         ready = self.ready
         while ready or await self._wait_for_message():
             delivery = ready.popleft()
