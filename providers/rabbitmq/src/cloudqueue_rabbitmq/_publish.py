@@ -16,7 +16,7 @@ than a message circling when it is due.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Sequence
 
 import aiormq.exceptions as amqp
 from aio_pika.abc import AbstractChannel, AbstractExchange
@@ -28,6 +28,7 @@ from ._capabilities import CAPABILITIES
 from ._delay import Returning, level_for, wait_queue_arguments, wait_queue_name
 from ._errors import translate_errors, translated_error
 from ._link import Link
+from ._linked import Linked
 from ._loop import LoopThread
 from ._names import Names
 from ._wire import outgoing
@@ -35,7 +36,7 @@ from ._wire import outgoing
 __all__ = ["RabbitTopic"]
 
 
-class RabbitTopic(TopicDriver):
+class RabbitTopic(Linked, TopicDriver):
     def __init__(self, loop: LoopThread, names: Names) -> None:
         self._loop = loop
         self._names = names
@@ -55,20 +56,6 @@ class RabbitTopic(TopicDriver):
         for name, value in message.attributes.items():
             size += len(name.encode()) + len(value.encode()) + 6
         return size
-
-    def native_objects(self) -> Iterable[object]:
-        # The driver's aio-pika channel (opened now if it is not), then its connection. They
-        # belong to the provider's loop thread: use them there (``loop.call_soon_threadsafe``).
-        try:
-            channel = self._link.current() or self._loop.run(self._link.channel())
-        except Exception:  # nothing to offer while the broker cannot be reached
-            return ()
-        return (channel, *self._link.connections())
-
-    def telemetry_attributes(self) -> Mapping[str, str | int]:
-        broker = self._names.broker
-        return {"messaging.system": "rabbitmq", "server.address": broker.host,
-                "server.port": broker.port}
 
     def send_batch(self, messages: Sequence[Message]) -> list[str | QueueError]:
         return self._loop.run(self._send(messages))

@@ -32,7 +32,7 @@ import collections
 import contextlib
 import os
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 import aio_pika
@@ -47,6 +47,7 @@ from ._delay import Returning, level_for, wait_queue_arguments, wait_queue_name
 from ._errors import translate_errors, translated_error
 from ._limit import read_limit
 from ._link import Link
+from ._linked import Linked
 from ._loop import LoopThread
 from ._names import Names
 from ._wire import (
@@ -82,7 +83,7 @@ class _Lease:
     prior: int = 0
 
 
-class RabbitSubscription(SubscriptionDriver):
+class RabbitSubscription(Linked, SubscriptionDriver):
     def __init__(self, loop: LoopThread, names: Names) -> None:
         self._loop = loop
         self._names = names
@@ -106,20 +107,6 @@ class RabbitSubscription(SubscriptionDriver):
     @property
     def capabilities(self) -> Capabilities:
         return CAPABILITIES
-
-    def native_objects(self) -> Iterable[object]:
-        # The driver's aio-pika channel (opened now if it is not), then its connection. They
-        # belong to the provider's loop thread: use them there (``loop.call_soon_threadsafe``).
-        try:
-            channel = self._link.current() or self._loop.run(self._link.channel())
-        except Exception:  # nothing to offer while the broker cannot be reached
-            return ()
-        return (channel, *self._link.connections())
-
-    def telemetry_attributes(self) -> Mapping[str, str | int]:
-        broker = self._names.broker
-        return {"messaging.system": "rabbitmq", "server.address": broker.host,
-                "server.port": broker.port}
 
     # -- receiving -------------------------------------------------------------------
 
