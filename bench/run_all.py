@@ -469,7 +469,7 @@ def draw_chart(figures: list[dict[str, Any]], path: Path) -> None:
 
     rows = [pair for pair in pairs(figures) if pair.ours is not None or pair.baseline is not None]
     height = 0.38
-    figure, axis = plt.subplots(figsize=(10, 0.55 * len(rows) + 1.6), dpi=110)
+    figure, axis = plt.subplots(figsize=(11, 0.55 * len(rows) + 1.6), dpi=100)
     for index, pair in enumerate(rows):
         y = len(rows) - 1 - index
         for offset, entry, colour in ((height / 2, pair.ours, "tab:blue"),
@@ -487,7 +487,7 @@ def draw_chart(figures: list[dict[str, Any]], path: Path) -> None:
     axis.set_xscale("log")
     values = [entry[1] for pair in rows for entry in (pair.ours, pair.baseline) if entry is not None]
     if values:
-        axis.set_xlim(min(values) / 2, max(values) * 60)  # room for the labels right of the bars
+        axis.set_xlim(min(values) / 2, max(values) * 500)  # room for the labels right of the bars
     axis.set_xlabel("messages per second (log scale)" + (", or as the row says" if len(unit) > 1 else ""))
     axis.set_title("cloudqueue beside its baseline, best round of each")
     axis.legend(handles=[Patch(color="tab:blue", label="cloudqueue (fastest variant)"),
