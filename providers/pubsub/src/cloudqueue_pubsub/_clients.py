@@ -62,24 +62,16 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def _create_channel(base: Any, host: str, kwargs: dict[str, Any]) -> grpc.Channel:
-    """The transport's channel, with our options; a loopback endpoint without TLS.
+class _OurChannel:
+    """Mixed in before a generated gRPC transport: its channel, with our options, and a
+    loopback endpoint without TLS.
 
     A loopback ``api_endpoint`` (a local server or proxy) gets gRPC local credentials:
     plain TCP, which never leaves the machine, at a security level where the call
     credentials (the user's token) are still sent. Any other endpoint keeps the TLS the
     transport would use.
     """
-    kwargs["options"] = [*(kwargs.get("options") or ()), *_CHANNEL_OPTIONS]
-    if kwargs.get("ssl_credentials") is None and _is_loopback(host):
-        kwargs["ssl_credentials"] = grpc.local_channel_credentials(
-            grpc.LocalConnectionType.LOCAL_TCP
-        )
-    channel: grpc.Channel = base.create_channel(host, **kwargs)
-    return channel
 
-
-class _PublisherTransport(PublisherGrpcTransport):
     @classmethod
     def create_channel(
         cls,
@@ -92,23 +84,22 @@ class _PublisherTransport(PublisherGrpcTransport):
     ) -> grpc.Channel:
         kwargs.update(credentials=credentials, credentials_file=credentials_file,
                       scopes=scopes, quota_project_id=quota_project_id)
-        return _create_channel(PublisherGrpcTransport, host, kwargs)
+        kwargs["options"] = [*(kwargs.get("options") or ()), *_CHANNEL_OPTIONS]
+        if kwargs.get("ssl_credentials") is None and _is_loopback(host):
+            kwargs["ssl_credentials"] = grpc.local_channel_credentials(
+                grpc.LocalConnectionType.LOCAL_TCP
+            )
+        transport: Any = super()  # the generated transport, next in the method order
+        channel: grpc.Channel = transport.create_channel(host, **kwargs)
+        return channel
 
 
-class _SubscriberTransport(SubscriberGrpcTransport):
-    @classmethod
-    def create_channel(
-        cls,
-        host: str = "pubsub.googleapis.com",
-        credentials: Credentials | None = None,
-        credentials_file: str | None = None,
-        scopes: Sequence[str] | None = None,
-        quota_project_id: str | None = None,
-        **kwargs: Any,
-    ) -> grpc.Channel:
-        kwargs.update(credentials=credentials, credentials_file=credentials_file,
-                      scopes=scopes, quota_project_id=quota_project_id)
-        return _create_channel(SubscriberGrpcTransport, host, kwargs)
+class _PublisherTransport(_OurChannel, PublisherGrpcTransport):
+    pass
+
+
+class _SubscriberTransport(_OurChannel, SubscriberGrpcTransport):
+    pass
 
 
 class Clients:
