@@ -5,21 +5,28 @@ queues with it."""
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 
 import cloudqueue
 import pytest
 from cloudqueue import ops
-from cloudqueue.testing.contract import collect
+from cloudqueue.testing.contract import collect, quiet_for
 from cloudqueue.wire import DEAD_LETTER_REASON
 
 from cloudqueue_rabbitmq._delay import LEVELS, MAX_DELAY, level_for
 from cloudqueue_rabbitmq.testing import RabbitMqServer
 
 
-def quiet_for(consumer: cloudqueue.Consumer, seconds: float) -> list[cloudqueue.ReceivedMessage]:
-    """What arrives within ``seconds`` (expected: nothing)."""
-    return collect(consumer, 1, seconds, ack=False)
+@contextlib.contextmanager
+def _declared(url: str, **settings: int) -> Iterator[None]:
+    """The queue of ``url`` declared for the block, deleted after it (wait queues too)."""
+    cloudqueue.declare(url, **settings)
+    try:
+        yield
+    finally:
+        cloudqueue.delete(url)
 
 
 @pytest.mark.parametrize(
@@ -36,22 +43,18 @@ def test_delays_beyond_the_top_level_are_refused_naming_the_limit(
     rabbitmq_url: str, queue_name: str
 ) -> None:
     url = f"{rabbitmq_url}?queue={queue_name}"
-    cloudqueue.declare(url)
-    try:
+    with _declared(url):
         with cloudqueue.open_producer(url) as producer, pytest.raises(
             cloudqueue.InvalidArgument, match="exceeds 65536s"
         ):
             producer.send(b"too late", delay=MAX_DELAY + 1)
-    finally:
-        cloudqueue.delete(url)
 
 
 def test_nack_with_delay_carries_the_delivery_attempt_and_the_attributes(
     rabbitmq_url: str, queue_name: str
 ) -> None:
     url = f"{rabbitmq_url}?queue={queue_name}&lease=5"
-    cloudqueue.declare(url)
-    try:
+    with _declared(url):
         with cloudqueue.open_producer(url) as producer:
             sent_id = producer.send(b"retry me", attributes={"k": "v"})
         with cloudqueue.open_consumer(url) as consumer:
@@ -68,8 +71,6 @@ def test_nack_with_delay_carries_the_delivery_attempt_and_the_attributes(
             last.nack()  # an immediate nack of a copy: the broker's count adds on
             (again,) = collect(consumer, 1, timeout=30, ack=True)
             assert again.delivery_attempt == 5
-    finally:
-        cloudqueue.delete(url)
 
 
 def _dead_letters(url: str, count: int) -> list[cloudqueue.ReceivedMessage]:
@@ -81,8 +82,7 @@ def test_a_delayed_nack_at_dead_letter_after_dead_letters_the_copy(
     rabbitmq_url: str, queue_name: str
 ) -> None:
     url = f"{rabbitmq_url}?queue={queue_name}&lease=5"
-    cloudqueue.declare(url, dead_letter_after=2)
-    try:
+    with _declared(url, dead_letter_after=2):
         with cloudqueue.open_producer(url) as producer:
             producer.send(b"poison", attributes={"k": "v"})
         with cloudqueue.open_consumer(url) as consumer:
@@ -95,16 +95,13 @@ def test_a_delayed_nack_at_dead_letter_after_dead_letters_the_copy(
         (letter,) = _dead_letters(url, 1)
         assert letter.body == b"poison" and letter.attributes.get("k") == "v"
         assert letter.attributes.get(DEAD_LETTER_REASON) == "delivery_limit"
-    finally:
-        cloudqueue.delete(url)
 
 
 def test_an_immediate_nack_of_a_copy_at_the_limit_dead_letters_it(
     rabbitmq_url: str, queue_name: str
 ) -> None:
     url = f"{rabbitmq_url}?queue={queue_name}&lease=5"
-    cloudqueue.declare(url, dead_letter_after=3)
-    try:
+    with _declared(url, dead_letter_after=3):
         with cloudqueue.open_producer(url) as producer:
             producer.send(b"poison")
         with cloudqueue.open_consumer(url) as consumer:
@@ -117,16 +114,13 @@ def test_an_immediate_nack_of_a_copy_at_the_limit_dead_letters_it(
             assert quiet_for(consumer, 1.5) == []
         (letter,) = _dead_letters(url, 1)
         assert letter.attributes.get(DEAD_LETTER_REASON) == "delivery_limit"
-    finally:
-        cloudqueue.delete(url)
 
 
 def test_a_copy_given_back_at_the_limit_is_not_handed_out_again(
     rabbitmq_url: str, queue_name: str
 ) -> None:
     url = f"{rabbitmq_url}?queue={queue_name}&lease=5"
-    cloudqueue.declare(url, dead_letter_after=2)
-    try:
+    with _declared(url, dead_letter_after=2):
         with cloudqueue.open_producer(url) as producer:
             producer.send(b"slow")
         with cloudqueue.open_consumer(url) as consumer:
@@ -141,8 +135,6 @@ def test_a_copy_given_back_at_the_limit_is_not_handed_out_again(
         (letter,) = _dead_letters(url, 1)
         assert letter.body == b"slow"
         assert letter.attributes.get(DEAD_LETTER_REASON) == "delivery_limit"
-    finally:
-        cloudqueue.delete(url)
 
 
 def test_a_delayed_send_to_a_missing_queue_is_not_found(rabbitmq_url: str) -> None:
@@ -197,8 +189,7 @@ def test_a_delayed_message_dead_lettered_by_the_broker_names_its_queue_not_the_w
     rabbitmq_url: str, queue_name: str
 ) -> None:
     url = f"{rabbitmq_url}?queue={queue_name}&lease=5"
-    cloudqueue.declare(url, dead_letter_after=1)
-    try:
+    with _declared(url, dead_letter_after=1):
         with cloudqueue.open_producer(url) as producer:
             producer.send(b"late and bad", delay=1.0)
         with cloudqueue.open_consumer(url) as consumer:
@@ -208,5 +199,3 @@ def test_a_delayed_message_dead_lettered_by_the_broker_names_its_queue_not_the_w
         assert letter.dead_letter is not None
         assert letter.dead_letter.reason == "delivery_limit"
         assert letter.dead_letter.source == queue_name
-    finally:
-        cloudqueue.delete(url)

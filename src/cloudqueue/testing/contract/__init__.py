@@ -32,7 +32,7 @@ optional pydantic, msgspec and cloudevents packages installed where the suite ru
 
 from __future__ import annotations
 
-from ._base import collect
+from ._base import collect, quiet_for
 from ._harness import DeclaringHarness, Destination, Harness, eventually, unique_name
 from .asyncio_api import AsyncAPI
 from .cloudevents import CloudEvents
@@ -67,6 +67,7 @@ __all__ = [
     "TypedMessages",
     "collect",
     "eventually",
+    "quiet_for",
     "unique_name",
 ]
 
