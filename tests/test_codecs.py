@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Mapping
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import msgspec
 import pydantic
@@ -25,6 +25,7 @@ from cloudqueue.codecs import (
     codec_for_type,
     codec_for_value,
 )
+from cloudqueue.codecs._choose import DECODERS, decoder_for_type
 from cloudqueue.errors import DecodeError
 
 T = TypeVar("T")
@@ -171,6 +172,79 @@ def test_each_codec_refuses_values_and_types_of_another() -> None:
             codec.encode(value, "memory")
         with pytest.raises(cloudqueue.InvalidArgument, match="cannot decode into"):
             codec.decode(b"{}", {}, Line if not isinstance(codec, DataclassCodec) else Order)
+
+
+# -- prepared decoders (the per-message path of message.decode(Type)) --------------------
+
+
+@pytest.mark.parametrize(("value", "kind", "codec_class"), CASES, ids=lambda c: getattr(c, "__name__", None))
+def test_a_prepared_decoder_is_built_once_per_type_and_decodes_like_its_codec(
+    value: object, kind: object, codec_class: type[Codec]
+) -> None:
+    decoder = DECODERS[kind]
+    assert decoder is not None and DECODERS[kind] is decoder
+    body, attributes = codec_class().encode(value, "memory")
+    assert decoder(body, attributes) == value
+    assert decoder(body, {}) == value  # no content type: a sender outside the library
+
+
+@pytest.mark.parametrize("kind", [Order, Shipment, Basket, dict[str, int]])
+def test_a_prepared_decoder_keeps_the_codecs_errors(kind: Any) -> None:
+    decoder = decoder_for_type(kind)
+    assert decoder is not None
+    secret = "4111-1111-1111-1111"
+    with pytest.raises(DecodeError) as raised:
+        decoder(f'{{"id": "{secret}", "total": 1, "customer": 1, "parcels": 1}}'.encode(), {})
+    assert getattr(kind, "__name__", "dict") in str(raised.value) and raised.value.kind is kind
+    assert secret not in str(raised.value)
+    for content_type in ("text/plain", "application/xml; charset=utf-8"):
+        with pytest.raises(DecodeError, match=f"cannot decode a '{content_type}' payload as"):
+            decoder(b"{}", {"content-type": content_type})
+
+
+def test_prepared_decoders_for_raw_annotations_refused_and_unhashable_ones() -> None:
+    assert DECODERS[bytes](b"\xc3\xa9", {}) == b"\xc3\xa9"  # type: ignore[misc]
+    assert DECODERS[str](b"\xc3\xa9", {}) == "\u00e9"  # type: ignore[misc]
+    assert DECODERS[cloudqueue.ReceivedMessage] is None  # the message itself is the payload
+    with pytest.raises(cloudqueue.InvalidArgument, match="no codec decodes"):
+        DECODERS[datetime.datetime]
+    assert datetime.datetime not in DECODERS  # a refused type is not kept
+    unhashable = Annotated[int, {"unit": "cm"}]
+    with pytest.raises(TypeError):  # the table cannot keep it: decoder_for_type answers instead
+        DECODERS[unhashable]
+    with pytest.raises(cloudqueue.InvalidArgument, match="no codec decodes"):
+        decoder_for_type(unhashable)
+
+
+def test_a_pydantic_model_that_overrides_model_validate_json_keeps_its_override() -> None:
+    class Legacy(pydantic.BaseModel):
+        name: str
+
+        @classmethod
+        def model_validate_json(cls, json_data: Any, **options: Any) -> Legacy:
+            return super().model_validate_json(json_data.replace(b"old", b"new"), **options)
+
+    assert decoder_for_type(Legacy)(b'{"name": "old"}', {}) == Legacy(name="new")  # type: ignore[misc]
+
+
+def test_a_pydantic_model_completed_after_its_first_decode_attempt_decodes() -> None:
+    class Parcel(pydantic.BaseModel):
+        label: Later  # defined below, on purpose: the model stays incomplete until rebuilt
+
+    with pytest.raises(pydantic.errors.PydanticUserError, match="not fully defined"):
+        decoder_for_type(Parcel)(b'{"label": {"text": "a"}}', {})  # type: ignore[misc]
+
+    class Later(pydantic.BaseModel):
+        text: str
+
+    Parcel.model_rebuild(_types_namespace={"Later": Later})
+    assert decoder_for_type(Parcel)(b'{"label": {"text": "a"}}', {}) == Parcel(label=Later(text="a"))  # type: ignore[misc]
+
+
+def test_a_codec_of_the_users_own_gets_a_prepared_decoder_that_calls_decode() -> None:
+    codec = Upper()
+    decoder = codec.decoder(str)
+    assert decoder(b"HELLO", {}) == "hello" and codec.decoded == 1
 
 
 def test_optional_libraries_are_not_imported_by_json_and_dataclass_use() -> None:

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping
-from typing import TypeVar
+from collections.abc import Callable, Mapping
+from typing import TypeAlias, TypeVar
 
 from ..errors import DecodeError
 from ..wire import CONTENT_TYPE_ATTRIBUTE
 
-__all__ = ["JSON_CONTENT_TYPE", "Codec", "describe", "require_json"]
+__all__ = ["JSON_CONTENT_TYPE", "Codec", "Decoder", "describe", "require_json"]
 
 T = TypeVar("T")
+
+#: ``decoder(body, attributes)``: one type's payloads decoded, prepared once per type.
+Decoder: TypeAlias = Callable[[bytes, Mapping[str, str]], T]
 
 #: What the built-in codecs write in the ``content-type`` attribute.
 JSON_CONTENT_TYPE = "application/json"
@@ -40,6 +43,20 @@ class Codec(abc.ABC):
     def decode(self, body: bytes, attributes: Mapping[str, str], kind: type[T]) -> T:
         """The value of type ``kind`` in ``body``. Raises
         :class:`~cloudqueue.errors.DecodeError` naming what failed."""
+
+    def decoder(self, kind: type[T]) -> Decoder[T]:
+        """A function ``decoder(body, attributes)`` that does what
+        ``decode(body, attributes, kind)`` does, built once per type and kept (see
+        ``message.decode(Type)``). Override it to do the per-type work (checking the type,
+        compiling a validator) once instead of per message; raise
+        :class:`~cloudqueue.InvalidArgument` here for a type the codec cannot decode into.
+        The default calls :meth:`decode`."""
+        decode = self.decode
+
+        def decoder(body: bytes, attributes: Mapping[str, str]) -> T:
+            return decode(body, attributes, kind)
+
+        return decoder
 
 
 def describe(kind: object) -> str:

@@ -10,14 +10,15 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import sys
+from collections.abc import Mapping
 from typing import Any
 
 from ..errors import InvalidArgument
-from ._base import Codec, describe
+from ._base import Codec, Decoder, describe
 from ._dataclass import DataclassCodec
 from ._json import JsonCodec, is_json_type
 
-__all__ = ["RAW_TYPES", "codec_for_type", "codec_for_value"]
+__all__ = ["DECODERS", "RAW_TYPES", "codec_for_type", "codec_for_value", "decoder_for_type"]
 
 #: Annotations that mean "the payload as it came": no codec.
 RAW_TYPES: tuple[type, ...] = (bytes, str)
@@ -96,6 +97,40 @@ def codec_for_type(kind: object) -> Codec | None:
         return codec
     except TypeError:  # an unhashable annotation: choose every time
         return _choose(kind)
+
+
+def _body(body: bytes, attributes: Mapping[str, str]) -> bytes:
+    return body
+
+
+def _text(body: bytes, attributes: Mapping[str, str]) -> str:
+    return body.decode()
+
+
+def decoder_for_type(kind: object) -> Decoder[Any] | None:
+    """The prepared decoder for the annotation ``kind`` (see :meth:`Codec.decoder`): the
+    body itself for ``bytes``, its text for ``str``, None for the message classes (the
+    message is the payload). InvalidArgument when no codec reads ``kind``."""
+    if kind is bytes:
+        return _body
+    if kind is str:
+        return _text
+    codec = codec_for_type(kind)
+    return None if codec is None else codec.decoder(kind)  # type: ignore[arg-type]
+
+
+class _Decoders(dict[object, "Decoder[Any] | None"]):
+    """Decoders by annotation, each built on the first lookup of its annotation."""
+
+    def __missing__(self, kind: object) -> Decoder[Any] | None:
+        decoder = self[kind] = decoder_for_type(kind)
+        return decoder
+
+
+#: ``DECODERS[kind]``: what :func:`decoder_for_type` returns, prepared once per annotation,
+#: so decoding a message costs one dictionary lookup more than the library's own decoder.
+#: Raises TypeError for an unhashable annotation: call :func:`decoder_for_type` for those.
+DECODERS: Mapping[object, Decoder[Any] | None] = _Decoders()
 
 
 def codec_for_value(value: object) -> Codec:

@@ -4,16 +4,22 @@ pydantic-core's own parser, no ``json.loads`` first). Imported only when a model
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TypeVar, cast
+from typing import Any, TypeVar, cast
 
 import pydantic
 
 from ..errors import DecodeError, InvalidArgument
-from ._base import JSON_CONTENT_TYPE, Codec, describe, require_json
+from ..wire import CONTENT_TYPE_ATTRIBUTE
+from ._base import JSON_CONTENT_TYPE, Codec, Decoder, describe, require_json
 
 __all__ = ["PydanticCodec"]
 
 T = TypeVar("T")
+
+_BASE_VALIDATE_JSON = pydantic.BaseModel.model_validate_json.__func__  # type: ignore[attr-defined]
+#: The decoder built per model, for :meth:`PydanticCodec.decode` (a program decodes into
+#: the few models its code names, so this stays small).
+_prepared: dict[type, Decoder[Any]] = {}
 
 #: How many validation errors a DecodeError lists before "and N more".
 _SHOWN_ERRORS = 5
@@ -46,18 +52,37 @@ class PydanticCodec(Codec):
         return value.model_dump_json().encode(), {"content-type": JSON_CONTENT_TYPE}
 
     def decode(self, body: bytes, attributes: Mapping[str, str], kind: type[T]) -> T:
-        # Not self.handles(): issubclass through pydantic's ABC metaclass costs more than a
-        # tenth of validating a small model; a type without the method is not a model.
-        validate = getattr(kind, "model_validate_json", None)
-        if validate is None:
+        # The decoder built per model: issubclass through pydantic's ABC metaclass alone
+        # costs more than a tenth of validating a small model, so it is checked once.
+        decoder = _prepared.get(kind) if isinstance(kind, type) else None
+        if decoder is None:
+            decoder = _prepared[kind] = self.decoder(kind)
+        return cast(T, decoder(body, attributes))
+
+    def decoder(self, kind: type[T]) -> Decoder[T]:
+        if not self.handles(kind):
             raise InvalidArgument(f"the pydantic codec cannot decode into {describe(kind)}")
-        require_json(attributes, kind)
-        try:
-            return cast(T, validate(body))
-        except pydantic.ValidationError as error:
-            raise DecodeError(
-                f"the body is not a valid {describe(kind)}: {summary(error)}", kind=kind
-            ) from None
+        model = cast(type[pydantic.BaseModel], kind)
+        # A model that overrides model_validate_json keeps its override; any other is
+        # validated by the pydantic-core validator model_validate_json calls, without the
+        # keyword handling in between. The validator is read from the class at each call,
+        # not kept: pydantic replaces it when the model is rebuilt (model_rebuild, a
+        # forward reference resolved late).
+        direct = getattr(model.model_validate_json, "__func__", None) is _BASE_VALIDATE_JSON
+        name = describe(kind)
+
+        def decoder(body: bytes, attributes: Mapping[str, str]) -> T:
+            content_type = attributes.get(CONTENT_TYPE_ATTRIBUTE)
+            if content_type is not None and content_type != JSON_CONTENT_TYPE:
+                require_json(attributes, kind)  # the uncommon content types, checked in full
+            try:
+                if direct:
+                    return cast(T, model.__pydantic_validator__.validate_json(body))
+                return cast(T, model.model_validate_json(body))
+            except pydantic.ValidationError as error:
+                raise DecodeError(f"the body is not a valid {name}: {summary(error)}", kind=kind) from None
+
+        return decoder
 
     def __repr__(self) -> str:
         return "PydanticCodec()"
