@@ -46,7 +46,14 @@ from ._sdk import SdkObjects, expect_type
 from ._url import Url
 from .errors import QueueError, Unsupported
 from .filters import Filter
-from .wire import DEAD_LETTER_REASON
+from .wire import (
+    DEAD_LETTER_REASON,
+    REDRIVE_ATTRIBUTES,
+    REDRIVE_DELIVERY_COUNT,
+    REDRIVE_ORIGINAL_ID,
+    REDRIVE_REASON,
+    REDRIVE_TIME,
+)
 
 __all__ = [
     "PUBSUB_CARRIER",
@@ -61,6 +68,7 @@ __all__ = [
     "Message",
     "Provider",
     "QueueStats",
+    "RedriveStamp",
     "SdkObjects",
     "SubscriptionDriver",
     "TopicDriver",
@@ -322,6 +330,70 @@ class DeadLetterFacts:
     source: str | None = None
 
 
+#: Attributes a dead letter never carries back: its marker and earlier provenance.
+_NOT_CARRIED_BACK = frozenset((DEAD_LETTER_REASON, *REDRIVE_ATTRIBUTES))
+
+
+@dataclass(frozen=True, slots=True)
+class RedriveStamp:
+    """What ``cloudqueue.ops.redrive`` writes on each message it puts back: given to
+    :meth:`SubscriptionDriver.move_dead_letters`, and used by the portable redrive too,
+    so that a native move and a portable one leave the same attributes.
+
+    A native move needs no checks of its own beyond :meth:`accepts`: the portable
+    layer offers one only when the target has the limits of the dead-letter
+    destination (whose messages met them when they were sent) and has checked the
+    provenance attribute names against them once.
+    """
+
+    #: The ``redrive_time`` value (ISO 8601, UTC, milliseconds, ``Z``) of this batch.
+    time: str
+    #: The target's limits.
+    limits: Limits
+    #: The target honours ordering keys (a keyed message may go there).
+    ordering: bool
+
+    def attributes(
+        self, attributes: Mapping[str, str], dead_letter_id: str, reason: str | None,
+        delivery_count: int | None, original_id: str | None = None,
+    ) -> dict[str, str]:
+        """The attributes of the message put back for a dead letter: ``attributes``
+        (the user's, as in :attr:`DeadLetterFacts.attributes`; the portable
+        ``dead_letter_reason`` marker is dropped here too, so a native move may pass
+        the stored attributes as they are) without any earlier provenance, plus this
+        redrive's: the id at the source (``original_id``, else the dead letter's own
+        id), the reason and the delivery count where known, the time."""
+        stamped = {
+            name: value for name, value in attributes.items() if name not in _NOT_CARRIED_BACK
+        }
+        stamped[REDRIVE_ORIGINAL_ID] = original_id or dead_letter_id
+        if reason is not None:
+            stamped[REDRIVE_REASON] = reason
+        if delivery_count is not None:
+            stamped[REDRIVE_DELIVERY_COUNT] = str(delivery_count)
+        stamped[REDRIVE_TIME] = self.time
+        return stamped
+
+    def accepts(self, body: bytes, attributes: Mapping[str, str], ordering_key: str | None) -> bool:
+        """Whether the target surely takes a message of this body, stamped
+        ``attributes`` and ordering key (sizes as the default :meth:`TopicDriver.measure`
+        counts them). A native move leaves a dead letter it is False for where it is:
+        the portable redrive then reports why the target refuses it."""
+        limits = self.limits
+        if len(attributes) > limits.max_attributes:
+            return False
+        if ordering_key is not None and not self.ordering:
+            return False
+        size = len(body)
+        longest = limits.max_attribute_value_bytes
+        for name, value in attributes.items():
+            value_bytes = len(value.encode())
+            if value_bytes > longest:
+                return False
+            size += len(name.encode()) + value_bytes
+        return size <= limits.max_message_bytes
+
+
 class _DriverBase:
     """What both kinds of driver have: ``as_`` for the SDK objects they hold, and the
     attributes that describe their destination to telemetry."""
@@ -458,6 +530,35 @@ class SubscriptionDriver(_DriverBase, abc.ABC):
         receive then ends within its ``wait``. Override it when the SDK lets a
         wait be cut short, so that ``close()`` is prompt."""
 
+    def can_move_dead_letters(self, target: TopicDriver) -> bool:
+        """Whether :meth:`move_dead_letters` can move this destination's dead letters
+        to ``target`` in place (the same broker, the same database file...). The
+        default: False, and ``cloudqueue.ops.redrive`` receives, sends and acks."""
+        return False
+
+    def move_dead_letters(
+        self, target: TopicDriver, max_messages: int, stamp: RedriveStamp
+    ) -> list[str | None]:
+        """Optional native redrive, called only when :meth:`can_move_dead_letters`
+        said True for ``target``: move up to ``max_messages`` dead letters of this
+        dead-letter destination to ``target`` in one atomic step, oldest first.
+
+        Take only dead letters a receive could take now (never one leased to a
+        consumer; on an ordered destination, a key's in order and none of a key whose
+        earlier message is leased). Each moved message is what the portable redrive
+        would send: the same body and ordering key, attributes from
+        :meth:`RedriveStamp.attributes` given what :meth:`Provider.dead_letter_facts`
+        reads from it, a new id, no delay, counted as sent to ``target``; the dead
+        letter is gone in the same step. Leave in place, untouched, every dead letter
+        :meth:`RedriveStamp.accepts` is False for (or that you are unsure of): the
+        portable redrive deals with those.
+
+        Return the reason (:attr:`DeadLetterFacts.reason`) of each message moved, in
+        order; an empty list when none was. The portable layer calls again until one
+        call moves nothing, then receives what is left the portable way.
+        """
+        raise Unsupported("this provider cannot move dead letters in place")
+
     def close(self) -> None:  # optional hook with nothing to do by default
         """Release the SDK client. Unsettled deliveries may be given back here."""
 
@@ -478,6 +579,11 @@ class SubscriptionDriver(_DriverBase, abc.ABC):
 
     async def adead_letter(self, entries: Sequence[tuple[object, str]]) -> BatchErrors:
         return await asyncio.to_thread(self.dead_letter, entries)
+
+    async def amove_dead_letters(
+        self, target: TopicDriver, max_messages: int, stamp: RedriveStamp
+    ) -> list[str | None]:
+        return await asyncio.to_thread(self.move_dead_letters, target, max_messages, stamp)
 
     async def ainterrupt_receives(self) -> None:
         self.interrupt_receives()  # never blocks: no worker thread needed

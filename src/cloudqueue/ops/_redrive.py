@@ -1,9 +1,10 @@
 """The redrive engine: dead letters back to their source (or elsewhere), send first,
 then ack, pipelined, in asyncio; the blocking ``cloudqueue.ops.redrive`` runs it too.
 
-One run: receive dead letters with the portable consumer (which keeps their leases),
-sort each one (moves, skipped by ``where``, refused by the target), send the movers in
-batches of the target's ``max_send_batch`` with several batches in flight, and ack
+One run: first, where the provider can and the options allow, move dead letters in
+place (see :mod:`._native`); then, for what is left, receive dead letters with the
+portable consumer (which keeps their leases), sort each one (moves, skipped by
+``where``, refused by the target), send the movers in batches of the target's ``max_send_batch`` with several batches in flight, and ack
 each dead letter only once its send is confirmed. Everything not moved is *held*
 until the run ends and only then given back, so it is not received again and again
 within the run. The run ends when ``limit`` is reached, when ``MAX_HELD`` messages
@@ -28,10 +29,18 @@ from .._received import AsyncReceivedMessage
 from .._registry import resolve
 from .._sdk import SdkObjects
 from .._url import Url
-from ..driver import Capabilities, DeadLetterFacts, Provider, TopicDriver
+from ..driver import (
+    Capabilities,
+    DeadLetterFacts,
+    Provider,
+    RedriveStamp,
+    SubscriptionDriver,
+    TopicDriver,
+)
 from ..errors import InvalidArgument, QueueError, SendBatchError
 from ..filters import Filter
 from ._checks import check_flag, check_limit, check_progress, check_rate, check_where
+from ._native import can_move_in_place, move_in_place
 from ._pacing import TokenBucket, chunk_for_rate
 from ._resend import Matcher, matcher, redrive_time, resend_message, validate_alone
 from ._types import PeekedMessage, RedriveFailure, RedriveReport
@@ -158,6 +167,15 @@ class _Run:
         except BaseException:
             await self.driver.aclose()  # the target's, opened first
             raise
+        try:
+            await self._move_in_place(driver)
+        except BaseException:
+            await self._close_drivers(driver)
+            raise
+        if self._limit_reached():  # all moved in place: no consumer or producer needed
+            await self._close_drivers(driver)
+            self.report.elapsed = time.monotonic() - self.started
+            return self.report
         # Room for everything a run may hold, plus the receives and sends under way.
         window = self.chunk * SENDS_IN_FLIGHT + self.capabilities.limits.max_send_batch
         consumer = aio.AsyncConsumer(
@@ -172,6 +190,36 @@ class _Run:
             await self._finish(consumer, producer)
         self.report.elapsed = time.monotonic() - self.started
         return self.report
+
+    async def _move_in_place(self, driver: SubscriptionDriver) -> None:
+        """Move what the provider can move in place first, when the run's options let
+        a move in place give what the portable run would (see :mod:`._native`)."""
+        settings = self.settings
+        if settings.where is not None or settings.rate is not None or settings.dry_run:
+            return
+        if not can_move_in_place(driver, self.driver, self.capabilities, str(self.target)):
+            return
+        await move_in_place(
+            driver, self.driver, batch=driver.capabilities.limits.max_receive_batch,
+            limit=settings.limit, stamp=self._stamp, moved=self._moved_in_place,
+        )
+
+    def _moved_in_place(self, reasons: list[str | None]) -> None:
+        for reason in reasons:
+            self._count_moved(reason)
+        self._progress()
+
+    async def _close_drivers(self, driver: SubscriptionDriver) -> None:
+        try:
+            await driver.aclose()
+        finally:
+            await self.driver.aclose()
+
+    def _stamp(self) -> RedriveStamp:
+        capabilities = self.capabilities
+        return RedriveStamp(
+            redrive_time(datetime.datetime.now(_UTC)), capabilities.limits, capabilities.ordering
+        )
 
     async def _pump(
         self, consumer: aio.AsyncConsumer, producer: aio.AsyncProducer | None, window: int
@@ -219,7 +267,7 @@ class _Run:
     ) -> list[_Mover]:
         """Each received dead letter held back or made a mover: ``(received, Message, reason)``."""
         movers: list[_Mover] = []
-        stamp = redrive_time(datetime.datetime.now(_UTC))
+        stamp = self._stamp()
         report, settings = self.report, self.settings
         for received in batch:
             self.unsettled[received] = None

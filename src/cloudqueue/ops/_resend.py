@@ -10,15 +10,8 @@ from collections.abc import Callable
 
 from .._engine.validation import check_batch
 from .._message import Message
-from ..driver import Capabilities, DeadLetterFacts, Delivery
+from ..driver import Capabilities, DeadLetterFacts, Delivery, RedriveStamp
 from ..filters import Filter
-from ..wire import (
-    REDRIVE_ATTRIBUTES,
-    REDRIVE_DELIVERY_COUNT,
-    REDRIVE_ORIGINAL_ID,
-    REDRIVE_REASON,
-    REDRIVE_TIME,
-)
 from ._types import PeekedMessage
 
 __all__ = [
@@ -60,22 +53,15 @@ def redrive_time(now: datetime.datetime) -> str:
 
 
 def resend_message(
-    delivery: Delivery, facts: DeadLetterFacts, capabilities: Capabilities, stamp: str
+    delivery: Delivery, facts: DeadLetterFacts, capabilities: Capabilities, stamp: RedriveStamp
 ) -> Message:
     """The message to send back for ``delivery``; raises a QueueError when it cannot be
     built (attributes the Message type refuses)."""
-    attributes = {
-        name: value for name, value in facts.attributes.items() if name not in REDRIVE_ATTRIBUTES
-    }
-    attributes[REDRIVE_ORIGINAL_ID] = facts.original_id or delivery.id
-    if facts.reason is not None:
-        attributes[REDRIVE_REASON] = facts.reason
-    if facts.delivery_count is not None:
-        attributes[REDRIVE_DELIVERY_COUNT] = str(facts.delivery_count)
-    attributes[REDRIVE_TIME] = stamp
     return Message(
         delivery.body,
-        attributes=attributes,
+        attributes=stamp.attributes(
+            facts.attributes, delivery.id, facts.reason, facts.delivery_count, facts.original_id
+        ),
         ordering_key=delivery.ordering_key,
         deduplication_id=(
             deduplication_id(delivery.id, capabilities.limits.max_key_length)
