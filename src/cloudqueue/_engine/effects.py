@@ -6,15 +6,16 @@ import asyncio
 import enum
 import threading
 import time
-from collections.abc import Awaitable, Callable, Generator, Mapping
+from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeAlias, TypeVar, cast
 
 if TYPE_CHECKING:
     from ..driver import SubscriptionDriver, TopicDriver
 
 __all__ = [
-    "WAKE", "AsyncRunner", "Call", "Op", "Sleep", "Step", "SyncRunner", "Wait",
-    "async_calls", "sync_calls",
+    "WAKE", "AsyncRunner", "Call", "Calls", "Op", "Sleep", "Step", "SyncRunner", "Wait",
+    "async_calls", "concurrently", "sync_calls",
 ]
 
 T = TypeVar("T")
@@ -69,6 +70,15 @@ def async_calls(driver: TopicDriver | SubscriptionDriver) -> AsyncCalls:
     }
 
 
+class Calls(NamedTuple):
+    """Make several driver calls at once, all on the wire together. Answered with
+    one outcome per call, in order: the call's value, or the exception it raised
+    (driver methods return lists or None, never exceptions, so the two cannot be
+    confused). Only a cancellation of the runner's own caller is raised instead."""
+
+    calls: tuple[Call, ...]
+
+
 class Sleep(NamedTuple):
     """Sleep without holding the lock (backoff between retries)."""
 
@@ -87,17 +97,83 @@ class _Wake:
 
 WAKE = _Wake()
 
-Effect: TypeAlias = Call | Sleep | Wait | _Wake
+Effect: TypeAlias = Call | Calls | Sleep | Wait | _Wake
 Step: TypeAlias = Generator[Effect, Any, T]
+
+#: Worker threads a SyncRunner may start for :class:`Calls` (made on first use, so a
+#: runner that never overlaps calls starts none; idle ones end when the runner is
+#: collected or the interpreter exits). A cap, not a target: the engine asks for at
+#: most ``max_concurrent_batches`` calls at once.
+_MAX_CALL_THREADS = 16
+
+
+def concurrently(steps: Sequence[Step[T]]) -> Step[list[T]]:
+    """Run ``steps`` with their first driver calls in flight together (one
+    :class:`Calls`); what each does after that (a retry's sleep and call) it does
+    alone, one step after another. Returns their results in order. Steps whose
+    first effect is not a call run alone too."""
+    results: list[Any] = [None] * len(steps)
+    started: list[tuple[int, Step[T], Call]] = []
+    try:
+        alone: list[tuple[int, Step[T], Any]] = []
+        for index, step in enumerate(steps):
+            try:
+                effect = next(step)
+            except StopIteration as stop:
+                results[index] = stop.value
+                continue
+            if type(effect) is tuple:
+                started.append((index, step, cast(Call, effect)))
+            else:
+                alone.append((index, step, effect))
+        if len(started) == 1:  # nothing to overlap: no thread hand-off
+            alone.insert(0, started.pop())
+        if started:
+            outcomes = yield Calls(tuple(call for _, _, call in started))
+            for (index, step, _), outcome in zip(started, outcomes, strict=True):
+                if isinstance(outcome, BaseException):
+                    results[index] = yield from _resume(step, None, outcome)
+                else:
+                    results[index] = yield from _resume(step, outcome, None)
+        for index, step, effect in alone:
+            results[index] = yield from _continue(step, effect)
+    finally:
+        for step in steps:
+            step.close()  # no-op for finished steps; unwinds the rest if we were interrupted
+    return results
+
+
+def _continue(step: Step[T], effect: Any) -> Step[T]:
+    """Drive ``step`` on from its already-taken ``effect``."""
+    try:
+        value = yield effect
+    except BaseException as exc:  # handed to the step; cancellation re-raises there
+        return (yield from _resume(step, None, exc))
+    return (yield from _resume(step, value, None))
+
+
+def _resume(step: Step[T], value: Any, error: BaseException | None) -> Step[T]:
+    """Drive ``step`` to its end, starting by handing it ``value`` or ``error``."""
+    while True:
+        try:
+            effect = step.send(value) if error is None else step.throw(error)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+        value = error = None
+        try:
+            value = yield effect
+        except BaseException as exc:  # handed to the step; cancellation re-raises there
+            error = exc
 
 
 class SyncRunner:
     """Runs steps in the calling thread; the step's code runs under ``lock``."""
 
-    __slots__ = ("calls", "condition", "lock", "waiting")
+    __slots__ = ("_pool", "calls", "condition", "lock", "waiting")
 
     def __init__(self, driver: TopicDriver | SubscriptionDriver) -> None:
         self.calls = sync_calls(driver)
+        self._pool: ThreadPoolExecutor | None = None
         self.lock = threading.Lock()
         self.condition = threading.Condition(self.lock)
         # Threads blocked in a Wait: notifying costs microseconds even with
@@ -134,6 +210,15 @@ class SyncRunner:
                 finally:
                     self.lock.acquire()
                 continue
+            if kind is Calls:
+                self.lock.release()
+                try:
+                    value = self._run_together(effect.calls)  # type: ignore[union-attr]
+                except BaseException as exc:  # the caller's own cancellation
+                    error = exc
+                finally:
+                    self.lock.acquire()
+                continue
             if kind is Wait:
                 self.waiting += 1
                 try:
@@ -152,6 +237,33 @@ class SyncRunner:
                 error = exc
             finally:
                 self.lock.acquire()
+
+    def _run_together(self, calls: tuple[Call, ...]) -> list[Any]:
+        """All but the first call on the pool, the first in this thread (a drivers'
+        contract: callable from several threads). An interrupt while waiting is
+        raised; the calls already started then finish unobserved, as one
+        interrupted call would have."""
+        pool = self._pool
+        if pool is None:
+            # Under no lock: two threads racing here each make a pool and one is
+            # dropped unused, which costs nothing (threads start on first submit).
+            pool = self._pool = ThreadPoolExecutor(
+                _MAX_CALL_THREADS, thread_name_prefix="cloudqueue-call"
+            )
+        table = self.calls
+        futures: list[Future[Any]] = [pool.submit(table[op], *args) for op, args in calls[1:]]
+        outcomes: list[Any] = [None] * len(calls)
+        op, args = calls[0]
+        try:
+            outcomes[0] = table[op](*args)
+        except Exception as exc:  # an outcome; a cancellation propagates
+            outcomes[0] = exc
+        for index, future in enumerate(futures, 1):
+            try:
+                outcomes[index] = future.result()
+            except Exception as exc:
+                outcomes[index] = exc
+        return outcomes
 
     def wake(self) -> None:
         """Wake waiters; the caller holds ``lock``."""
@@ -189,6 +301,8 @@ class AsyncRunner:
                 if kind is tuple:  # a Call
                     op, args = cast(Call, effect)
                     value = await self.calls[op](*args)
+                elif kind is Calls:
+                    value = await self._run_together(effect.calls)  # type: ignore[union-attr]
                 elif kind is Wait:
                     await self._wait(effect.timeout)  # type: ignore[union-attr]
                 elif kind is Sleep:
@@ -197,6 +311,18 @@ class AsyncRunner:
                     self.wake()
             except BaseException as exc:  # handed to the step; cancellation re-raises there
                 error = exc
+
+    async def _run_together(self, calls: tuple[Call, ...]) -> list[Any]:
+        table = self.calls
+        outcomes = await asyncio.gather(
+            *(table[op](*args) for op, args in calls), return_exceptions=True
+        )
+        for outcome in outcomes:
+            if isinstance(outcome, asyncio.CancelledError):
+                # A call cancelled by itself is this task's cancellation too (a
+                # driver never cancels on its own): raised, not an outcome.
+                raise outcome
+        return outcomes
 
     async def _wait(self, timeout: float | None) -> None:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()

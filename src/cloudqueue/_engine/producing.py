@@ -9,7 +9,7 @@ from .._message import Message
 from .._telemetry import active
 from ..driver import TopicDriver
 from ..errors import Closed, QueueError
-from .effects import WAKE, Op, Step, Wait
+from .effects import WAKE, Op, Step, Wait, concurrently
 from .retry import RetryPolicy, batch_call
 from .validation import as_batch, check_batch
 
@@ -109,7 +109,11 @@ class ProducerCore:
                     self._pending.extendleft(reversed(batch))
                     yield Wait(None)
                     continue
-                yield from self._send_one_batch(batch, ticket, keyed)
+                more = [] if keyed else self._take_unkeyed_batches()
+                if more:
+                    yield from self._send_batches([batch, *more], ticket)
+                else:
+                    yield from self._send_one_batch(batch, ticket, keyed)
         except BaseException:
             self._withdraw(ticket)
             raise
@@ -128,6 +132,19 @@ class ProducerCore:
             total += entry.size
             batch.append(entry)
         return batch
+
+    def _take_unkeyed_batches(self) -> list[list[_Entry]]:
+        """More batches to send beside one just taken, while free slots last: the
+        requests of a large send then travel together instead of one after another.
+        Stops at a batch with ordering keys (those go alone, see ``_may_start``)."""
+        batches: list[list[_Entry]] = []
+        while self._pending and self._sending + len(batches) + 1 < self.max_concurrent_batches:
+            batch = self._take_batch()
+            if _keyed(entry.message for entry in batch):
+                self._pending.extendleft(reversed(batch))
+                break
+            batches.append(batch)
+        return batches
 
     def _may_start(self, keyed: bool) -> bool:
         """Whether a batch may go now. Batches with ordering keys go alone: two
@@ -160,6 +177,37 @@ class ProducerCore:
             entry.ticket.remaining -= 1
         if self._pending or any(entry.ticket is not ticket for entry in batch):
             yield WAKE  # senders whose messages we carried, or who wait for a slot
+
+    def _send_batches(self, batches: list[list[_Entry]], ticket: _Ticket) -> Step[None]:
+        """Unkeyed batches with their requests in flight together; each one's
+        outcomes are filled in as it finishes (retries included)."""
+        self._sending += len(batches)
+        done = [False] * len(batches)
+        try:
+            yield from concurrently([
+                self._carry(batch, done, position) for position, batch in enumerate(batches)
+            ])
+        except BaseException:
+            # As in _send_one_batch: what was not answered goes back for the next sender.
+            for batch, finished in zip(reversed(batches), reversed(done), strict=True):
+                if not finished:
+                    self._pending.extendleft(reversed(batch))
+            raise
+        finally:
+            self._sending -= len(batches)
+        if self._pending or any(entry.ticket is not ticket for batch in batches for entry in batch):
+            yield WAKE
+
+    def _carry(self, batch: list[_Entry], done: list[bool], position: int) -> Step[None]:
+        messages = [entry.message for entry in batch]
+        if self.telemetry is None or not self.telemetry.live():
+            outcomes = yield from batch_call(self.retry, _SEND, messages)
+        else:
+            outcomes = yield from self.telemetry.send(messages, batch_call(self.retry, _SEND, messages))
+        for entry, outcome in zip(batch, outcomes, strict=True):
+            entry.ticket.results[entry.index] = outcome
+            entry.ticket.remaining -= 1
+        done[position] = True
 
     def _withdraw(self, ticket: _Ticket) -> None:
         """Drop a failed caller's messages that nobody has taken yet."""
