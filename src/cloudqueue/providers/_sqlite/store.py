@@ -263,12 +263,13 @@ def lease(
     if settings is None:
         raise NotFound(f"SQLite destination {describe} was deleted")
     now = time.time()
-    statement = schema.LEASE_ORDERED if settings.ordered else schema.LEASE
-    rows = cursor.execute(
-        statement,
-        {"sub": sub_id, "now": now, "until": now + settings.lease, "lease": lease_id,
-         "limit": max_messages},
-    ).fetchall()
+    statement = schema.CHOOSE_ORDERED if settings.ordered else schema.CHOOSE
+    rows = cursor.execute(statement, {"sub": sub_id, "now": now, "limit": max_messages}).fetchall()
+    if len(rows) == 1:
+        cursor.execute(schema.TAKE_ONE, (lease_id, now + settings.lease, rows[0][0]))
+    elif rows:
+        seqs = json.dumps([row[0] for row in rows])
+        cursor.execute(schema.TAKE, (lease_id, now + settings.lease, seqs))
     limit = settings.dead_letter_after
     if limit is not None and rows:
         # Taken once more than allowed: its last lease ran out unsettled. Moved now,
@@ -280,12 +281,12 @@ def lease(
     if not rows:
         return Lease([])
     cursor.execute(schema.COUNT_RECEIVED, (len(rows), sub_id))
-    rows.sort()  # RETURNING gives no order; seq is the order of sending
+    rows.sort()  # chosen by visibility; seq is the order of sending
     deadline = time.monotonic() + settings.lease
     return Lease(_deliveries(rows, lambda seq: (seq, lease_id), deadline))
 
 
-#: A row as LEASE returns it and PEEK_ROWS reads it.
+#: A row as CHOOSE and PEEK_ROWS read it.
 _Row = tuple[
     int, str, bytes, str | None, str | None, float, int, str | None, str | None, int | None,
     str | None, str | None,
