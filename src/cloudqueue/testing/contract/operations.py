@@ -291,6 +291,71 @@ class Operations(SuiteBase):
                 assert got == sorted(got), f"order of {key} changed"
         assert _dead_letter_queue_is_empty(dead_url, harness)
 
+    def test_redrive_stamps_the_same_with_or_without_a_where(
+        self, make: Callable[..., Destination], harness: Harness
+    ) -> None:
+        """A run with ``where`` receives and sends; one without may be moved in place by
+        the provider (SubscriptionDriver.move_dead_letters): users see no difference."""
+        if not harness.supports_dead_letter:
+            return  # the 1,000 case already asserted Unsupported
+        dest = make(dead_letter_after=harness.dead_letter_after_for_tests)
+        sent = [cloudqueue.Message(f"s{i}", attributes={"i": str(i), "path": "x"})
+                for i in range(8)]
+        ids = _fill_dead_letters(dest, sent, lambda i: f"reason {i % 2}", timeout=120)
+        dead_url = cloudqueue.dead_letter_url(dest.consumer_url)
+
+        portable = ops.redrive(dead_url, where=lambda m: int(m.attributes["i"]) < 4)
+        native = ops.redrive(dead_url)
+
+        for report in (portable, native):
+            assert (report.moved, report.failures) == (4, [])
+            assert report.reasons == {"reason 0": 2, "reason 1": 2}
+            assert report.target == portable.target and report.source == portable.source
+        assert portable.skipped == 4 and native.skipped == 0
+        received = _drain(dest.consumer_url, 8, timeout=self.wait_budget(harness, 10))
+        by_index = {int(m.attributes["i"]): m for m in received}
+        assert sorted(by_index) == list(range(8))
+        for index, message in by_index.items():
+            attributes = dict(message.attributes)
+            assert attributes.pop(REDRIVE_ORIGINAL_ID) == ids[index]
+            assert attributes.pop(REDRIVE_REASON) == f"reason {index % 2}"
+            datetime.datetime.fromisoformat(attributes.pop(REDRIVE_TIME))
+            count = attributes.pop(REDRIVE_DELIVERY_COUNT, None)
+            assert count is None or int(count) >= 1
+            assert attributes == sent[index].attributes
+        # The same provenance names on both halves: a move in place adds none and drops none.
+        names = {frozenset(m.attributes) for m in received}
+        assert len(names) == 1, names
+
+    def test_redrive_reports_one_the_target_refuses_and_moves_the_rest(
+        self, make: Callable[..., Destination], harness: Harness
+    ) -> None:
+        if not harness.supports_dead_letter:
+            return
+        dest = make(dead_letter_after=harness.dead_letter_after_for_tests)
+        most = cloudqueue.capabilities(dest.producer_url).limits.max_attributes
+        # Full of attributes: with the provenance added, one over the target's limit.
+        full = {f"a{index}": "v" for index in range(most)}
+        sent = [
+            cloudqueue.Message(b"first", attributes={"n": "1"}),
+            cloudqueue.Message(b"full", attributes=full),
+            cloudqueue.Message(b"last", attributes={"n": "3"}),
+        ]
+        ids = _fill_dead_letters(dest, sent, lambda _: "bad", timeout=60)
+
+        report = ops.redrive(cloudqueue.dead_letter_url(dest.consumer_url))
+
+        assert report.moved == 2 and report.reasons == {"bad": 2}
+        (failure,) = report.failures
+        assert "refused by the target" in failure.error and str(most) in failure.error
+        received = _drain(dest.consumer_url, 2, timeout=self.wait_budget(harness, 10))
+        assert sorted(m.body for m in received) == [b"first", b"last"]
+        (left,) = eventually(lambda: ops.dead_letters(dest.consumer_url),
+                             self.wait_budget(harness, 2))
+        assert left.body == b"full" and left.attributes == full
+        assert left.dead_letter is not None
+        assert (left.dead_letter.original_id or left.id) == ids[1]
+
     def test_redrive_where_limit_and_dry_run(
         self, make: Callable[..., Destination], harness: Harness
     ) -> None:
