@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterable, Iterator, Mapping
+from itertools import repeat
 from types import TracebackType
 from typing import TYPE_CHECKING
 
@@ -93,6 +94,7 @@ class Consumer(ConsumerShell):
     ) -> None:
         super().__init__(url, driver, options, resolver)
         self._runner = SyncRunner(driver)
+        self._lock = self._runner.lock  # taken once per settlement: one lookup less
         self._worker = threading.Thread(
             target=self._maintain, name=f"cloudqueue consumer {url}", daemon=True
         )
@@ -109,11 +111,20 @@ class Consumer(ConsumerShell):
     def receive(self, max_messages: int = 10, wait: float = 5.0) -> list[ReceivedMessage]:
         """Up to ``max_messages`` messages; waits up to ``wait`` seconds for the
         first, and returns an empty list if none came."""
+        deliveries = self.receive_deliveries(max_messages, wait)
+        if len(deliveries) == 1:  # one at a time: skip the map's set-up
+            return [ReceivedMessage(deliveries[0], self, self.codec)]
+        # map() builds them without a Python frame per message.
+        return list(map(ReceivedMessage, deliveries, repeat(self), repeat(self.codec)))
+
+    def receive_deliveries(self, max_messages: int, wait: float) -> list[Delivery]:
+        """:meth:`receive` without the message objects: the seam for runtimes that
+        wrap each delivery in a message of their own (the twin of
+        :meth:`AsyncConsumer.receive_deliveries`)."""
         deliveries = self._runner.run(self._core.receive(max_messages, wait))
-        if self._payloads is not None:
+        if self._payloads is not None and deliveries:
             self._payloads.resolve(deliveries)
-        codec = self.codec
-        return [ReceivedMessage(delivery, self, codec) for delivery in deliveries]
+        return deliveries
 
     def __iter__(self) -> Iterator[ReceivedMessage]:
         """Stream messages until the consumer is closed."""
@@ -132,10 +143,9 @@ class Consumer(ConsumerShell):
     def settle(self, delivery: Delivery, kind: Settlement, argument: float | str | None) -> None:
         """Carry out one settlement: the seam received messages and the worker
         runtime use. Applications call the message's own methods instead."""
-        runner = self._runner
-        with runner.lock:
+        with self._lock:
             if self._core.settle(delivery, kind, argument):
-                runner.wake()
+                self._runner.wake()
 
     def close(self) -> None:
         """Stop pulling, give back prefetched messages, flush settlements,
