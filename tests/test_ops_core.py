@@ -18,10 +18,11 @@ from plugin_registration import registered
 
 import cloudqueue
 from cloudqueue import aio, ops
-from cloudqueue.driver import BatchErrors, SubscriptionDriver
+from cloudqueue.driver import BatchErrors, RedriveStamp, SubscriptionDriver
 from cloudqueue.errors import LeaseLost
 from cloudqueue.providers.memory import MemoryProvider
 from cloudqueue.wire import (
+    DEAD_LETTER_REASON,
     REDRIVE_DELIVERY_COUNT,
     REDRIVE_ORIGINAL_ID,
     REDRIVE_REASON,
@@ -416,3 +417,120 @@ def test_ctrl_c_stops_a_blocking_redrive_and_gives_back_what_it_held() -> None:
         f"m{i}" for i in range(40)
     )
     assert 10 <= len(moved) < 40  # stopped before its end
+
+
+# -- moves in place (SubscriptionDriver.move_dead_letters) -------------------------------------
+
+
+def test_the_stamp_drops_markers_and_earlier_provenance_and_adds_this_redrives() -> None:
+    limits = cloudqueue.capabilities("memory://stamp").limits
+    stamp = RedriveStamp("2026-11-29T15:00:00.000Z", limits, ordering=False)
+    stored = {"kind": "a", DEAD_LETTER_REASON: "given", REDRIVE_REASON: "an older run's"}
+    assert stamp.attributes(stored, "dl-1", "given", 3) == {
+        "kind": "a", REDRIVE_ORIGINAL_ID: "dl-1", REDRIVE_REASON: "given",
+        REDRIVE_DELIVERY_COUNT: "3", REDRIVE_TIME: "2026-11-29T15:00:00.000Z",
+    }
+    # The id at the source wins over the dead letter's own; unknown facts are left out.
+    assert stamp.attributes({}, "dl-2", None, None, original_id="src-2") == {
+        REDRIVE_ORIGINAL_ID: "src-2", REDRIVE_TIME: "2026-11-29T15:00:00.000Z",
+    }
+
+
+def test_the_stamp_accepts_only_what_the_target_surely_takes() -> None:
+    limits = cloudqueue.capabilities("memory://stamp").limits
+    unordered = RedriveStamp("t", limits, ordering=False)
+    assert unordered.accepts(b"body", {"a": "1"}, None)
+    assert not unordered.accepts(b"body", {"a": "1"}, "key")  # keyed, target unordered
+    assert RedriveStamp("t", limits, ordering=True).accepts(b"body", {"a": "1"}, "key")
+    too_many = {f"a{index}": "v" for index in range(limits.max_attributes + 1)}
+    assert not unordered.accepts(b"", too_many, None)
+    long_reason = {REDRIVE_REASON: "é" * (limits.max_attribute_value_bytes // 2 + 1)}
+    assert not unordered.accepts(b"", long_reason, None)  # counted in bytes, not characters
+    assert not unordered.accepts(b"x" * limits.max_message_bytes, {"a": "1"}, None)
+    assert unordered.accepts(b"x" * (limits.max_message_bytes - 2), {"a": "1"}, None)
+
+
+class MovesProvider(MemoryProvider):
+    """Memory, under another scheme, whose subscriptions offer a move in place that
+    records each call and answers as told (by default: moved nothing)."""
+
+    schemes = ("opsmove",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[tuple[int, RedriveStamp]] = []
+        self.answer: list[str | None] | None = None  # None: moved nothing
+
+    def open_subscription(self, url: cloudqueue.driver.Url) -> SubscriptionDriver:
+        driver = super().open_subscription(url)
+        provider = self
+
+        def can_move_dead_letters(target: object) -> bool:
+            return True
+
+        def move_dead_letters(
+            target: object, max_messages: int, stamp: RedriveStamp
+        ) -> list[str | None]:
+            provider.calls.append((max_messages, stamp))
+            return [] if provider.answer is None else provider.answer[:max_messages]
+
+        driver.can_move_dead_letters = can_move_dead_letters  # type: ignore[method-assign,assignment]
+        driver.move_dead_letters = move_dead_letters  # type: ignore[method-assign,assignment]
+        return driver
+
+
+@pytest.fixture
+def moves() -> Iterator[MovesProvider]:
+    provider = MovesProvider()
+    with registered(provider, "ops-moves"):
+        yield provider
+
+
+def test_a_plain_redrive_asks_for_a_move_in_place_first_then_takes_the_rest(
+    moves: MovesProvider,
+) -> None:
+    url = f"opsmove://plain-{next(_names)}"
+    dead_lettered(url, [cloudqueue.Message(f"m{i}") for i in range(3)])
+    report = ops.redrive(cloudqueue.dead_letter_url(url))
+    assert report.moved == 3 and report.reasons == {"bad": 3}  # moved the portable way
+    ((asked, stamp),) = moves.calls  # one call moved nothing: the engine went on without
+    assert asked == 1000 and stamp.ordering is False
+    assert datetime.datetime.fromisoformat(stamp.time).utcoffset() == datetime.timedelta(0)
+    assert sorted(m.body for m in drain(url, 3)) == [b"m0", b"m1", b"m2"]
+
+
+def test_what_a_move_in_place_reports_is_counted_and_limited(moves: MovesProvider) -> None:
+    url = f"opsmove://limited-{next(_names)}"
+    dead_lettered(url, [cloudqueue.Message(b"stays")])
+    moves.answer = ["timeout"] * 5 + [None] * 5
+    seen: list[int] = []
+    report = ops.redrive(cloudqueue.dead_letter_url(url), limit=7,
+                         progress=lambda so_far: seen.append(so_far.moved))
+    # The limit is passed on, and reached by the move alone: no receive follows.
+    assert [asked for asked, _ in moves.calls] == [7]
+    assert report.moved == 7 and report.reasons == {"timeout": 5, "": 2}
+    assert seen == [7]
+    assert [m.body for m in ops.dead_letters(url)] == [b"stays"]
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"where": lambda message: True}, {"rate": 1000.0}, {"dry_run": True}],
+    ids=["where", "rate", "dry_run"],
+)
+def test_no_move_in_place_where_the_options_need_each_message_seen(
+    moves: MovesProvider, options: dict[str, object]
+) -> None:
+    url = f"opsmove://options-{next(_names)}"
+    dead_lettered(url, [cloudqueue.Message(b"one")])
+    moves.answer = ["would be wrong"]
+    report = ops.redrive(cloudqueue.dead_letter_url(url), **options)  # type: ignore[arg-type]
+    assert moves.calls == [] and report.moved == 1 and report.reasons == {"bad": 1}
+
+
+def test_no_move_in_place_to_a_deduplicating_target(moves: MovesProvider) -> None:
+    url = f"opsmove://dedup-{next(_names)}"
+    dead_lettered(url, [cloudqueue.Message(b"one", deduplication_id="d-1")], deduplicated=True)
+    moves.answer = ["would be wrong"]
+    report = ops.redrive(cloudqueue.dead_letter_url(url))
+    assert moves.calls == [] and report.moved == 1
