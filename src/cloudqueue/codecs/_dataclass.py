@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any, TypeVar, cast
 
 from ..errors import DecodeError, InvalidArgument
-from ._base import JSON_CONTENT_TYPE, Codec, describe
+from ._base import JSON_CONTENT_TYPE, Codec, Decoder, describe
 from ._json import check_value, is_json_type, json_body, parse_json
 
 __all__ = ["DataclassCodec"]
@@ -118,18 +118,25 @@ class DataclassCodec(Codec):
         return json_body(dataclasses.asdict(value)), {"content-type": JSON_CONTENT_TYPE}
 
     def decode(self, body: bytes, attributes: Mapping[str, str], kind: type[T]) -> T:
+        return self.decoder(kind)(body, attributes)
+
+    def decoder(self, kind: type[T]) -> Decoder[T]:
         if not is_dataclass_type(kind):
             raise InvalidArgument(f"the dataclass codec cannot decode into {describe(kind)}")
         _fields(cast(type, kind))  # a field type JSON cannot carry is the caller's mistake, not the payload's
-        data = parse_json(body, attributes, kind)
-        try:
-            return cast(T, _build(data, kind, "$"))
-        except _Invalid as problem:
-            raise DecodeError(f"the body is not a valid {describe(kind)}: {problem}", kind=kind) from None
-        except (TypeError, ValueError) as error:  # raised by the dataclass's own __post_init__
-            raise DecodeError(
-                f"the body is not a valid {describe(kind)}: {type(error).__name__}: {error}", kind=kind
-            ) from None
+
+        def decoder(body: bytes, attributes: Mapping[str, str]) -> T:
+            data = parse_json(body, attributes, kind)
+            try:
+                return cast(T, _build(data, kind, "$"))
+            except _Invalid as problem:
+                raise DecodeError(f"the body is not a valid {describe(kind)}: {problem}", kind=kind) from None
+            except (TypeError, ValueError) as error:  # raised by the dataclass's own __post_init__
+                raise DecodeError(
+                    f"the body is not a valid {describe(kind)}: {type(error).__name__}: {error}", kind=kind
+                ) from None
+
+        return decoder
 
     def __repr__(self) -> str:
         return "DataclassCodec()"

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import Any, TypeVar, cast
 
 from ..errors import DecodeError, InvalidArgument
-from ._base import JSON_CONTENT_TYPE, Codec, describe, require_json
+from ._base import JSON_CONTENT_TYPE, Codec, Decoder, describe, require_json
 
 __all__ = ["JsonCodec", "check_value", "is_json_type", "json_body", "parse_json"]
 
@@ -120,13 +120,20 @@ class JsonCodec(Codec):
         return json_body(value), dict(_ATTRIBUTES)
 
     def decode(self, body: bytes, attributes: Mapping[str, str], kind: type[T]) -> T:
-        if not is_json_type(kind):
+        return self.decoder(kind)(body, attributes)
+
+    def decoder(self, kind: type[T]) -> Decoder[T]:
+        if not is_json_type(kind):  # once per type, not per message
             raise InvalidArgument(f"the JSON codec cannot decode into {describe(kind)}")
-        value = parse_json(body, attributes, kind)
-        problem = check_value(value, kind)
-        if problem:
-            raise DecodeError(f"the body is not a valid {describe(kind)}: {problem}", kind=kind)
-        return cast(T, value)
+
+        def decoder(body: bytes, attributes: Mapping[str, str]) -> T:
+            value = parse_json(body, attributes, kind)
+            problem = check_value(value, kind)
+            if problem:
+                raise DecodeError(f"the body is not a valid {describe(kind)}: {problem}", kind=kind)
+            return cast(T, value)
+
+        return decoder
 
     def __repr__(self) -> str:
         return "JsonCodec()"
