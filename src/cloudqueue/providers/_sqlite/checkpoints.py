@@ -53,7 +53,8 @@ class Checkpointer:
                         target=self._run, name=self._name, daemon=True
                     )
                     self._thread.start()
-        self._written.set()
+        if not self._written.is_set():  # set() takes a lock and notifies, each write
+            self._written.set()
 
     def _run(self) -> None:
         try:
