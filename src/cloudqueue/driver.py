@@ -363,9 +363,13 @@ class RedriveStamp:
         the stored attributes as they are) without any earlier provenance, plus this
         redrive's: the id at the source (``original_id``, else the dead letter's own
         id), the reason and the delivery count where known, the time."""
-        stamped = {
-            name: value for name, value in attributes.items() if name not in _NOT_CARRIED_BACK
-        }
+        if _NOT_CARRIED_BACK.isdisjoint(attributes):  # the usual case: a copy at C speed
+            stamped = dict(attributes)
+        else:
+            stamped = {
+                name: value for name, value in attributes.items()
+                if name not in _NOT_CARRIED_BACK
+            }
         stamped[REDRIVE_ORIGINAL_ID] = original_id or dead_letter_id
         if reason is not None:
             stamped[REDRIVE_REASON] = reason
