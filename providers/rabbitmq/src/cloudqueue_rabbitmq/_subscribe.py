@@ -14,7 +14,9 @@
 * Settlements (``basic.ack``/``basic.nack``) have no reply in AMQP 0.9.1. Each batch is
   followed by a ``basic.qos`` round trip on the same channel: the broker handles a
   channel's methods in order, so once the reply is in, the settlements have reached the
-  queue, and an ack reported done is not undone by a connection lost just after.
+  queue, and an ack reported done is not undone by a connection lost just after. So a
+  batch's acks are queued without waiting for each to be written, as one ``basic.ack``
+  with ``multiple`` where the batch holds every open tag up to it (:mod:`._tags`).
 * Dead letters: ``dead_letter(reason)`` publishes a copy with the reason to
   ``<queue>.dead-letter`` (declaring it, confirmed), then acks the original: at least once.
 * ``nack(delay)``: a copy carrying the deliveries so far goes (confirmed) to the queue's
@@ -50,6 +52,7 @@ from ._link import Link
 from ._linked import Linked
 from ._loop import LoopThread
 from ._names import Names
+from ._tags import OpenTags
 from ._wire import (
     PRIOR_DELIVERIES_HEADER,
     attributes_of,
@@ -90,6 +93,7 @@ class RabbitSubscription(Linked, SubscriptionDriver):
         self._queue_name = names.required_queue()
         self._link = Link(names.broker, confirms=True, name=f"cloudqueue consumer {names.where}")
         self._buffer: collections.deque[AbstractIncomingMessage] = collections.deque()
+        self._open_tags = OpenTags()
         self._arrived: asyncio.Event | None = None
         self._consuming: tuple[int, AbstractQueue] | None = None
         self._prefetch = 0
@@ -117,11 +121,14 @@ class RabbitSubscription(Linked, SubscriptionDriver):
         if self._consuming is None or self._consuming[0] != generation:
             if self._consuming is not None:
                 self._channel_lost()
+            self._open_tags.reset()
             queue = await channel.get_queue(self._queue_name, ensure=True)
             self._consuming = (generation, queue)
         return self._consuming[1]
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        assert message.delivery_tag is not None  # consumed with acks
+        self._open_tags.delivered(message.delivery_tag)
         self._buffer.append(message)
         if self._arrived is not None:
             self._arrived.set()
@@ -129,6 +136,7 @@ class RabbitSubscription(Linked, SubscriptionDriver):
     def _channel_lost(self) -> None:
         """The channel is gone: the broker has requeued what it had handed us."""
         self._buffer.clear()
+        self._open_tags.reset()
         self._consuming = None
         self._tag = None
         self._prefetch = 0
@@ -239,7 +247,7 @@ class RabbitSubscription(Linked, SubscriptionDriver):
         if lease.over is None:
             self._end(lease, "its lease ended")
             if self._link.current() is not None and lease.generation == self._link.generation:
-                task = asyncio.ensure_future(_quietly(lease.message.nack(requeue=True)))
+                task = asyncio.ensure_future(self._requeue_quietly(lease))
                 # Held until done: the loop keeps only weak references to tasks.
                 self._expiring.add(task)
                 task.add_done_callback(self._expiring.discard)
@@ -288,23 +296,47 @@ class RabbitSubscription(Linked, SubscriptionDriver):
             # return it once more and count another delivery. The next receive restarts it.
             with contextlib.suppress(Exception):  # a lost channel has no consumer to stop
                 await self._stop_consumer()
+        taken = self._take(tokens, f"it was {what}ed")
+        if requeue is None:
+            live = [lease for lease in taken if isinstance(lease, _Lease)]
+            try:
+                await self._queue_acks(live)
+            except Exception as error:  # the channel is gone: none of them was sent
+                failed = translated_error(error, f"{what} on {self._names.where}")
+                return [failed if isinstance(lease, _Lease) else lease for lease in taken], False
+            return [None if isinstance(lease, _Lease) else lease for lease in taken], bool(live)
         errors: list[QueueError | None] = []
         sent = False
-        for lease in self._take(tokens, f"it was {what}ed"):
+        for lease in taken:
             if isinstance(lease, QueueError):
                 errors.append(lease)
                 continue
             try:
-                if requeue is None:
-                    await lease.message.ack()
-                else:
-                    await lease.message.nack(requeue=requeue)
+                await lease.message.nack(requeue=requeue)
             except Exception as error:  # reported per entry
                 errors.append(translated_error(error, f"{what} on {self._names.where}"))
                 continue
+            self._settled(lease)
             sent = True
             errors.append(None)
         return errors, sent
+
+    async def _queue_acks(self, leases: Sequence[_Lease]) -> None:
+        """Queue the acks of live ``leases`` (all of the current channel) without waiting
+        for each to be written: the barrier that follows says when they are in. One
+        ``multiple`` ack covers the run that holds every open tag up to it. Frames are
+        queued in the order of these awaits, behind any settlement queued before."""
+        if not leases:
+            return
+        channel = leases[0].message.channel
+        tags = [_tag_of(lease) for lease in leases]
+        top = self._open_tags.cover(tags)
+        if top:
+            await channel.basic_ack(top, multiple=True, wait=False)
+        for tag in tags:
+            if tag > top:
+                await channel.basic_ack(tag, wait=False)
+        self._open_tags.settled(tags)
 
     async def _nack(self, entries: Sequence[tuple[object, float]]) -> BatchErrors:
         """Without a delay: back to the queue (``basic.nack``, requeue). With one: a copy
@@ -408,6 +440,7 @@ class RabbitSubscription(Linked, SubscriptionDriver):
             except Exception as error:  # reported per entry
                 errors.append(translated_error(error, f"{doing} on {where}"))
                 continue
+            self._settled(lease)
             errors.append(None)
         await self._give_back(failed)
         return errors
@@ -468,7 +501,18 @@ class RabbitSubscription(Linked, SubscriptionDriver):
         """Requeue deliveries whose settlement could not be done: they were taken off
         their lease timers, so nothing else would."""
         for lease in leases:
-            await _quietly(lease.message.nack(requeue=True))
+            await self._requeue_quietly(lease)
+
+    async def _requeue_quietly(self, lease: _Lease) -> None:
+        # A failure means the channel went: the broker requeued the message anyway.
+        with contextlib.suppress(Exception):
+            await lease.message.nack(requeue=True)
+            self._settled(lease)
+
+    def _settled(self, lease: _Lease) -> None:
+        """Its settlement frame is queued: a later ``multiple`` ack may pass over it."""
+        if lease.generation == self._link.generation:
+            self._open_tags.settled((_tag_of(lease),))
 
     async def _close(self) -> None:
         with contextlib.suppress(Exception):
@@ -542,15 +586,15 @@ def _lease_of(token_or_delivery: object) -> _Lease:
     return token
 
 
+def _tag_of(lease: _Lease) -> int:
+    tag = lease.message.delivery_tag
+    assert tag is not None  # consumed with acks: every delivery has one
+    return tag
+
+
 def _loop_time(monotonic_deadline: float) -> float:
     """asyncio's default loop clock is time.monotonic(); say so where it is relied on."""
     return monotonic_deadline
-
-
-async def _quietly(settlement: Awaitable[None]) -> None:
-    # A failure means the channel went: the broker requeued the message anyway.
-    with contextlib.suppress(Exception):
-        await settlement
 
 
 async def _declare_dead_letter_queue(channel: AbstractChannel, name: str) -> None:
