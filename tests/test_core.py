@@ -292,7 +292,7 @@ def test_sends_are_split_by_count_and_bytes(flaky: FlakyProvider) -> None:
         ids = producer.send_batch([cloudqueue.Message(b"x" * 900) for _ in range(12)])
     assert len(ids) == 12
     # 5,000 bytes per request fit five 900-byte messages.
-    assert flaky.plan.calls == [5, 5, 2]
+    assert sorted(flaky.plan.calls) == [2, 5, 5]  # the requests travel together: any order
 
 
 def test_retryable_entries_are_retried_alone_and_others_reported(flaky: FlakyProvider) -> None:
