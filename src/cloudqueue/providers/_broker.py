@@ -34,7 +34,7 @@ from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 
 from .._message import Message
-from ..driver import Declaration, Delivery, QueueStats
+from ..driver import Declaration, Delivery, QueueStats, RedriveStamp
 from ..errors import InvalidArgument, NotFound, QueueError
 from ..filters import Filter
 from ..wire import DEAD_LETTER_REASON
@@ -253,6 +253,40 @@ class _Subscription:
         self.total_received += len(out)
         return out
 
+    def stamped_dead_letters(
+        self, max_messages: int, stamp: RedriveStamp
+    ) -> tuple[list[Message], list[str | None]]:
+        """The first ready dead letters of this (dead-letter) queue as the messages a
+        redrive puts back, with the reason of each; left in place (see
+        :meth:`remove_first`). Stops at an ordered key's line or at one the target may
+        refuse: the portable redrive deals with those (caller holds the lock)."""
+        messages: list[Message] = []
+        reasons: list[str | None] = []
+        for record in itertools.islice(self.ready, max_messages):
+            if type(record) is str:
+                break
+            attributes = record.attributes  # type: ignore[union-attr]
+            origin = record.origin  # type: ignore[union-attr]
+            if origin is None:  # sent here by hand: the reason is the portable attribute's
+                reason, count = attributes.get(DEAD_LETTER_REASON), None
+            else:
+                reason, count = origin.reason, origin.delivery_count
+            stamped = stamp.attributes(attributes, record.id, reason, count)  # type: ignore[union-attr]
+            body, key = record.body, record.key  # type: ignore[union-attr]
+            if not stamp.accepts(body, stamped, key):
+                break
+            messages.append(Message(body, attributes=stamped, ordering_key=key))
+            reasons.append(reason)
+        return messages, reasons
+
+    def remove_first(self, count: int) -> None:
+        """Remove the first ``count`` ready records, once moved elsewhere; counted as
+        received, as the portable redrive's receive counts them (caller holds the lock)."""
+        popleft = self.ready.popleft
+        for _ in range(count):
+            popleft()
+        self.total_received += count
+
     def lease_until(self, tokens: list[object], deadline: float) -> None:
         """Remember when these leases end (``time.time()``)."""
         heapq.heappush(self.lease_heap, (deadline, next(self.topic.broker.sequence), tokens))
@@ -422,6 +456,29 @@ class Topic:
             for subscription in subscriptions:
                 subscription.notify()
         return ids
+
+    def put_back_moved(
+        self, messages: Sequence[Message], only: str | None, now: float
+    ) -> bool:
+        """Route dead letters a redrive moves in place (caller holds the broker lock),
+        as :meth:`publish` would, where that is one subscription that takes them all
+        and nothing is deduplicated; anywhere else, route nothing and return False
+        (the portable redrive then sends them, through :meth:`publish`)."""
+        if self.deleted or self.settings.deduplicated:
+            return False
+        if only is not None:
+            target = self.subscriptions.get(only)
+        elif len(self.subscriptions) == 1:
+            (target,) = self.subscriptions.values()
+            if target.settings.filter is not None:
+                return False
+        else:
+            return False
+        if target is None:
+            return False
+        self._publish_to(target, messages, now)
+        target.notify()
+        return True
 
     def _publish_to(
         self, subscription: _Subscription, messages: Sequence[Message], now: float

@@ -25,6 +25,7 @@ from ..driver import (
     Limits,
     Provider,
     QueueStats,
+    RedriveStamp,
     SubscriptionDriver,
     TopicDriver,
 )
@@ -222,6 +223,30 @@ class MemorySubscription(SubscriptionDriver):
 
     async def aextend(self, entries: Sequence[tuple[object, float]]) -> list[float | QueueError]:
         return self.extend(entries)
+
+    def can_move_dead_letters(self, target: TopicDriver) -> bool:
+        return isinstance(target, MemoryTopic) and target._topic.broker is self._sub.topic.broker
+
+    def move_dead_letters(
+        self, target: TopicDriver, max_messages: int, stamp: RedriveStamp
+    ) -> list[str | None]:
+        assert isinstance(target, MemoryTopic)  # can_move_dead_letters said so
+        sub = self._sub
+        with self._lock:  # one step: no receive sees a message in both places or neither
+            if sub.deleted:
+                raise NotFound(f"memory destination {_describe(sub)} was deleted")
+            now = time.time()
+            sub.advance(now)
+            messages, reasons = sub.stamped_dead_letters(max_messages, stamp)
+            if not messages or not target._topic.put_back_moved(messages, target._only, now):
+                return []
+            sub.remove_first(len(messages))
+        return reasons
+
+    async def amove_dead_letters(
+        self, target: TopicDriver, max_messages: int, stamp: RedriveStamp
+    ) -> list[str | None]:
+        return self.move_dead_letters(target, max_messages, stamp)
 
     async def aclose(self) -> None:
         self.close()
