@@ -3,8 +3,9 @@
 Run: ``python bench/bench_ops.py [--messages N] [--repeats N]``. One process, the two
 providers one after the other, SQLite on a file in a temporary directory. Bar (issue
 14): ``cloudqueue.ops.redrive`` moves dead letters at >= 0.8x the rate the provider's
-batched send takes the same messages (see ``_ops_workload``). The network providers
-run the same workload from their own bench files.
+batched send takes the same messages (see ``_ops_workload``); both providers move dead
+letters in place (``SubscriptionDriver.move_dead_letters``) for this run's options. The
+network providers run the same workload from their own bench files.
 """
 
 from __future__ import annotations
