@@ -48,7 +48,7 @@ class MsgspecCodec(Codec):
 
         def decoder(body: bytes, attributes: Mapping[str, str]) -> T:
             content_type = attributes.get(CONTENT_TYPE_ATTRIBUTE)
-            if content_type is not None and content_type != JSON_CONTENT_TYPE:
+            if content_type != JSON_CONTENT_TYPE and content_type is not None:
                 require_json(attributes, kind)  # the uncommon content types, checked in full
             try:
                 return decode(body)
