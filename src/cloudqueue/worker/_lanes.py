@@ -11,8 +11,9 @@ The consumer's ``max_in_flight`` still caps what is held: running plus prefetche
   so a handler that awaits spreads a batch over the lanes within a loop turn, while a
   handler that never awaits drains it in one lane without waking the others.
 * Plain handlers (:class:`ThreadLanes`): threads sharing one blocking :class:`Consumer`
-  the same way: one lane at a time receives, as many messages as lanes are waiting,
-  and wakes that many waiting lanes to take them.
+  the same way: one lane at a time receives, as many messages as lanes are waiting
+  (more while the handler is quick), and wakes one waiting lane, which wakes the
+  next if more are ready.
 
 Both take part in the runtime's shutdown the same way: :meth:`halt` (stop pulling),
 :meth:`pulls_ended` (the receives under way have returned), :meth:`running` (lanes
@@ -50,9 +51,9 @@ log = logging.getLogger("cloudqueue.worker")
 OUTAGE_PAUSE = 1.0
 
 #: Plain-handler lanes receive ahead of the waiting lanes while handlers are quick:
-#: as many more as the lanes started in about this many seconds at the last batch's
-#: pace, so that a halt, which lets the lanes start what was received, is delayed by
-#: about this much.
+#: as many more as one lane runs in about this many seconds at the handler's last
+#: measured pace, so that a halt, which lets the lanes run what was received, is
+#: delayed by about this much at most.
 AHEAD_BUDGET = 0.01
 
 #: The most a plain-handler receive asks for beyond the waiting lanes' one each: a
@@ -312,10 +313,11 @@ class ThreadLanes(Lanes):
     itself; sharing one per batch is what brings the worker near the raw loop.
 
     While handlers are quick, a receive also asks for some messages beyond one per
-    waiting lane (:meth:`_ahead`): about :data:`AHEAD_BUDGET` seconds of work at the
-    pace the lanes started the previous batch. A no-op handler then shares one receive
-    among up to a hundred messages, as the raw consumer loop does; a handler that
-    takes longer asks for one message per waiting lane, as before.
+    waiting lane (:meth:`_ahead`): about :data:`AHEAD_BUDGET` seconds of one lane's
+    work at the pace a lane last ran handlers between two receives. A no-op handler
+    then shares one receive among up to a hundred messages, as the raw consumer loop
+    does; a handler that takes longer, or a route with a rate limit or circuit
+    breaker, asks for one message per waiting lane, as before.
 
     Waiting lanes are woken one at a time, as the coroutine lanes are: after a receive
     one lane (to take a message or receive next), and a lane that takes a message
@@ -334,9 +336,9 @@ class ThreadLanes(Lanes):
         #: Received, not yet taken by a lane: never more than the lanes that were waiting
         #: plus what :meth:`_ahead` allowed.
         self.ready: deque[Delivery] = deque()
-        self.last_pull_end = 0.0  # when the last receive returned (monotonic)
-        self.last_batch = 0  # and how many messages it brought
-        self.ahead = 0  # the last answer of _ahead
+        #: Seconds a handler took, as a lane last measured between two of its waits or
+        #: receives (written by any lane: an estimate); none measured yet: infinite.
+        self.handler_seconds = float("inf")
         self.pulling = False  # a lane is receiving
         self.idle = 0  # lanes waiting in ``changed`` for a message
         self.waking = 0  # of those, lanes notified that have not resumed yet
@@ -365,16 +367,24 @@ class ThreadLanes(Lanes):
         assert processor is not None
         run = processor.run_sync
         ready = self.ready
+        # The handler's pace: handlers this lane ran back to back since it last waited
+        # or received, and when that was (two clock reads per receive, not per message).
+        ran, since = 0, time.monotonic()
         try:
             while True:
                 try:
                     delivery = ready.popleft()
                 except IndexError:
-                    if self._wait_or_pull():
+                    if ran:
+                        self.handler_seconds = (time.monotonic() - since) / ran
+                    more = self._wait_or_pull()
+                    ran, since = 0, time.monotonic()
+                    if more:
                         continue
                     return
                 if ready and self.idle > self.waking:  # read without the lock: rechecked under it
                     self._wake_one()
+                ran += 1
                 try:
                     run(delivery, tally)
                 except BaseException:
@@ -401,8 +411,8 @@ class ThreadLanes(Lanes):
                         self.waking -= 1
                 return True
             self.pulling = True
-            wanted = self.idle + 1 + self._ahead(time.monotonic())
-        got: list[Any] = []
+            wanted = self.idle + 1 + self._ahead()
+        got: list[Delivery] = []
         pause = False
         try:
             got = self._receive(wanted)
@@ -413,9 +423,7 @@ class ThreadLanes(Lanes):
         finally:
             with self.lock:
                 self.pulling = False
-                self.last_pull_end = time.monotonic()
-                self.last_batch = len(got)
-                self.ready.extend(message.delivery for message in got)
+                self.ready.extend(got)
                 if self.halted:
                     self.changed.notify_all()  # to end, or to take what came at the halt
                     self.loop.call_soon_threadsafe(self.receives_over.set)
@@ -431,16 +439,16 @@ class ThreadLanes(Lanes):
             time.sleep(OUTAGE_PAUSE)
         return True
 
-    def _ahead(self, now: float) -> int:
-        """How many to receive beyond one per waiting lane (under the lock). A lane
-        receives once nothing is ready, so the time since the last receive returned
-        is the time the lanes took to start its batch: the pace of this handler."""
-        batch = self.last_batch
-        if batch:  # else the last receive brought nothing: keep the last answer
-            per_message = (now - self.last_pull_end) / batch
-            fits = MAX_AHEAD if per_message <= 0 else int(AHEAD_BUDGET / per_message)
-            self.ahead = min(fits, MAX_AHEAD)
-        return self.ahead
+    def _ahead(self) -> int:
+        """How many to receive beyond one per waiting lane: none behind a gate, whose
+        circuit breaker must see each outcome before more is received (and whose
+        rate limit is asked per receive), else as many as fit the budget."""
+        if self.gate is not None:
+            return 0
+        seconds = self.handler_seconds
+        if seconds <= 0.0:
+            return MAX_AHEAD
+        return min(MAX_AHEAD, int(AHEAD_BUDGET / seconds))
 
     def _wake_one(self) -> None:
         """Wake a waiting lane to take a ready message, unless one is on its way."""
@@ -449,16 +457,17 @@ class ThreadLanes(Lanes):
                 self.waking += 1
                 self.changed.notify()
 
-    def _receive(self, wanted: int) -> list[Any]:
-        """One receive of up to ``wanted`` messages, as far as the gate admits."""
+    def _receive(self, wanted: int) -> list[Delivery]:
+        """One receive of up to ``wanted`` messages, as far as the gate admits (as
+        deliveries: the processor wraps each in a message of its own)."""
         gate = self.gate
         if gate is None:
-            return self.consumer.receive(wanted, self.app.poll_wait)  # type: ignore[no-any-return]
+            return self.consumer.receive_deliveries(wanted, self.app.poll_wait)  # type: ignore[no-any-return]
         granted, probe = self._admit(wanted)
-        got: list[Any] = []
+        got: list[Delivery] = []
         try:
             if granted:
-                got = self.consumer.receive(granted, self.app.poll_wait)
+                got = self.consumer.receive_deliveries(granted, self.app.poll_wait)
         finally:
             gate.received(granted, len(got), probe)
         return got
