@@ -114,8 +114,10 @@ def _decoder(binding: HandlerBinding) -> Callable[[Any], object]:
     kind: Any = binding.payload_type
     codec = binding.codec
     if codec is not None:
-        decode = codec.decode
-        return lambda message: decode(message.body, message.attributes, kind)
+        # Prepared once per handler: the codec's per-type work (type checks, validator
+        # lookup) is not repeated per message.
+        decode = codec.decoder(kind)
+        return lambda message: decode(message.body, message.attributes)
     if kind is bytes:
         return lambda message: message.body
     return lambda message: message.text()  # str: the body as UTF-8 text
