@@ -68,8 +68,8 @@ class _ReceivedBase:
         if codec is None or kind is bytes or kind is str:
             try:
                 decoder = DECODERS[kind]  # prepared on the first decode into kind
-            except TypeError:  # an unhashable annotation: nothing to keep it under
-                decoder = decoder_for_type(kind)
+            except (KeyError, TypeError):  # the first decode into kind, or an unhashable one
+                decoder = decoder_for_type(kind)  # prepares it, and keeps it when it can
             if decoder is None:  # a message class: the message itself is the payload
                 return self  # type: ignore[return-value]
             # self.body inlined: its property frame alone is ~8% of a small msgspec decode.
