@@ -82,7 +82,10 @@ def redrive(
     ordering key, and gains the provenance attributes of
     :data:`cloudqueue.wire.REDRIVE_ATTRIBUTES`. Each is sent first and removed from
     the dead-letter queue only once the send is confirmed: an interrupted run can
-    duplicate, never lose. On a target that drops duplicates the message gets a
+    duplicate, never lose. A provider that can move dead letters in place (memory,
+    SQLite: see ``SubscriptionDriver.move_dead_letters``) moves them in one step instead,
+    with the same attributes and report, when no ``where``, ``rate`` or ``dry_run`` is
+    asked and the target adds no deduplication id. On a target that drops duplicates the message gets a
     deduplication id derived from its dead letter's id, so a retried redrive is
     dropped and the original's id never blocks it.
 
