@@ -107,30 +107,38 @@ def _text(body: bytes, attributes: Mapping[str, str]) -> str:
     return body.decode()
 
 
+#: Prepared decoders by annotation; filled by :func:`decoder_for_type`.
+_prepared: dict[object, Decoder[Any] | None] = {}
+#: ``DECODERS[kind]``: what :func:`decoder_for_type` returned for ``kind`` before, so that
+#: decoding a message costs one dictionary lookup more than the library's own decoder.
+#: KeyError before the first :func:`decoder_for_type` of ``kind``, TypeError for an
+#: unhashable annotation: call :func:`decoder_for_type` then. A plain dict, not one that
+#: fills itself on a miss (``__missing__``): subscripting a dict subclass misses the
+#: interpreter's fast path for dicts, 6% of decoding a small msgspec Struct.
+DECODERS: Mapping[object, Decoder[Any] | None] = _prepared
+
+
 def decoder_for_type(kind: object) -> Decoder[Any] | None:
-    """The prepared decoder for the annotation ``kind`` (see :meth:`Codec.decoder`): the
-    body itself for ``bytes``, its text for ``str``, None for the message classes (the
-    message is the payload). InvalidArgument when no codec reads ``kind``."""
+    """The prepared decoder for the annotation ``kind`` (see :meth:`Codec.decoder`), kept
+    in :data:`DECODERS`: the body itself for ``bytes``, its text for ``str``, None for the
+    message classes (the message is the payload). InvalidArgument when no codec reads
+    ``kind``."""
+    try:
+        return _prepared[kind]
+    except KeyError:
+        decoder = _prepared[kind] = _prepare(kind)
+        return decoder
+    except TypeError:  # unhashable: nothing to keep it under
+        return _prepare(kind)
+
+
+def _prepare(kind: object) -> Decoder[Any] | None:
     if kind is bytes:
         return _body
     if kind is str:
         return _text
     codec = codec_for_type(kind)
     return None if codec is None else codec.decoder(kind)  # type: ignore[arg-type]
-
-
-class _Decoders(dict[object, "Decoder[Any] | None"]):
-    """Decoders by annotation, each built on the first lookup of its annotation."""
-
-    def __missing__(self, kind: object) -> Decoder[Any] | None:
-        decoder = self[kind] = decoder_for_type(kind)
-        return decoder
-
-
-#: ``DECODERS[kind]``: what :func:`decoder_for_type` returns, prepared once per annotation,
-#: so decoding a message costs one dictionary lookup more than the library's own decoder.
-#: Raises TypeError for an unhashable annotation: call :func:`decoder_for_type` for those.
-DECODERS: Mapping[object, Decoder[Any] | None] = _Decoders()
 
 
 def codec_for_value(value: object) -> Codec:
