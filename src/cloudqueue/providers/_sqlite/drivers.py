@@ -13,7 +13,14 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from ..._message import Message
-from ...driver import BatchErrors, Capabilities, Delivery, SubscriptionDriver, TopicDriver
+from ...driver import (
+    BatchErrors,
+    Capabilities,
+    Delivery,
+    RedriveStamp,
+    SubscriptionDriver,
+    TopicDriver,
+)
 from ...errors import Closed, LeaseLost, QueueError
 from .. import memory
 from . import store
@@ -226,6 +233,24 @@ class SqliteSubscription(SubscriptionDriver):
             "receiving from",
         )
         return result.deliveries
+
+    def can_move_dead_letters(self, target: TopicDriver) -> bool:
+        return isinstance(target, SqliteTopic) and target._use.database is self._use.database
+
+    def move_dead_letters(
+        self, target: TopicDriver, max_messages: int, stamp: RedriveStamp
+    ) -> list[str | None]:
+        assert isinstance(target, SqliteTopic)  # can_move_dead_letters said so
+        with self._use as database:
+            reasons = database.write(
+                lambda cursor: store.move_dead_letters(
+                    cursor, self._sub_id, target._topic, target._only, max_messages, stamp
+                ),
+                "redriving from",
+            )
+            if reasons:
+                database.signal.notify()
+        return reasons
 
     def ack(self, tokens: Sequence[object]) -> BatchErrors:
         with self._use as database:

@@ -232,6 +232,17 @@ TAKE = """
 UPDATE messages SET lease_id = ?, visible_at = ?, attempts = attempts + 1
 WHERE seq IN (SELECT value FROM json_each(?))
 """
+#: The first visible rows of a dead-letter queue a redrive moves in place, oldest first.
+MOVABLE = """
+SELECT seq, id, body, attributes, ordering_key,
+       dead_letter_topic, dead_letter_deliveries, dead_letter_reason
+FROM messages
+WHERE subscription = :sub AND visible_at <= :now
+ORDER BY visible_at, seq
+LIMIT :limit
+"""
+#: Rows moved elsewhere, their seqs given as one JSON array.
+REMOVE_MOVED = "DELETE FROM messages WHERE seq IN (SELECT value FROM json_each(?))"
 COUNT_RECEIVED = "UPDATE subscriptions SET total_received = total_received + ? WHERE id = ?"
 
 # -- settling -------------------------------------------------------------------

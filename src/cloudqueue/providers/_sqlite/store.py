@@ -21,9 +21,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from ..._message import Message
-from ...driver import Declaration, Delivery, QueueStats
+from ...driver import Declaration, Delivery, QueueStats, RedriveStamp
 from ...errors import InvalidArgument, NotFound, QueueError
 from ...filters import Filter
+from ...wire import DEAD_LETTER_REASON
 from .._broker import DEDUPLICATION_WINDOW, DeadLetterOrigin, dead_letter_name
 from . import schema
 
@@ -343,6 +344,43 @@ def _deliveries(
             source_topic, source_subscription, deliveries, reason, deduplication_id,
         ) in rows
     ]
+
+
+def move_dead_letters(
+    cursor: sqlite3.Cursor, sub_id: int, target: str, only: str | None, max_messages: int,
+    stamp: RedriveStamp,
+) -> list[str | None]:
+    """Move the first visible rows of the dead-letter queue ``sub_id`` to ``target`` as
+    a redrive would send them, in this one transaction; stop at an ordered queue or at
+    a row the target may refuse (the portable redrive deals with those). Returns the
+    reason of each moved."""
+    settings = subscription_settings(cursor, sub_id)
+    if settings is None or settings.ordered:
+        return []
+    rows = cursor.execute(
+        schema.MOVABLE, {"sub": sub_id, "now": time.time(), "limit": max_messages}
+    ).fetchall()
+    messages: list[Message] = []
+    reasons: list[str | None] = []
+    seqs: list[int] = []
+    for seq, message_id, body, attributes, key, source_topic, deliveries, reason in rows:
+        stored = json.loads(attributes) if attributes else {}
+        if source_topic is None:  # sent here by hand: the reason is the portable attribute's
+            reason, deliveries = stored.get(DEAD_LETTER_REASON), None
+        else:
+            reason, deliveries = reason or "", deliveries or 0
+        stamped = stamp.attributes(stored, message_id, reason, deliveries)
+        if not stamp.accepts(body, stamped, key):
+            break
+        messages.append(Message(body, attributes=stamped, ordering_key=key))
+        reasons.append(reason)
+        seqs.append(seq)
+    if not messages:
+        return []
+    publish(cursor, target, messages, only)
+    cursor.execute(schema.REMOVE_MOVED, (json.dumps(seqs),))
+    cursor.execute(schema.COUNT_RECEIVED, (len(seqs), sub_id))
+    return reasons
 
 
 # -- settling ------------------------------------------------------------------------------
