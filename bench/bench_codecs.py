@@ -6,8 +6,8 @@ Run: ``python bench/bench_codecs.py [--messages N] [--rounds N]``. The messages 
 measured is the one handlers take (the decoder prepared for the type, looked up by it, and
 the content-type check). Each variant decodes every message once per round; the best
 round of each counts (the least disturbed by the machine), and rounds interleave the
-variants. Bar (issue 17): the codec within 10%
-of the hand-written code, i.e. a ratio codec/hand <= 1.10.
+variants. Bar (issue 17): the codec within 10% of the hand-written code, i.e. a ratio
+codec/hand <= 1.10.
 """
 
 from __future__ import annotations

@@ -24,8 +24,9 @@ class Codec(abc.ABC):
     """Turns values into message bodies and back.
 
     A codec is stateless from the caller's point of view and safe to share between
-    threads. Implement all three methods to plug in a format of your own, and pass the
-    codec as ``codec=`` to :func:`cloudqueue.open_producer` / :func:`cloudqueue.open_consumer`.
+    threads. Implement the three abstract methods to plug in a format of your own (and
+    :meth:`decoder` to do per-type work once), and pass the codec as ``codec=`` to
+    :func:`cloudqueue.open_producer` / :func:`cloudqueue.open_consumer`.
     """
 
     @abc.abstractmethod
