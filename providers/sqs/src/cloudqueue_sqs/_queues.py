@@ -43,6 +43,12 @@ FIFO_SUFFIX = ".fifo"
 _BOTOCORE_RETRIES = {"mode": "standard", "total_max_attempts": 1}
 # Enough for the engine's concurrent sends plus receives and settlements in flight.
 _POOL_CONNECTIONS = 32
+#: botocore checks every request's parameters against the service model before sending:
+#: about a tenth of the client's CPU per PublishBatch of 10 (measured: 0.85 s -> 0.75 s
+#: for 200 requests). Ours are built by the driver from messages the portable layer has
+#: already checked against the limits, and the server checks them again, so the check
+#: is switched off on the clients cloudqueue makes (a user's Config may switch it on).
+_PARAMETER_VALIDATION = False
 
 
 @contextmanager
@@ -251,7 +257,10 @@ def make_client(endpoint: Endpoint, service: str, sdk: SqsSdk | None = None) -> 
     # request (the endpoint_url parameter's is registered when the URL is parsed).
     for name in (f"AWS_ENDPOINT_URL_{service.upper()}", "AWS_ENDPOINT_URL"):
         register_url_secrets(os.environ.get(name) or "")
-    config = Config(retries=_BOTOCORE_RETRIES, max_pool_connections=_POOL_CONNECTIONS)
+    config = Config(
+        retries=_BOTOCORE_RETRIES, max_pool_connections=_POOL_CONNECTIONS,
+        parameter_validation=_PARAMETER_VALIDATION,
+    )
     if sdk is not None and sdk.config is not None:
         config = config.merge(sdk.config)
     client = session.client(
