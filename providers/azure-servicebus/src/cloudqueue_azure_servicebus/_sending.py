@@ -13,7 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import cast
 
-from azure.servicebus import ServiceBusMessage, ServiceBusMessageBatch, ServiceBusSender
+from azure.servicebus import ServiceBusMessageBatch, ServiceBusSender
+from azure.servicebus.amqp import AmqpAnnotatedMessage
 from azure.servicebus.exceptions import MessageSizeExceededError
 from cloudqueue.driver import Capabilities, Message, TopicDriver
 from cloudqueue.errors import ErrorCode, MessageTooLarge, QueueError, error_for_code, translate, translated
@@ -23,7 +24,7 @@ from ._errors import ERRORS
 from ._handlers import Handler
 from ._names import Target
 from ._tracing import telemetry_attributes
-from ._wire import DEDUPLICATION_ID_PROPERTY, outgoing
+from ._wire import DEDUPLICATION_ID_PROPERTY, message_id_of, outgoing
 
 __all__ = ["ServiceBusTopic", "open_sender", "outcome_unknown"]
 
@@ -98,7 +99,7 @@ class ServiceBusTopic(TopicDriver):
             return [error if result is None else result for result in results]
         return cast(list[str | QueueError], results)  # every slot is filled
 
-    def _send_packed(self, sender: ServiceBusSender, native: list[ServiceBusMessage],
+    def _send_packed(self, sender: ServiceBusSender, native: list[AmqpAnnotatedMessage],
                      results: list[str | QueueError | None], where: str) -> None:
         """Pack into size-checked batches and send them in order, filling ``results``.
         The portable layer's split uses measure(), so more than one batch is rare (only
@@ -121,19 +122,19 @@ class ServiceBusTopic(TopicDriver):
 
     @staticmethod
     def _flush(sender: ServiceBusSender, batch: ServiceBusMessageBatch, members: list[int],
-               native: list[ServiceBusMessage], results: list[str | QueueError | None],
+               native: list[AmqpAnnotatedMessage], results: list[str | QueueError | None],
                where: str) -> None:
         try:
             sender.send_messages(batch)
         except Exception as exc:  # the SDK's own; cancellation passes through
             raise outcome_unknown(translated(exc, ERRORS, where)) from exc
         for index in members:
-            results[index] = str(native[index].message_id)
+            results[index] = message_id_of(native[index])
 
     @staticmethod
-    def _too_large(message: ServiceBusMessage, limit: int) -> QueueError:
+    def _too_large(message: AmqpAnnotatedMessage, limit: int) -> QueueError:
         return MessageTooLarge(
-            f"message {message.message_id} does not fit the entity's limit of {limit} bytes"
+            f"message {message_id_of(message)} does not fit the entity's limit of {limit} bytes"
         )
 
     def telemetry_attributes(self) -> Mapping[str, str | int]:
@@ -152,7 +153,7 @@ class ServiceBusTopic(TopicDriver):
             on_close()
 
 
-def _fits(batch: ServiceBusMessageBatch, message: ServiceBusMessage) -> bool:
+def _fits(batch: ServiceBusMessageBatch, message: AmqpAnnotatedMessage) -> bool:
     try:
         batch.add_message(message)
     except MessageSizeExceededError:
