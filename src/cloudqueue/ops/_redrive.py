@@ -4,8 +4,9 @@ then ack, pipelined, in asyncio; the blocking ``cloudqueue.ops.redrive`` runs it
 One run: first, where the provider can and the options allow, move dead letters in
 place (see :mod:`._native`); then, for what is left, receive dead letters with the
 portable consumer (which keeps their leases), sort each one (moves, skipped by
-``where``, refused by the target), send the movers in batches of the target's ``max_send_batch`` with several batches in flight, and ack
-each dead letter only once its send is confirmed. Everything not moved is *held*
+``where``, refused by the target), send the movers in batches of the target's
+``max_send_batch`` with several batches in flight, and ack each dead letter only
+once its send is confirmed. Everything not moved is *held*
 until the run ends and only then given back, so it is not received again and again
 within the run. The run ends when ``limit`` is reached, when ``MAX_HELD`` messages
 are held, or when the dead-letter queue gives nothing for ``QUIET`` seconds while no
