@@ -35,7 +35,14 @@ from __future__ import annotations
 
 import sqlite3
 
-from ...wire import DEAD_LETTER_REASON
+from ...wire import (
+    DEAD_LETTER_REASON,
+    REDRIVE_ATTRIBUTES,
+    REDRIVE_DELIVERY_COUNT,
+    REDRIVE_ORIGINAL_ID,
+    REDRIVE_REASON,
+    REDRIVE_TIME,
+)
 from .._broker import DELIVERY_LIMIT_REASON
 
 __all__ = ["SCHEMA", "SCHEMA_VERSION", "add_missing_columns"]
@@ -240,6 +247,84 @@ FROM messages
 WHERE subscription = :sub AND visible_at <= :now
 ORDER BY visible_at, seq
 LIMIT :limit
+"""
+# A redrive's move stamped in SQL (see ``store.move_dead_letters``). The attribute
+# names are our own constants written into the SQL text, as the reason's below.
+if not all(name.isidentifier() for name in (DEAD_LETTER_REASON, *REDRIVE_ATTRIBUTES)):
+    raise ValueError("the redrive attribute names cannot be written into SQL unquoted")
+#: The names a dead letter does not carry back: ``RedriveStamp.attributes`` drops them.
+_NOT_CARRIED_BACK = ", ".join(f"'{name}'" for name in (DEAD_LETTER_REASON, *REDRIVE_ATTRIBUTES))
+#: A dead letter's reason and deliveries as the stamp takes them: from the origin
+#: columns, or for a row sent to the queue by hand, the reason from its attribute.
+_REASON = f"""CASE WHEN m.dead_letter_topic IS NULL
+    THEN json_extract(m.attributes, '$.{DEAD_LETTER_REASON}')
+    ELSE coalesce(m.dead_letter_reason, '') END"""
+#: The attributes a dead letter carries back (one CASE branch below runs per row).
+_KEPT = "json_remove(coalesce(m.attributes, '{}'), " + ", ".join(
+    f"'$.{name}'" for name in (DEAD_LETTER_REASON, *REDRIVE_ATTRIBUTES)
+) + ")"
+_DELIVERIES = """CASE WHEN m.dead_letter_topic IS NOT NULL
+    THEN CAST(coalesce(m.dead_letter_deliveries, 0) AS TEXT) END"""
+
+#: The first visible rows of a dead-letter queue, oldest first, each with its reason
+#: and whether ``RedriveStamp.accepts`` takes it once stamped, decided here from the
+#: sizes of what it keeps and what the stamp adds (UTF-8 bytes: the text's encoding)
+#: without building it. ``:time`` is the stamp's time; the limits are the target's.
+MOVABLE_CHECKED = f"""
+WITH picked AS (
+  SELECT m.seq, m.id, m.body, m.attributes, m.ordering_key, m.visible_at,
+         {_REASON} AS reason, {_DELIVERIES} AS deliveries
+  FROM messages AS m
+  WHERE m.subscription = :sub AND m.visible_at <= :now
+  ORDER BY m.visible_at, m.seq
+  LIMIT :limit
+), sized AS (
+  SELECT p.seq, p.visible_at, p.reason, p.ordering_key, count(e.key) AS names,
+         total(length(CAST(e.key AS BLOB)) + length(CAST(e.value AS BLOB))) AS bytes,
+         length(CAST(p.body AS BLOB)) AS body_bytes,
+         length(CAST(p.id AS BLOB)) AS id_bytes,
+         length(CAST(p.reason AS BLOB)) AS reason_bytes,
+         length(p.deliveries) AS deliveries_bytes
+  FROM picked AS p
+  LEFT JOIN json_each(coalesce(p.attributes, '{{}}')) AS e ON e.key NOT IN ({_NOT_CARRIED_BACK})
+  GROUP BY p.seq
+)
+SELECT seq, reason,
+       (ordering_key IS NULL OR :ordering)
+       AND max(id_bytes, coalesce(reason_bytes, 0), coalesce(deliveries_bytes, 0),
+               length(CAST(:time AS BLOB))) <= :max_value_bytes
+       AND names + 2 + (reason_bytes IS NOT NULL) + (deliveries_bytes IS NOT NULL)
+           <= :max_attributes
+       AND body_bytes + bytes
+           + {len(REDRIVE_ORIGINAL_ID)} + id_bytes + {len(REDRIVE_TIME)} + length(CAST(:time AS BLOB))
+           + coalesce({len(REDRIVE_REASON)} + reason_bytes, 0)
+           + coalesce({len(REDRIVE_DELIVERY_COUNT)} + deliveries_bytes, 0)
+           <= :max_message_bytes
+FROM sized
+ORDER BY visible_at, seq
+"""
+#: Insert the stamped copies of the rows ``:seqs`` (one JSON array, in the order
+#: moved) into subscription ``:target``, as ``publish`` would: ids ``:prefix-1``,
+#: ``:prefix-2``... in that order, visible now, no deduplication id. The stamp is
+#: ``RedriveStamp.attributes``'s, name for name and in the same order: the kept
+#: attributes, then the id, the reason and deliveries where known, and the time.
+INSERT_STAMPED = f"""
+INSERT INTO messages (subscription, id, body, attributes, ordering_key, enqueued_at, visible_at,
+                      deduplication_id)
+SELECT :target, :prefix || '-' || (j.key + 1), m.body,
+       CASE
+         WHEN m.dead_letter_topic IS NOT NULL THEN json_set({_KEPT},
+           '$.{REDRIVE_ORIGINAL_ID}', m.id, '$.{REDRIVE_REASON}', {_REASON},
+           '$.{REDRIVE_DELIVERY_COUNT}', {_DELIVERIES}, '$.{REDRIVE_TIME}', :time)
+         WHEN {_REASON} IS NOT NULL THEN json_set({_KEPT},
+           '$.{REDRIVE_ORIGINAL_ID}', m.id, '$.{REDRIVE_REASON}', {_REASON},
+           '$.{REDRIVE_TIME}', :time)
+         ELSE json_set({_KEPT}, '$.{REDRIVE_ORIGINAL_ID}', m.id, '$.{REDRIVE_TIME}', :time)
+       END,
+       m.ordering_key, :now, :now, NULL
+FROM json_each(:seqs) AS j
+JOIN messages AS m ON m.seq = j.value
+ORDER BY j.key
 """
 #: Rows moved elsewhere, their seqs given as one JSON array.
 REMOVE_MOVED = "DELETE FROM messages WHERE seq IN (SELECT value FROM json_each(?))"
