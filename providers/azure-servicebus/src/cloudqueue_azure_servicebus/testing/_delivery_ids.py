@@ -91,7 +91,8 @@ class DeliveryIdRepair:
     def _renumber_transfer(self, frame: bytes, session: _Session, perf: _Performative) -> bytes:
         handle = _uint(perf.fields, 0) or 0
         client_id = _uint(perf.fields, 1)
-        more = _bool(perf.fields, 5) and not _bool(perf.fields, 8)  # an aborted delivery ends
+        # Transfer fields (AMQP 1.0 2.7.5): 4 settled, 5 more, 8 resume, 9 aborted.
+        more = _bool(perf.fields, 5) and not _bool(perf.fields, 9)  # an aborted delivery ends
         ours, open_client_id = session.open_delivery.get(handle, (None, None))
         if client_id is not None and client_id != open_client_id:
             ours = None  # a new delivery id: whatever was open on this handle is over
