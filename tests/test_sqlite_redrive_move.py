@@ -27,7 +27,7 @@ TIME = "2026-11-29T16:20:00.123Z"
 LONG_REASON = "typed in by an \u00e9ngineer, by hand"
 LIMITS = Limits(
     max_message_bytes=4096, max_send_batch=100, max_send_batch_bytes=100_000,
-    max_receive_batch=100, max_settle_batch=100, max_attributes=10,
+    max_receive_batch=100, max_settle_batch=100, max_attributes=20,
     max_attribute_name_bytes=256, max_attribute_value_bytes=256,
 )
 
@@ -134,14 +134,16 @@ def test_the_sql_stamp_writes_what_the_python_stamp_writes(
     assert moved[3][3] == [(REDRIVE_ORIGINAL_ID, dead_ids[3]), (REDRIVE_TIME, TIME)]
 
 
-def _first_size(connection: sqlite3.Connection) -> int:
-    """The size ``accepts`` counts for the first message moved to ``orders``."""
+def _first_size(connection: sqlite3.Connection) -> tuple[int, int]:
+    """The size and attribute count ``accepts`` counts for the first message moved
+    to ``orders``."""
     body, text = connection.execute(
         "SELECT m.body, m.attributes FROM messages AS m JOIN subscriptions AS s "
         "ON s.id = m.subscription WHERE s.topic = 'orders' ORDER BY m.seq LIMIT 1"
     ).fetchone()
     attributes = json.loads(text)
-    return len(body) + sum(len(name.encode()) + len(value.encode()) for name, value in attributes.items())
+    size = len(body) + sum(len(name.encode()) + len(value.encode()) for name, value in attributes.items())
+    return size, len(attributes)
 
 
 @pytest.mark.parametrize(
@@ -162,13 +164,76 @@ def test_a_row_the_target_may_refuse_stops_the_move_on_both_paths(
     if "max_message_bytes" in change:  # relative to the first one's size, UTF-8 counted
         sized = _copy(dead_letters, tmp_path / "sized.db")
         _move(sized, RedriveStamp(TIME, LIMITS, ordering=False), in_sql=False, monkeypatch=monkeypatch)
-        change = {"max_message_bytes": _first_size(sized) + change["max_message_bytes"]}
+        change = {"max_message_bytes": _first_size(sized)[0] + change["max_message_bytes"]}
     stamp = RedriveStamp(TIME, dataclasses.replace(LIMITS, **change), ordering=False)
     in_python, in_sql = _copy(dead_letters, tmp_path / "a.db"), _copy(dead_letters, tmp_path / "b.db")
     python_reasons = _move(in_python, stamp, in_sql=False, monkeypatch=monkeypatch)
     sql_reasons = _move(in_sql, stamp, in_sql=True, monkeypatch=monkeypatch)
     assert len(sql_reasons) == len(python_reasons) == moved
     assert _contents(in_sql) == _contents(in_python)
+
+
+def _moved_alike(
+    source: Path, tmp_path: Path, stamp: RedriveStamp, monkeypatch: pytest.MonkeyPatch
+) -> int:
+    """Move from copies of ``source`` on both paths; how many moved (the same on both)."""
+    in_python, in_sql = _copy(source, tmp_path / "a.db"), _copy(source, tmp_path / "b.db")
+    python_reasons = _move(in_python, stamp, in_sql=False, monkeypatch=monkeypatch)
+    sql_reasons = _move(in_sql, stamp, in_sql=True, monkeypatch=monkeypatch)
+    assert sql_reasons == python_reasons
+    assert _contents(in_sql) == _contents(in_python)
+    return len(sql_reasons)
+
+
+#: Attributes whose JSON text is as short as it can be for their number (non-empty
+#: names, empty values) when written without spaces, as SQLite's JSON functions do.
+TINY = {name: "" for name in "abcdefghij"}
+
+
+@pytest.mark.parametrize(
+    ("attributes", "how"),
+    [({}, "sent"), ({"n": "1"}, "sent"), (TINY, "dead-lettered"), (TINY, "minified")],
+)
+@pytest.mark.parametrize(
+    ("change", "moved"),
+    [
+        ({"max_attributes": 0}, 1),  # relative to the stamped count
+        ({"max_attributes": -1}, 0),
+        ({"max_message_bytes": 0}, 1),  # relative to the stamped size
+        ({"max_message_bytes": -1}, 0),
+    ],
+)
+def test_small_attributes_are_judged_by_their_text_as_exactly_as_member_by_member(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, attributes: dict[str, str],
+    how: str, change: dict[str, int], moved: int,
+) -> None:
+    # Short JSON text settles the checks without reading the members (see
+    # schema.MOVABLE_CHECKED): the stamp's own names and bytes must still count, and
+    # the members the text can hold must not be undercounted.
+    path = tmp_path / "small.db"
+    url = f"sqlite:///{path}?queue=orders"
+    cloudqueue.declare(url)
+    if how == "dead-lettered":
+        with cloudqueue.open_producer(url) as producer:
+            producer.send(b"small", attributes=attributes)
+        with cloudqueue.open_consumer(url) as consumer:
+            (message,) = consumer.receive(max_messages=10, wait=5)
+            message.dead_letter("x")
+    else:
+        with cloudqueue.open_producer(cloudqueue.dead_letter_url(url)) as producer:
+            producer.send(b"small", attributes=attributes)
+    if how == "minified":  # as SQLite's JSON functions write it: 7 characters a member
+        with sqlite3.connect(path) as connection:
+            connection.execute("UPDATE messages SET attributes = json(attributes)")
+        connection.close()
+    sized = _copy(path, tmp_path / "sized.db")
+    _move(sized, RedriveStamp(TIME, LIMITS, ordering=False), in_sql=False, monkeypatch=monkeypatch)
+    size, count = _first_size(sized)
+    exact = {"max_attributes": count, "max_message_bytes": size}
+    ((name, offset),) = change.items()
+    limits = dataclasses.replace(LIMITS, **{name: exact[name] + offset})  # type: ignore[arg-type]
+    stamp = RedriveStamp(TIME, limits, ordering=False)
+    assert _moved_alike(path, tmp_path, stamp, monkeypatch) == moved
 
 
 def test_a_keyed_dead_letter_stays_for_a_target_without_ordering(

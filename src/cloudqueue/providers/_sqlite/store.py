@@ -423,9 +423,10 @@ def _move_stamped_in_sql(
     stamp: RedriveStamp,
 ) -> list[str | None]:
     """:func:`move_dead_letters` to one subscription, the stamp written by SQLite's
-    JSON functions: no row is parsed, built or encoded in Python, which cost about
-    as much as the batched send of the same messages (bench_ops redrive/send CPU
-    0.45-0.60x before; see the commit). Same rows, order, ids and attributes as the
+    JSON functions: no row is parsed, built or encoded in Python, which cost more
+    than half of what the batched send of the same messages costs. CPU per message
+    moving 10,000 (bench_ops' workload, min of 5): 35.8 us with the Python stamp,
+    17.5 us here, batched send 20.6 us. Same rows, order, ids and attributes as the
     Python path; test_sqlite_redrive_move.py compares the two."""
     now = time.time()
     limits = stamp.limits
