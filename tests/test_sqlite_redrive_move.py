@@ -18,6 +18,7 @@ import pytest
 import cloudqueue
 from cloudqueue import ops
 from cloudqueue.driver import Limits, RedriveStamp
+from cloudqueue.filters import where
 from cloudqueue.providers._broker import DELIVERY_LIMIT_REASON
 from cloudqueue.providers._sqlite import schema, store
 from cloudqueue.wire import DEAD_LETTER_REASON, REDRIVE_ORIGINAL_ID, REDRIVE_TIME
@@ -286,3 +287,38 @@ def test_redrive_puts_back_what_it_moved_in_sql_with_the_stamp_and_report(
     }
     stats = ops.stats(url)
     assert (stats.total_sent, stats.dead_letters) == (6, 0)
+
+
+@pytest.mark.parametrize(
+    ("plain", "routed"),
+    [
+        (True, [("all", b"red"), ("all", b"blue"), ("red", b"red")]),
+        (False, [("red", b"red")]),  # its one subscription's filter still decides
+    ],
+)
+def test_a_topic_with_several_or_filtered_subscriptions_is_routed_row_by_row(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, plain: bool,
+    routed: list[tuple[str, bytes]],
+) -> None:
+    # No one subscription takes every row: the move goes through publish (fan-out,
+    # filters), not the SQL stamp, with the JSON functions available.
+    path = tmp_path / "topic.db"
+    events = f"sqlite:///{path}?queue=events"
+    if plain:
+        cloudqueue.declare(events + "&subscription=all")
+    cloudqueue.declare(events + "&subscription=red", filter=where("colour").equals("red"))
+    with cloudqueue.open_producer(f"sqlite:///{path}?queue=orders-dlq") as producer:
+        producer.send(b"red", attributes={"colour": "red"})
+        producer.send(b"blue", attributes={"colour": "blue"})
+    connection = sqlite3.connect(path, isolation_level=None)
+    monkeypatch.setattr(store, "_json_functions", None)
+    cursor = connection.cursor()
+    (dead_id,) = cursor.execute(schema.SUBSCRIPTION_ID, ("orders-dlq", "")).fetchone()
+    cursor.execute("BEGIN IMMEDIATE")
+    stamp = RedriveStamp(TIME, LIMITS, ordering=False)
+    assert store.move_dead_letters(cursor, dead_id, "events", None, 10, stamp) == [None, None]
+    cursor.execute("COMMIT")
+    assert routed == connection.execute(
+        "SELECT s.name, m.body FROM messages AS m JOIN subscriptions AS s "
+        "ON s.id = m.subscription WHERE s.topic = 'events' ORDER BY s.name, m.seq"
+    ).fetchall()

@@ -353,7 +353,9 @@ def move_dead_letters(
     """Move the first visible rows of the dead-letter queue ``sub_id`` to ``target`` as
     a redrive would send them, in this one transaction; stop at an ordered queue or at
     a row the target may refuse (the portable redrive deals with those). Returns the
-    reason of each moved."""
+    reason of each moved. Stamped in SQL where every row goes to one subscription
+    (:func:`_move_stamped_in_sql`), else here row by row and through :func:`publish`
+    (deduplication, filters, fan-out)."""
     settings = subscription_settings(cursor, sub_id)
     if settings is None or settings.ordered:
         return []
