@@ -61,18 +61,28 @@ def _fill_dead_letters(
     dest: Destination, messages: list[cloudqueue.Message], reason: Callable[[int], str],
     timeout: float,
 ) -> list[str]:
-    """Send ``messages``, then receive and dead-letter each; the ids they were sent with."""
+    """Send ``messages``, then receive and dead-letter each once; the ids they were sent with.
+
+    Delivery is at least once: on a loaded machine a lease can lapse while a batch is
+    being dead-lettered one by one, and the message comes again (on SQS the stale receipt
+    handle's delete then leaves it in the queue). Such an echo is acked, not dead-lettered
+    a second time, so the dead-letter queue holds each message once and the source none.
+    Receives stay small so that a batch is handled well within its lease."""
     with cloudqueue.open_producer(dest.producer_url) as producer:
         ids = producer.send_batch(messages)
     position = {message.body: index for index, message in enumerate(messages)}
+    dead_lettered: set[bytes] = set()
     with cloudqueue.open_consumer(dest.consumer_url) as consumer:
-        done = 0
         deadline = time.monotonic() + timeout
-        while done < len(messages):
-            assert time.monotonic() < deadline, f"dead-lettered {done} of {len(messages)}"
-            for received in consumer.receive(max_messages=100, wait=1.0):
+        while len(dead_lettered) < len(messages):
+            assert time.monotonic() < deadline, (
+                f"dead-lettered {len(dead_lettered)} of {len(messages)}")
+            for received in consumer.receive(max_messages=10, wait=1.0):
+                if received.body in dead_lettered:
+                    received.ack()
+                    continue
                 received.dead_letter(reason(position[received.body]))
-                done += 1
+                dead_lettered.add(received.body)
     return ids
 
 
@@ -81,13 +91,17 @@ def _drain(url: str, count: int, timeout: float) -> list[cloudqueue.ReceivedMess
 
     Delivery is at least once: on a loaded machine a standard SQS queue hands a message
     out again when its visibility lapsed between a renewal and the ack, so counting
-    messages instead of bodies stopped early with duplicates in and messages missing."""
+    messages instead of bodies stopped early with duplicates in and messages missing.
+    Where a body comes twice, the redriven copy (with provenance) is kept: the other is
+    an at-least-once echo of the message before it was dead-lettered."""
     by_body: dict[bytes, cloudqueue.ReceivedMessage] = {}
     deadline = time.monotonic() + timeout
     with cloudqueue.open_consumer(url) as consumer:
         while len(by_body) < count and time.monotonic() < deadline:
             for message in collect(consumer, count - len(by_body), deadline - time.monotonic()):
-                by_body.setdefault(message.body, message)
+                kept = by_body.get(message.body)
+                if kept is None or REDRIVE_ORIGINAL_ID not in kept.attributes:
+                    by_body[message.body] = message
     return list(by_body.values())
 
 
