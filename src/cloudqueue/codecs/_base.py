@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable, Mapping
-from typing import TypeAlias, TypeVar
+from typing import Any, TypeAlias, TypeVar, cast
 
 from ..errors import DecodeError
 from ..wire import CONTENT_TYPE_ATTRIBUTE
 
-__all__ = ["JSON_CONTENT_TYPE", "Codec", "Decoder", "describe", "require_json"]
+__all__ = ["JSON_CONTENT_TYPE", "Codec", "Decoder", "decode_prepared", "describe", "require_json"]
 
 T = TypeVar("T")
 
@@ -58,6 +58,18 @@ class Codec(abc.ABC):
             return decode(body, attributes, kind)
 
         return decoder
+
+
+def decode_prepared(
+    codec: Codec, prepared: dict[type, Decoder[Any]], body: bytes,
+    attributes: Mapping[str, str], kind: type[T],
+) -> T:
+    """``codec.decode`` through the decoder ``codec.decoder(kind)`` prepared once per
+    type and kept in ``prepared``, for codecs whose per-type work is worth keeping."""
+    decoder = prepared.get(kind) if isinstance(kind, type) else None
+    if decoder is None:
+        decoder = prepared[kind] = codec.decoder(kind)
+    return cast(T, decoder(body, attributes))
 
 
 def describe(kind: object) -> str:

@@ -4,13 +4,13 @@ decoder costs more than decoding a small message). Imported only when a Struct i
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 import msgspec
 
 from ..errors import DecodeError, InvalidArgument
 from ..wire import CONTENT_TYPE_ATTRIBUTE
-from ._base import JSON_CONTENT_TYPE, Codec, Decoder, describe, require_json
+from ._base import JSON_CONTENT_TYPE, Codec, Decoder, decode_prepared, describe, require_json
 
 __all__ = ["MsgspecCodec"]
 
@@ -34,10 +34,7 @@ class MsgspecCodec(Codec):
         return _encoder.encode(value), {"content-type": JSON_CONTENT_TYPE}
 
     def decode(self, body: bytes, attributes: Mapping[str, str], kind: type[T]) -> T:
-        decoder = _prepared.get(kind) if isinstance(kind, type) else None
-        if decoder is None:
-            decoder = _prepared[kind] = self.decoder(kind)
-        return cast(T, decoder(body, attributes))
+        return decode_prepared(self, _prepared, body, attributes, kind)
 
     def decoder(self, kind: type[T]) -> Decoder[T]:
         if not self.handles(kind):

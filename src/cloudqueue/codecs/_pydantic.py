@@ -10,7 +10,7 @@ import pydantic
 
 from ..errors import DecodeError, InvalidArgument
 from ..wire import CONTENT_TYPE_ATTRIBUTE
-from ._base import JSON_CONTENT_TYPE, Codec, Decoder, describe, require_json
+from ._base import JSON_CONTENT_TYPE, Codec, Decoder, decode_prepared, describe, require_json
 
 __all__ = ["PydanticCodec"]
 
@@ -54,10 +54,7 @@ class PydanticCodec(Codec):
     def decode(self, body: bytes, attributes: Mapping[str, str], kind: type[T]) -> T:
         # The decoder built per model: issubclass through pydantic's ABC metaclass alone
         # costs more than a tenth of validating a small model, so it is checked once.
-        decoder = _prepared.get(kind) if isinstance(kind, type) else None
-        if decoder is None:
-            decoder = _prepared[kind] = self.decoder(kind)
-        return cast(T, decoder(body, attributes))
+        return decode_prepared(self, _prepared, body, attributes, kind)
 
     def decoder(self, kind: type[T]) -> Decoder[T]:
         if not self.handles(kind):
