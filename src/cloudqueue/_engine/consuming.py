@@ -24,9 +24,9 @@ from .._telemetry import active
 from .._telemetry._carrier import carrier_names, extract
 from ..driver import Delivery, SubscriptionDriver
 from ..errors import Closed, InvalidArgument, LeaseLost, QueueError, Unsupported
-from .effects import WAKE, Op, Step, Wait, concurrently
+from .effects import WAKE, Idle, Op, Step, Wait, concurrently
 from .ordering import Admission, KeyLines
-from .retry import RetryPolicy, batch_call, single_call
+from .retry import RetryPolicy, batch_call, retry_single, single_call
 from .validation import check_nack_delay, check_reason, check_seconds
 
 __all__ = ["ConsumerCore", "PrefetchSizer"]
@@ -214,13 +214,18 @@ class ConsumerCore:
                 wait_for = max(0.0, min(remaining, self.limits.max_receive_wait))
                 if count > self.limits.max_receive_batch:
                     got = yield from self._pull(count, wait_for)
-                else:  # one request, written out: each generator layer costs every call
+                elif self.telemetry is None or not self.telemetry.live():
+                    # One request, written out down to the driver call: each generator
+                    # layer costs every receive.
+                    args = (count, wait_for)
+                    try:
+                        got = yield (_OP_RECEIVE, args)
+                    except Exception as error:
+                        got = yield from retry_single(self.retry, _OP_RECEIVE, args, error)
+                    self._take_trace_context(got)
+                else:  # the receive span takes the context first, to link each message
                     call = single_call(self.retry, _OP_RECEIVE, count, wait_for)
-                    if self.telemetry is None or not self.telemetry.live():
-                        got = yield from call
-                        self._take_trace_context(got)
-                    else:  # the receive span takes the context first, to link each message
-                        got = yield from self.telemetry.receive(call, self._take_trace_context)
+                    got = yield from self.telemetry.receive(call, self._take_trace_context)
             finally:
                 self.pulls -= 1
             now = time.monotonic()
@@ -527,7 +532,9 @@ class ConsumerCore:
                 wake_at = self.next_lease_check
                 if self.pending_count:
                     wake_at = min(wake_at, self.first_pending_at + self.settle_delay)
-                yield Wait(max(0.0, wake_at - now))
+                # Idle, not Wait: woken by what changes its plans (a WAKE, a settlement
+                # that asks), not by the end of every receive.
+                yield Idle(max(0.0, wake_at - now))
         finally:
             self.worker_running = False
 

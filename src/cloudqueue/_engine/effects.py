@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from ..driver import SubscriptionDriver, TopicDriver
 
 __all__ = [
-    "WAKE", "AsyncRunner", "Call", "Calls", "Op", "Sleep", "Step", "SyncRunner", "Wait",
+    "WAKE", "AsyncRunner", "Call", "Calls", "Idle", "Op", "Sleep", "Step", "SyncRunner", "Wait",
     "async_calls", "concurrently", "sync_calls",
 ]
 
@@ -91,13 +91,21 @@ class Wait(NamedTuple):
     timeout: float | None
 
 
+class Idle(NamedTuple):
+    """A background worker's ``Wait``: only a ``WAKE`` (or the runner's ``wake()``)
+    ends it early, not the end of every other step. Woken at the end of each
+    receive, the consumer's worker cost a thread wake-up per receive."""
+
+    timeout: float | None
+
+
 class _Wake:
-    """Wake every operation blocked in a ``Wait``."""
+    """Wake every operation blocked in a ``Wait`` or an ``Idle``."""
 
 
 WAKE = _Wake()
 
-Effect: TypeAlias = Call | Calls | Sleep | Wait | _Wake
+Effect: TypeAlias = Call | Calls | Sleep | Wait | Idle | _Wake
 Step: TypeAlias = Generator[Effect, Any, T]
 
 #: Worker threads a SyncRunner may start for :class:`Calls` (made on first use, so a
@@ -169,16 +177,18 @@ def _resume(step: Step[T], value: Any, error: BaseException | None) -> Step[T]:
 class SyncRunner:
     """Runs steps in the calling thread; the step's code runs under ``lock``."""
 
-    __slots__ = ("_pool", "calls", "condition", "lock", "waiting")
+    __slots__ = ("_pool", "calls", "condition", "idle", "idling", "lock", "waiting")
 
     def __init__(self, driver: TopicDriver | SubscriptionDriver) -> None:
         self.calls = sync_calls(driver)
         self._pool: ThreadPoolExecutor | None = None
         self.lock = threading.Lock()
         self.condition = threading.Condition(self.lock)
-        # Threads blocked in a Wait: notifying costs microseconds even with
-        # nobody waiting, and the hot paths notify often.
+        self.idle = threading.Condition(self.lock)
+        # Threads blocked in a Wait, and in an Idle: notifying costs microseconds
+        # even with nobody waiting, and the hot paths notify often.
         self.waiting = 0
+        self.idling = 0
 
     def run(self, step: Step[T]) -> T:
         # acquire/release by hand: a with statement's __enter__/__exit__ look-ups cost
@@ -231,8 +241,14 @@ class SyncRunner:
                     self.waiting -= 1
                 continue
             if effect is WAKE:
-                if self.waiting:
-                    self.condition.notify_all()
+                self.wake()
+                continue
+            if kind is Idle:
+                self.idling += 1
+                try:
+                    self.idle.wait(effect.timeout)  # type: ignore[union-attr]
+                finally:
+                    self.idling -= 1
                 continue
             self.lock.release()  # a Sleep
             try:
@@ -270,26 +286,30 @@ class SyncRunner:
         return outcomes
 
     def wake(self) -> None:
-        """Wake waiters; the caller holds ``lock``."""
+        """Wake every ``Wait`` and ``Idle``; the caller holds ``lock``."""
         if self.waiting:
             self.condition.notify_all()
+        if self.idling:
+            self.idle.notify_all()
 
 
 class AsyncRunner:
     """Runs steps as coroutines on one event loop; steps never interleave
     between effects, so the loop itself is the lock."""
 
-    __slots__ = ("_waiters", "calls")
+    __slots__ = ("_idlers", "_waiters", "calls")
 
     def __init__(self, driver: TopicDriver | SubscriptionDriver) -> None:
         self.calls = async_calls(driver)
         self._waiters: set[asyncio.Future[None]] = set()
+        self._idlers: set[asyncio.Future[None]] = set()
 
     async def run(self, step: Step[T]) -> T:
         try:
             return await self._drive(step)
         finally:
-            self.wake()
+            # A step that ended may have left work for others (see SyncRunner.run).
+            self._resolve_waiters()
 
     async def _drive(self, step: Step[T]) -> T:
         value: Any = None
@@ -308,7 +328,9 @@ class AsyncRunner:
                 elif kind is Calls:
                     value = await self._run_together(effect.calls)  # type: ignore[union-attr]
                 elif kind is Wait:
-                    await self._wait(effect.timeout)  # type: ignore[union-attr]
+                    await self._wait(self._waiters, effect.timeout)  # type: ignore[union-attr]
+                elif kind is Idle:
+                    await self._wait(self._idlers, effect.timeout)  # type: ignore[union-attr]
                 elif kind is Sleep:
                     await asyncio.sleep(effect.seconds)  # type: ignore[union-attr]
                 else:
@@ -328,19 +350,31 @@ class AsyncRunner:
                 raise outcome
         return outcomes
 
-    async def _wait(self, timeout: float | None) -> None:
+    @staticmethod
+    async def _wait(waiters: set[asyncio.Future[None]], timeout: float | None) -> None:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.add(future)
+        waiters.add(future)
         try:
             async with asyncio.timeout(timeout):
                 await future
         except TimeoutError:
             pass
         finally:
-            self._waiters.discard(future)
+            waiters.discard(future)
 
     def wake(self) -> None:
-        waiters, self._waiters = self._waiters, set()
-        for future in waiters:
-            if not future.done():
-                future.set_result(None)
+        """Wake every ``Wait`` and ``Idle``."""
+        self._resolve_waiters()
+        if self._idlers:
+            _resolve(self._idlers)
+
+    def _resolve_waiters(self) -> None:
+        if self._waiters:
+            waiters, self._waiters = self._waiters, set()
+            _resolve(waiters)
+
+
+def _resolve(futures: set[asyncio.Future[None]]) -> None:
+    for future in futures:
+        if not future.done():
+            future.set_result(None)
