@@ -13,7 +13,7 @@ from typing import Any
 from ..errors import Internal, InvalidArgument, QueueError, Unknown
 from .effects import Op, Sleep, Step
 
-__all__ = ["RetryPolicy", "batch_call", "single_call"]
+__all__ = ["RetryPolicy", "batch_call", "retry_single", "single_call"]
 
 log = logging.getLogger("cloudqueue")
 
@@ -63,22 +63,33 @@ class RetryPolicy:
 
 def single_call(policy: RetryPolicy, method: Op, *args: Any) -> Step[Any]:
     """The driver method ``method`` called with ``args``, retried while its error is retryable."""
+    try:
+        return (yield (method, args))
+    except Exception as error:
+        return (yield from retry_single(policy, method, args, error))
+
+
+def retry_single(policy: RetryPolicy, method: Op, args: tuple[Any, ...], error: Exception) -> Step[Any]:
+    """What :func:`single_call` does once the first attempt failed with ``error``.
+    Hot paths make the first attempt themselves (one generator less per call)
+    and hand a failure to this."""
     delays: Iterator[float] | None = None
     while True:
+        if not isinstance(error, QueueError):
+            raise _foreign(method, error) from error
+        if not error.retryable:
+            raise error
+        if delays is None:
+            delays = policy.delays()
+        delay = next(delays, None)
+        if delay is None:
+            raise error
+        log.debug("retrying %s in %.2fs after %r", method.name.lower(), delay, error)
+        yield Sleep(delay)
         try:
             return (yield (method, args))
-        except QueueError as error:
-            if not error.retryable:
-                raise
-            if delays is None:
-                delays = policy.delays()
-            delay = next(delays, None)
-            if delay is None:
-                raise
-            log.debug("retrying %s in %.2fs after %r", method.name.lower(), delay, error)
-        except Exception as error:
-            raise _foreign(method, error) from error
-        yield Sleep(delay)
+        except Exception as again:
+            error = again
 
 
 def batch_call(policy: RetryPolicy, method: Op, entries: Sequence[Any]) -> Step[list[Any]]:
@@ -88,8 +99,13 @@ def batch_call(policy: RetryPolicy, method: Op, entries: Sequence[Any]) -> Step[
     Entries that failed with a retryable error are sent again (alone) with
     backoff; a failure of the whole call counts as a failure of every entry.
     """
-    # The common case first: one call, every entry done.
-    first = yield from _attempt(method, entries)
+    # The common case first: one call, every entry done. The first attempt is
+    # written out rather than a generator of its own: one layer less on every
+    # send and settlement.
+    try:
+        first = yield (method, (entries,))
+    except Exception as error:
+        first = _whole_call_failed(method, error, len(entries))
     if first is None:
         return [None] * len(entries)
     if len(first) == len(entries):
@@ -127,17 +143,18 @@ def batch_call(policy: RetryPolicy, method: Op, entries: Sequence[Any]) -> Step[
         )
         todo = again
         yield Sleep(delay)
-        answer = yield from _attempt(method, [entries[i] for i in todo])
+        retried = [entries[i] for i in todo]
+        try:
+            answer = yield (method, (retried,))
+        except Exception as error:
+            answer = _whole_call_failed(method, error, len(retried))
 
 
-def _attempt(method: Op, entries: Sequence[Any]) -> Step[Any]:
-    """One batch call; a failure of the whole call becomes every entry's outcome."""
-    try:
-        return (yield (method, (entries,)))
-    except QueueError as error:
-        return [error] * len(entries)
-    except Exception as error:
-        return [_foreign(method, error)] * len(entries)
+def _whole_call_failed(method: Op, error: Exception, count: int) -> list[QueueError]:
+    """A failure of a whole batch call, as every entry's outcome."""
+    if not isinstance(error, QueueError):
+        error = _foreign(method, error)
+    return [error] * count
 
 
 def _foreign(method: Op, error: Exception) -> QueueError:
