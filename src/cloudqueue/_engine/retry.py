@@ -73,14 +73,12 @@ def retry_single(policy: RetryPolicy, method: Op, args: tuple[Any, ...], error: 
     """What :func:`single_call` does once the first attempt failed with ``error``.
     Hot paths make the first attempt themselves (one generator less per call)
     and hand a failure to this."""
-    delays: Iterator[float] | None = None
+    delays = policy.delays()  # the deadline counts from the first failure
     while True:
         if not isinstance(error, QueueError):
             raise _foreign(method, error) from error
         if not error.retryable:
             raise error
-        if delays is None:
-            delays = policy.delays()
         delay = next(delays, None)
         if delay is None:
             raise error
@@ -117,7 +115,7 @@ def batch_call(policy: RetryPolicy, method: Op, entries: Sequence[Any]) -> Step[
     # Some entries failed retryably (or the answer was malformed): retry those.
     outcomes: list[Any] = [None] * len(entries)
     todo = list(range(len(entries)))
-    delays: Iterator[float] | None = None
+    delays = policy.delays()  # the deadline counts from the first failure
     answer: Any = first
     while True:
         if answer is None:
@@ -133,8 +131,6 @@ def batch_call(policy: RetryPolicy, method: Op, entries: Sequence[Any]) -> Step[
                 again.append(index)
         if not again:
             return outcomes
-        if delays is None:
-            delays = policy.delays()
         delay = next(delays, None)
         if delay is None:
             return outcomes
