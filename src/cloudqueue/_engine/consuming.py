@@ -218,10 +218,13 @@ class ConsumerCore:
                     # One request, written out down to the driver call: each generator
                     # layer costs every receive.
                     args = (count, wait_for)
+                    failure = None
                     try:
                         got = yield (_OP_RECEIVE, args)
                     except Exception as error:
-                        got = yield from retry_single(self.retry, _OP_RECEIVE, args, error)
+                        failure = error
+                    if failure is not None:
+                        got = yield from retry_single(self.retry, _OP_RECEIVE, args, failure)
                     self._take_trace_context(got)
                 else:  # the receive span takes the context first, to link each message
                     call = single_call(self.retry, _OP_RECEIVE, count, wait_for)

@@ -66,7 +66,8 @@ def single_call(policy: RetryPolicy, method: Op, *args: Any) -> Step[Any]:
     try:
         return (yield (method, args))
     except Exception as error:
-        return (yield from retry_single(policy, method, args, error))
+        failure = error  # retried outside the except clause, so nothing chains to it
+    return (yield from retry_single(policy, method, args, failure))
 
 
 def retry_single(policy: RetryPolicy, method: Op, args: tuple[Any, ...], error: Exception) -> Step[Any]:
