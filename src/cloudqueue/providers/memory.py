@@ -201,12 +201,12 @@ class MemorySubscription(SubscriptionDriver):
         with self._lock:
             now, monotonic_now = time.time(), time.monotonic()
             for token, seconds in entries:
-                found = sub.leased.get(token)
-                if found is None:
+                record = sub.leased.get(token)
+                if record is None:
                     out.append(LeaseLost("the lease has already ended or been settled"))
                     continue
                 deadline = now + seconds
-                sub.leased[token] = (found[0], deadline)
+                record.lease_end = deadline
                 sub.lease_until([token], deadline)
                 out.append(monotonic_now + seconds)
             sub.compact_leases()  # the old deadline's entry is stale now
