@@ -62,7 +62,6 @@ from ._handlers import Handler
 from ._names import Target
 from ._sending import open_sender, outcome_unknown
 from ._tracing import telemetry_attributes
-from ._unsettled import Unsettled
 from ._wire import copy_for_retry, delivery_of, seconds_until
 
 __all__ = ["MANAGEMENT_TIMEOUT", "ServiceBusSubscription", "open_receiver"]
@@ -132,8 +131,7 @@ class ServiceBusSubscription(SubscriptionDriver):
         self._sender = Handler(lambda: open_sender(catalog, target))
         #: Unsettled messages and the receiver that received each one. On session-enabled
         #: entities only that receiver can settle it (it holds the session's lock).
-        #: Indexed by lock token too, to catch the SDK handing out two messages under one.
-        self._unsettled: Unsettled[ServiceBusReceiver] = Unsettled()
+        self._unsettled: dict[ServiceBusReceivedMessage, ServiceBusReceiver] = {}
 
     @property
     def capabilities(self) -> Capabilities:
@@ -148,7 +146,8 @@ class ServiceBusSubscription(SubscriptionDriver):
         else:
             # Message locks outlive their receiver; forget only those that have ended.
             now = time.monotonic()
-            self._unsettled.forget_if(lambda message: _lock_ended(message, now))
+            for message in [m for m in self._unsettled if _lock_ended(m, now)]:
+                del self._unsettled[message]
         receiver = open_receiver(self._catalog, self._target, **options)
         # Open the link now, with the SDK's own timeout: a receive call would cap the
         # open at its (short) wait and fail before the link is up.
@@ -205,18 +204,9 @@ class ServiceBusSubscription(SubscriptionDriver):
                 if sessions and not received and not self._unsettled:
                     self._receiver.drop_held()  # an idle session: let another consumer have it
                     return []
-                shared = self._shared_lock_tokens(received)
-                if shared and sessions:
-                    # Give the whole session back: the service returns its locked messages
-                    # in order, and those handed out fail to settle (LeaseLost) and come
-                    # again; settling one of the pair would settle its neighbour.
-                    self._receiver.drop_held()
-                    return []
-                if shared:
-                    received = self._give_back_shared(receiver, received, shared)
                 session_deadline = seconds_until(receiver.session.locked_until_utc) if sessions else None
                 for message in received:
-                    self._unsettled.add(message, receiver)
+                    self._unsettled[message] = receiver
         except QueueError as error:
             if sessions and isinstance(error.__cause__, OperationTimeoutError | SessionLockLostError):
                 # No session has messages now, or ours lapsed (the receiver was dropped,
@@ -227,38 +217,6 @@ class ServiceBusSubscription(SubscriptionDriver):
             delivery_of(message, session_deadline if sessions else seconds_until(message.locked_until_utc))
             for message in received
         ]
-
-    def _shared_lock_tokens(self, received: Sequence[ServiceBusReceivedMessage]) -> set[Any]:
-        """Lock tokens the SDK handed out on two messages (see ``_unsettled``): twice in
-        this batch, or on a message handed out earlier and not settled yet."""
-        seen: set[Any] = set()
-        shared: set[Any] = set()
-        for message in received:
-            token = message.lock_token
-            if token in seen or self._unsettled.holding(token) is not None:
-                shared.add(token)
-            seen.add(token)
-        return shared
-
-    def _give_back_shared(self, receiver: ServiceBusReceiver,
-                          received: list[ServiceBusReceivedMessage],
-                          shared: set[Any]) -> list[ServiceBusReceivedMessage]:
-        """Hand out neither message of a pair sharing one lock: abandon the lock (the
-        message the service holds under it comes back now; the other one's lock, whose
-        token the SDK lost, runs out and it comes back then) and forget a partner that
-        was handed out, whose settlement then fails with ``LeaseLost``. Nothing is
-        settled under the wrong message, so nothing is lost."""
-        # Tokens read first: the SDK's lock_token reads None once a message is settled.
-        tokens = [message.lock_token for message in received]
-        for token in shared:
-            earlier = self._unsettled.holding(token)
-            if earlier is not None:
-                self._unsettled.pop(earlier)
-            first = received[tokens.index(token)]
-            with contextlib.suppress(*_RECEIVER_SURVIVES):  # its lock may be gone already
-                receiver.abandon_message(first)
-        return [message for message, token in zip(received, tokens, strict=True)
-                if token not in shared]
 
     # -- settling ----------------------------------------------------------------
 
@@ -306,13 +264,13 @@ class ServiceBusSubscription(SubscriptionDriver):
                     outcomes.append(self._failed(message, failure))
                     continue
                 if settles:
-                    self._unsettled.pop(message)
+                    self._unsettled.pop(message, None)
                 outcomes.append(outcome)
         return outcomes
 
     def _failed(self, message: Any, error: QueueError) -> QueueError:
         if not error.retryable:  # the lock is gone or the message settled: forget it
-            self._unsettled.pop(message)
+            self._unsettled.pop(message, None)
         return error
 
     def _settle_each(self, entries: Sequence[tuple[Any, Any]], what: str,
