@@ -732,21 +732,21 @@ def settle(
     entries: Sequence[object],
     action: Callable[[_Subscription, _Record, object, float], None],
 ) -> None:
-    broker = sub.topic.broker
-    now = time.time()
-    with broker.lock:
+    with sub.topic.broker.lock:
         leased = sub.leased
         if action is do_ack and not sub.topic.settings.ordered:
-            # Acks on an unordered destination only end leases: no key to free.
+            # Acks on an unordered destination only end leases: no key to free, and
+            # no clock to read.
             pop = leased.pop
             for token in entries:
                 pop(token, None)
-            entries = ()
-        for entry in entries:
-            token, argument = entry if type(entry) is tuple else (entry, None)
-            found = leased.pop(token, None)
-            if found is not None:  # an expired or settled lease: nothing to do
-                action(sub, found, argument, now)
+        else:
+            now = time.time()
+            for entry in entries:
+                token, argument = entry if type(entry) is tuple else (entry, None)
+                found = leased.pop(token, None)
+                if found is not None:  # an expired or settled lease: nothing to do
+                    action(sub, found, argument, now)
         sub.compact_leases()
         sub.notify()
 

@@ -137,8 +137,10 @@ class MemorySubscription(SubscriptionDriver):
         with self._lock:
             while True:
                 taken, next_due = self._take(max_messages)
+                if taken:  # the clock is read only when there is a wait to time
+                    return taken
                 now = time.time()
-                if taken or now >= give_up or self._interrupted:
+                if now >= give_up or self._interrupted:
                     return taken
                 until = give_up if next_due is None else min(give_up, next_due)
                 self._sub.sync_waiting += 1
@@ -153,8 +155,10 @@ class MemorySubscription(SubscriptionDriver):
         while True:
             with self._lock:
                 taken, next_due = self._take(max_messages)
+                if taken:  # the clock is read only when there is a wait to time
+                    return taken
                 now = time.time()
-                if taken or now >= give_up or self._interrupted:
+                if now >= give_up or self._interrupted:
                     return taken
                 future: asyncio.Future[None] = loop.create_future()
                 waiter = (loop, future)
