@@ -233,7 +233,7 @@ class _Subscription:
         broker = self.topic.broker
         # Tokens are consecutive ints: the whole take's are one range, cheaper to make
         # and to walk than a list drawn from a counter (that list cost about 0.5 us
-        # per take, a tenth of a one-at-a-time receive's broker work).
+        # per take, 6% of a one-at-a-time take).
         first = broker.next_token
         broker.next_token = group_end = first + count
         group = range(first, group_end)
@@ -525,8 +525,9 @@ class Topic:
             number += 1
             ids.append(message_id)
             key = message.ordering_key
-            # The fields set here rather than by _Record(...): its __init__ frame was
-            # about a fifth of a batched send's broker work.
+            # The fields set here rather than by _Record(...): the __init__ frame took
+            # a quarter of making a record (timeit: 815 -> 606 ns on a loaded machine),
+            # 7% of a batched send's broker time.
             record = new_record(_Record)
             record.id = message_id
             record.body = message.body
