@@ -58,7 +58,6 @@ from cloudqueue.errors import ErrorCode, LeaseLost, QueueError, Unavailable, tra
 
 from ._admin import EntityCatalog, capabilities_for
 from ._errors import ERRORS
-from ._frames import serialise_frame_processing
 from ._handlers import Handler
 from ._names import Target
 from ._sending import open_sender, outcome_unknown
@@ -157,7 +156,6 @@ class ServiceBusSubscription(SubscriptionDriver):
         except Exception:
             _close_quietly(receiver)  # no half-open connection left behind
             raise
-        serialise_frame_processing(receiver)  # see _frames: the SDK's keep-alive race
         return receiver
 
     def _session_lapsed(self) -> bool:
@@ -197,7 +195,6 @@ class ServiceBusSubscription(SubscriptionDriver):
             self._receiver.drop()
         try:
             with translate(ERRORS, where), self._receiver.use() as receiver:
-                serialise_frame_processing(receiver)  # again: the SDK may have reopened it
                 if sessions and not self._unsettled:
                     # An idle held session. With messages unsettled the session's lock
                     # is their lease: the portable layer renews it through extend(),
@@ -252,7 +249,6 @@ class ServiceBusSubscription(SubscriptionDriver):
                         except QueueError as error:
                             no_receiver = error
                             raise
-                    serialise_frame_processing(receiver)
                     outcome = settle(receiver, message, argument)
                 except QueueError as error:  # ours, or the sender's (nack with a delay)
                     outcomes.append(self._failed(message, error))
