@@ -375,12 +375,30 @@ def rate(value: float) -> str:
     return f"{value:,.0f}" if value >= 100 else f"{value:,.1f}"
 
 
+#: Where docs/performance.md explains a bar this design cannot meet, by the start of
+#: the bar's label: a missed bar's verdict links there.
+WHY_MISSED = {
+    "memory one-at-a-time": "performance.md#memory-one-message-at-a-time-bar-2x-kombu",
+    "sqlite batched": "performance.md#sqlite-against-persist-queue-bars-100x-batched-5x-one-at-a-time",
+    "sqlite single": "performance.md#sqlite-against-persist-queue-bars-100x-batched-5x-one-at-a-time",
+    "sqs: redrive": "performance.md#redrive-on-sqs-pubsub-and-service-bus-bar-08x-a-batched-send",
+    "pubsub: redrive": "performance.md#redrive-on-sqs-pubsub-and-service-bus-bar-08x-a-batched-send",
+    "servicebus: redrive": "performance.md#redrive-on-sqs-pubsub-and-service-bus-bar-08x-a-batched-send",
+    "sns: send_batch": "performance.md#sns-publish-bar-09x-boto3-publish_batch",
+}
+
+
 def bar_row(record: dict[str, Any]) -> str:
     if record["at_least"] is not None:
         target, met = f">= {record['at_least']:g}", record["value"] >= record["at_least"]
     else:
         target, met = f"<= {record['at_most']:g}", record["value"] <= record["at_most"]
-    return f"| {record['label']} | {record['value']:.3g} | {target} | {'met' if met else '**missed**'} |"
+    verdict = "met"
+    if not met:
+        why = next((link for start, link in WHY_MISSED.items()
+                    if record["label"].startswith(start)), None)
+        verdict = "**missed**" if why is None else f"**missed** ([why]({why}))"
+    return f"| {record['label']} | {record['value']:.3g} | {target} | {verdict} |"
 
 
 def page(run: dict[str, Any], chart_name: str) -> str:
@@ -426,6 +444,9 @@ def page(run: dict[str, Any], chart_name: str) -> str:
               "each benchmark's own repeats).", ""]
     if bars:
         lines += ["## Targets the benchmarks check", "",
+                  "A missed bar that this design cannot meet links to its explanation in",
+                  "[performance.md](performance.md): where the time goes, and what would change it.",
+                  "",
                   "| Target | Measured | Bar | Verdict |", "|---|---:|---|---|"]
         lines += [bar_row(record) for record in bars]
         lines.append("")
