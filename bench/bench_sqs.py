@@ -282,7 +282,7 @@ class RedriveBench:
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--messages", type=int, default=2000)
-    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--redrive-messages", type=int, default=5000)
     args = parser.parse_args()
 
