@@ -156,27 +156,27 @@ def cases(chosen: list[str], directory: str) -> list[Case]:
     found: list[Case] = []
     if "memory" in chosen:
         memory = MemoryProvider()
-        url = "memory://breakdown-{}"
+        memory_url = "memory://breakdown-{}"
         found += [
             Case("memory", "one at a time", 2.0, 20_000, ("kombu", kombu_loop(1)),
-                 lambda n: single_round_trips(url.format(next(_names)), n),
-                 driver_loop(memory, url, 1, 100)),
+                 lambda n: single_round_trips(memory_url.format(next(_names)), n),
+                 driver_loop(memory, memory_url, 1, 100)),
             Case("memory", "batched by 100", 10.0, 20_000, ("kombu", kombu_loop(100)),
-                 lambda n: batched_round_trips(url.format(next(_names)), n),
-                 driver_loop(memory, url, 100, 100)),
+                 lambda n: batched_round_trips(memory_url.format(next(_names)), n),
+                 driver_loop(memory, memory_url, 100, 100)),
         ]
     if "sqlite" in chosen:
         sqlite = SqliteProvider()
-        url = f"sqlite:///{directory}/breakdown.db?queue=q{{}}"
+        sqlite_url = f"sqlite:///{directory}/breakdown.db?queue=q{{}}"
         pq = ("persist-queue", persist_queue_loop(directory))
         found += [
             Case("sqlite", "one at a time", 5.0, 3_000, pq,
-                 lambda n: single_round_trips(url.format(next(_names)), n,
+                 lambda n: single_round_trips(sqlite_url.format(next(_names)), n,
                                               max_in_flight=1, settle_delay=0),
-                 driver_loop(sqlite, url, 1, 1), sqlite_statements_loop(directory, 1)),
+                 driver_loop(sqlite, sqlite_url, 1, 1), sqlite_statements_loop(directory, 1)),
             Case("sqlite", "batched by 100", 100.0, 20_000, pq,
-                 lambda n: batched_round_trips(url.format(next(_names)), n),
-                 driver_loop(sqlite, url, 100, 100), sqlite_statements_loop(directory, 100)),
+                 lambda n: batched_round_trips(sqlite_url.format(next(_names)), n),
+                 driver_loop(sqlite, sqlite_url, 100, 100), sqlite_statements_loop(directory, 100)),
         ]
     return found
 
